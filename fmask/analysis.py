@@ -1,0 +1,444 @@
+"""Analysis of learned Fourier masks: differences, band energies, masked accuracies, class specificity.
+
+Conventions (see CONTRIBUTING.md):
+
+* images are float tensors in [0, 1], shaped (N, C, H, W);
+* masks are real tensors (N, C, H, W) or (C, H, W) in ``torch.fft.fft2`` layout (DC at [0, 0]);
+  :func:`fmask.spectral.centered` moves DC to the centre for display and band maps;
+* accuracies are returned as *fractions in [0, 1]* (the unit :mod:`fmask.report` stores);
+* nothing here mutates its inputs (the original notebook binarised masks in place, which silently
+  changed later numbers; :func:`table2_accuracies` reports both the continuous and the binarised value).
+
+Regimes use the names of :mod:`fmask.train`; the paper's letters are ``A`` vanilla, ``B`` adversarial,
+``C`` scale, ``D`` translate, ``E`` rotate (:data:`PAPER_LETTERS`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from fmask.mask import complement, filter_images
+from fmask.spectral import band_energy, centered
+
+__all__ = [
+    "PAPER_LETTERS",
+    "REGIMES",
+    "COMPLEMENT_THRESHOLD",
+    "centered_mask",
+    "mask_differences",
+    "minmax_normalised_differences",
+    "band_energies",
+    "band_energy_differences",
+    "band_dominance",
+    "predict",
+    "accuracy",
+    "masked_accuracy",
+    "binarize",
+    "complement_mask",
+    "table1_row",
+    "table2_accuracies",
+    "fixed_permutation",
+    "ProbeResult",
+    "mask_features",
+    "linear_probe",
+    "class_specificity",
+    "umap_embedding",
+]
+
+#: The five training regimes in the paper's order, and their letters in Figs. 3-4 / Table 1.
+REGIMES: tuple[str, ...] = ("vanilla", "adversarial", "scale", "translate", "rotate")
+PAPER_LETTERS: dict[str, str] = dict(zip(REGIMES, "ABCDE"))
+#: The original's complement threshold: a mask entry counts as "kept" when it exceeds this value.
+COMPLEMENT_THRESHOLD: float = 1e-8
+
+
+# ----------------------------------------------------------------------------------------- helpers
+def _as_4d(x: Tensor, what: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise ValueError(f"{what} must be a torch.Tensor; got {type(x).__name__}")
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    if x.dim() != 4:
+        raise ValueError(f"{what} must have shape (N, C, H, W) or (C, H, W); got {tuple(x.shape)}")
+    if x.is_complex():
+        raise ValueError(f"{what} must be real; got dtype {x.dtype}")
+    return x
+
+
+def centered_mask(mask: Tensor) -> Tensor:
+    """Channel-mean of a mask with DC moved to the centre: (N, C, H, W) -> (N, H, W); (C, H, W) -> (H, W)."""
+    single = isinstance(mask, Tensor) and mask.dim() == 3
+    m = _as_4d(mask, "mask").detach().float().cpu()
+    out = centered(m).mean(dim=1)
+    return out[0] if single else out
+
+
+# ------------------------------------------------------------------------------- mask differences
+def mask_differences(
+    masks: Mapping[str, Tensor], reference: str = "vanilla", order: Sequence[str] | None = None
+) -> dict[str, Tensor]:
+    """Centred differences ``centered(M_k) - centered(M_reference)`` for every other mask.
+
+    ``masks`` maps a name (regime) to a mask (C, H, W) or (1, C, H, W) in fft2 layout. Returns
+    ``{name: (H, W) tensor}`` in ``order`` (default: the mapping's order), excluding ``reference``.
+    Values lie in [-1, 1] and a zero difference stays exactly 0 (no rescaling; compare
+    :func:`minmax_normalised_differences`).
+    """
+    if reference not in masks:
+        raise ValueError(f"reference {reference!r} is not among the masks {sorted(masks)}")
+    names = list(order) if order is not None else list(masks)
+    unknown = [n for n in names if n not in masks]
+    if unknown:
+        raise ValueError(f"order names {unknown} are not among the masks {sorted(masks)}")
+    ref = _single_centered(masks[reference], reference)
+    out: dict[str, Tensor] = {}
+    for name in names:
+        if name == reference:
+            continue
+        m = _single_centered(masks[name], name)
+        if m.shape != ref.shape:
+            raise ValueError(f"mask {name!r} has shape {tuple(m.shape)}, reference has {tuple(ref.shape)}")
+        out[name] = m - ref
+    return out
+
+
+def _single_centered(mask: Tensor, name: str) -> Tensor:
+    m = _as_4d(mask, f"mask {name!r}")
+    if m.shape[0] != 1:
+        raise ValueError(f"mask {name!r} must be a single mask (C, H, W) or (1, C, H, W); got {tuple(m.shape)}")
+    return centered_mask(m)[0]
+
+
+def minmax_normalised_differences(diffs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """The original's display of differences: joint min-max scaling to [0, 1], then ``- 0.5``.
+
+    Kept only to show what it does: unless ``max == -min`` it moves zero difference away from 0, so a
+    colormap centred at 0 no longer shows "no change" as white. Returns the rescaled (H, W) tensors.
+    """
+    if not diffs:
+        raise ValueError("diffs is empty")
+    stack = torch.stack([d.float() for d in diffs.values()])
+    lo, hi = stack.min(), stack.max()
+    if float(hi - lo) == 0.0:
+        scaled = torch.zeros_like(stack)
+    else:
+        scaled = (stack - lo) / (hi - lo) - 0.5
+    return dict(zip(diffs.keys(), scaled))
+
+
+# ---------------------------------------------------------------------------------- band energies
+def band_energies(masks: Tensor, n_bands: int = 64, kind: str = "radial") -> Tensor:
+    """Per-band energy fractions of each mask: (N, C, H, W) -> (N, n_bands); each row sums to 1.
+
+    Bands are the radial (rings around DC) or angular (sectors) partitions of the centred spectrum of
+    :mod:`fmask.spectral`. Entry ``[i, b]`` is the fraction of mask i's energy (squared values, channels
+    summed) inside band b, i.e. ``spectral.band_energy(...) ** 2`` (the paper's band "energy" is its
+    square root, the L2 norm of the unit-norm mask in the band; both order masks identically).
+    """
+    if kind not in ("radial", "angular"):
+        raise ValueError(f"kind must be 'radial' or 'angular'; got {kind!r}")
+    if not isinstance(n_bands, int) or isinstance(n_bands, bool) or n_bands < 1:
+        raise ValueError(f"n_bands must be a positive int; got {n_bands!r}")
+    m = _as_4d(masks, "masks").detach().float().cpu()
+    return band_energy(m, bands=kind, n_bands=n_bands) ** 2
+
+
+def band_energy_differences(
+    masks: Mapping[str, Tensor], reference: str = "vanilla", n_bands: int = 64, kind: str = "radial"
+) -> dict[str, np.ndarray]:
+    """Per-band energy difference of each mask against ``reference`` (Fig. 4: B-A, C-A, D-A, E-A).
+
+    Returns ``{name: (n_bands,) array}`` of ``energy(M_name) - energy(M_reference)`` (fractions).
+    """
+    if reference not in masks:
+        raise ValueError(f"reference {reference!r} is not among the masks {sorted(masks)}")
+    ref = band_energies(_single(masks[reference], reference), n_bands, kind)[0]
+    return {
+        name: (band_energies(_single(m, name), n_bands, kind)[0] - ref).numpy()
+        for name, m in masks.items()
+        if name != reference
+    }
+
+
+def _single(mask: Tensor, name: str) -> Tensor:
+    m = _as_4d(mask, f"mask {name!r}")
+    if m.shape[0] != 1:
+        raise ValueError(f"mask {name!r} must be a single mask; got {tuple(m.shape)}")
+    return m
+
+
+def band_dominance(masks_a: Tensor, masks_b: Tensor, n_bands: int = 64, kind: str = "radial") -> np.ndarray:
+    """Fig. 7: fraction of images whose mask ``a`` has more energy than mask ``b`` in each band.
+
+    ``masks_a``, ``masks_b``: (N, C, H, W) masks of the same N images (e.g. adversarially trained vs
+    vanilla model). Each mask is normalised to unit L2 norm first (so the comparison is of spectral
+    shape, as in the original), then its per-band energies are compared.
+    Returns an (n_bands,) array of fractions of images in [0, 1].
+    """
+    a = _as_4d(masks_a, "masks_a")
+    b = _as_4d(masks_b, "masks_b")
+    if a.shape != b.shape:
+        raise ValueError(f"masks_a {tuple(a.shape)} and masks_b {tuple(b.shape)} must have the same shape")
+    ea = band_energies(a, n_bands, kind)
+    eb = band_energies(b, n_bands, kind)
+    return (ea > eb).float().mean(dim=0).numpy()
+
+
+# ----------------------------------------------------------------------------------------- accuracy
+@torch.no_grad()
+def predict(model: nn.Module, images: Tensor, batch_size: int = 128, device: str | torch.device | None = None) -> Tensor:
+    """Arg-max predictions of ``model`` (eval mode) on (N, C, H, W) images in [0, 1]; returns (N,) long, CPU."""
+    x = _as_4d(images, "images")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+    dev = torch.device(device) if device is not None else _model_device(model)
+    was_training = model.training
+    model.eval()
+    preds = []
+    try:
+        for i in range(0, x.shape[0], batch_size):
+            preds.append(model(x[i : i + batch_size].to(dev)).argmax(dim=1).cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def accuracy(
+    model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 128, device: str | torch.device | None = None
+) -> float:
+    """Fraction of ``images`` (N, C, H, W) that ``model`` classifies as ``labels`` (N,)."""
+    labels = _labels(labels, images.shape[0])
+    if labels.numel() == 0:
+        raise ValueError("accuracy of an empty set is undefined")
+    return float((predict(model, images, batch_size, device) == labels).float().mean())
+
+
+def _labels(labels: Tensor | Sequence[int], n: int) -> Tensor:
+    y = torch.as_tensor(labels).long().cpu().reshape(-1)
+    if y.numel() != n:
+        raise ValueError(f"expected {n} labels, got {y.numel()}")
+    return y
+
+
+def masked_accuracy(
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    masks: Tensor,
+    batch_size: int = 128,
+    device: str | torch.device | None = None,
+) -> float:
+    """Accuracy on images filtered with ``masks`` ((1, C, H, W) dataset mask or (N, C, H, W) per image)."""
+    x = _as_4d(images, "images")
+    m = _as_4d(masks, "masks").to(x.dtype)
+    if m.shape[0] not in (1, x.shape[0]) or m.shape[-2:] != x.shape[-2:]:
+        raise ValueError(f"masks {tuple(m.shape)} do not fit images {tuple(x.shape)}")
+    y = _labels(labels, x.shape[0])
+    correct = 0
+    for i in range(0, x.shape[0], batch_size):
+        mi = m if m.shape[0] == 1 else m[i : i + batch_size]
+        xb = filter_images(x[i : i + batch_size], mi)
+        correct += int((predict(model, xb, batch_size, device) == y[i : i + batch_size]).sum())
+    return correct / x.shape[0]
+
+
+def binarize(masks: Tensor, threshold: float = COMPLEMENT_THRESHOLD) -> Tensor:
+    """A new tensor with ``1`` where ``masks > threshold`` and the original value elsewhere.
+
+    This is what the original's complement did *in place* (``mask[mask > 1e-8] = 1``); here the input is
+    left unchanged.
+    """
+    m = _as_4d(masks, "masks")
+    return torch.where(m > threshold, torch.ones_like(m), m)
+
+
+def complement_mask(masks: Tensor, threshold: float = COMPLEMENT_THRESHOLD) -> Tensor:
+    """M': 1 where ``M <= threshold`` (the frequencies the mask switched off), else 0; a new tensor."""
+    return complement(_as_4d(masks, "masks"), threshold=threshold)
+
+
+def table1_row(
+    model: nn.Module, images: Tensor, labels: Tensor, mask: Tensor, batch_size: int = 128
+) -> dict[str, float]:
+    """Table 1 entries for one network: ``{"standard": acc on X, "masked": acc on M(X)}`` (fractions)."""
+    return {
+        "standard": accuracy(model, images, labels, batch_size),
+        "masked": masked_accuracy(model, images, labels, mask, batch_size),
+    }
+
+
+def table2_accuracies(
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    masks: Tensor,
+    adv_images: Tensor | None = None,
+    batch_size: int = 128,
+    threshold: float = COMPLEMENT_THRESHOLD,
+) -> dict[str, float]:
+    """Table 2 for one model's single-image masks (fractions in [0, 1]; inputs are not modified).
+
+    * ``masked``: accuracy on M(X), each image filtered with its own mask;
+    * ``complement``: on M'(X), M' the binary complement of M (:func:`complement_mask`);
+    * ``adversarial``: on the PGD images X_A (when ``adv_images`` is given);
+    * ``masked_adversarial``: on M(X_A), the PGD image filtered with its clean image's continuous mask;
+    * ``masked_adversarial_binary``: the same with binarised masks, as the original notebook computed it
+      after its complement had overwritten the masks.
+    """
+    x = _as_4d(images, "images")
+    m = _as_4d(masks, "masks")
+    if m.shape[0] != x.shape[0]:
+        raise ValueError(f"need one mask per image: masks {tuple(m.shape)}, images {tuple(x.shape)}")
+    out = {
+        "masked": masked_accuracy(model, x, labels, m, batch_size),
+        "complement": masked_accuracy(model, x, labels, complement_mask(m, threshold), batch_size),
+    }
+    if adv_images is not None:
+        xa = _as_4d(adv_images, "adv_images")
+        if xa.shape != x.shape:
+            raise ValueError(f"adv_images {tuple(xa.shape)} must match images {tuple(x.shape)}")
+        out["adversarial"] = accuracy(model, xa, labels, batch_size)
+        out["masked_adversarial"] = masked_accuracy(model, xa, labels, m, batch_size)
+        out["masked_adversarial_binary"] = masked_accuracy(model, xa, labels, binarize(m, threshold), batch_size)
+    return out
+
+
+# -------------------------------------------------------------------------------- class specificity
+def fixed_permutation(labels: Tensor | np.ndarray | Sequence[int], seed: int) -> np.ndarray:
+    """A random permutation of ``labels`` that depends only on ``seed`` (the same on every call).
+
+    The original drew a fresh random label on every dataset access, so the "random labels" changed
+    from epoch to epoch; a fixed permutation keeps the class balance and is a proper control.
+    """
+    y = np.asarray(labels).reshape(-1)
+    if y.size == 0:
+        raise ValueError("labels is empty")
+    rng = np.random.default_rng(int(seed))
+    return y[rng.permutation(y.size)].copy()
+
+
+@dataclass
+class ProbeResult:
+    """Outcome of :func:`linear_probe`; accuracies are fractions in [0, 1].
+
+    ``outputs``: (N, K) decision values of the fitted classifier for *all* N samples (what the original
+    fed to UMAP); ``labels``: the (N,) labels it was trained on; ``train_idx``/``test_idx``: the split.
+    """
+
+    train_accuracy: float
+    test_accuracy: float
+    chance: float
+    labels: np.ndarray
+    outputs: np.ndarray
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    params: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, float]:
+        """``{"train", "test", "chance"}`` as stored in the ``table3`` result."""
+        return {"train": self.train_accuracy, "test": self.test_accuracy, "chance": self.chance}
+
+
+def mask_features(masks: Tensor) -> np.ndarray:
+    """Centred, channel-averaged masks flattened to features: (N, C, H, W) -> (N, H*W) float32 array."""
+    m = _as_4d(masks, "masks")
+    return centered_mask(m).reshape(m.shape[0], -1).numpy().astype(np.float32)
+
+
+def linear_probe(
+    features: np.ndarray | Tensor,
+    labels: np.ndarray | Tensor | Sequence[int],
+    *,
+    seed: int,
+    train_fraction: float = 0.85,
+    C: float = 1.0,
+    max_iter: int = 2000,
+) -> ProbeResult:
+    """Fit a multinomial logistic regression (a linear layer + softmax) on ``features`` (N, D).
+
+    The split is a seeded random ``train_fraction`` / rest split (stratification is not used so that
+    the permuted-label control sees the same kind of split). Deterministic for a given seed.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.asarray(features.detach().cpu().numpy() if isinstance(features, Tensor) else features, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"features must be (N, D); got shape {X.shape}")
+    y = np.asarray(labels.cpu().numpy() if isinstance(labels, Tensor) else labels).reshape(-1)
+    n = X.shape[0]
+    if y.size != n:
+        raise ValueError(f"{n} samples but {y.size} labels")
+    if not 0.0 < train_fraction < 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1); got {train_fraction}")
+    n_train = int(n * train_fraction)
+    if n_train < 2 or n - n_train < 1:
+        raise ValueError(f"too few samples ({n}) for a {train_fraction:.2f} split")
+    rng = np.random.default_rng(int(seed))
+    perm = rng.permutation(n)
+    tr, te = np.sort(perm[:n_train]), np.sort(perm[n_train:])
+    if np.unique(y[tr]).size < 2:
+        raise ValueError("the training split holds a single class; a classifier cannot be fitted")
+    clf = LogisticRegression(C=C, max_iter=max_iter, random_state=int(seed))
+    clf.fit(X[tr], y[tr])
+    counts = np.bincount(y[te].astype(np.int64)) if y.dtype.kind in "iu" else np.unique(y[te], return_counts=True)[1]
+    chance = float(counts.max() / te.size)
+    return ProbeResult(
+        train_accuracy=float(clf.score(X[tr], y[tr])),
+        test_accuracy=float(clf.score(X[te], y[te])),
+        chance=chance,
+        labels=y.copy(),
+        outputs=np.asarray(clf.decision_function(X), dtype=np.float32).reshape(n, -1),
+        train_idx=tr,
+        test_idx=te,
+        params={"seed": int(seed), "train_fraction": train_fraction, "C": C, "max_iter": max_iter},
+    )
+
+
+def class_specificity(
+    masks: Tensor, labels: Tensor | Sequence[int], *, seed: int, train_fraction: float = 0.85, C: float = 1.0
+) -> dict[str, ProbeResult]:
+    """Table 3: the probe on centred masks with true labels and with :func:`fixed_permutation` labels.
+
+    Returns ``{"true_labels": ProbeResult, "random_labels": ProbeResult}`` (same split for both).
+    """
+    X = mask_features(masks)
+    y = np.asarray(torch.as_tensor(labels).cpu().numpy()).reshape(-1)
+    return {
+        "true_labels": linear_probe(X, y, seed=seed, train_fraction=train_fraction, C=C),
+        "random_labels": linear_probe(X, fixed_permutation(y, seed), seed=seed, train_fraction=train_fraction, C=C),
+    }
+
+
+def umap_embedding(
+    x: np.ndarray | Tensor, *, seed: int, n_neighbors: int = 20, n_components: int = 2, min_dist: float = 0.1
+) -> np.ndarray:
+    """Seeded UMAP of (N, D) features -> (N, n_components) (``n_jobs=1`` so that it is deterministic).
+
+    ``n_neighbors`` is capped at N - 1 for small sets. The original used ``n_neighbors=20``.
+    """
+    import warnings
+
+    import umap
+
+    X = np.asarray(x.detach().cpu().numpy() if isinstance(x, Tensor) else x, dtype=np.float32)
+    if X.ndim != 2:
+        X = X.reshape(X.shape[0], -1)
+    if X.shape[0] < 4:
+        raise ValueError(f"UMAP needs at least 4 samples; got {X.shape[0]}")
+    k = max(2, min(int(n_neighbors), X.shape[0] - 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # n_jobs/random_state notice, small-data spectral warnings
+        reducer = umap.UMAP(
+            n_components=n_components, n_neighbors=k, min_dist=min_dist, random_state=int(seed), n_jobs=1
+        )
+        return np.asarray(reducer.fit_transform(X), dtype=np.float32)

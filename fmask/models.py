@@ -1,0 +1,153 @@
+"""Classifiers used in the paper, wrapped so that they take images in [0, 1].
+
+* ``vgg11_bn``: torchvision's VGG11 with batch norm, first conv taking ``in_channels`` (the paper's network).
+* ``resnet18``: torchvision's ResNet18 with ``conv1`` taking ``in_channels`` (the paper's second architecture).
+* ``vgg_small``: NOT from the paper. The VGG11-bn layout (8 conv-bn-relu layers, 5 max-pools) with every
+  width divided by ``width_div``, global average pooling and a one-hidden-layer classifier; a fast stand-in
+  for CPU profiles.
+
+:func:`build_model` returns the bare network wrapped in :class:`Normalized`, which normalises with
+mean 0.449 / std 0.226 (grayscale; ImageNet mean/std for RGB) so that inputs, masks and attacks live in
+pixel units [0, 1].
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["Normalized", "build_model", "vgg11_bn", "resnet18", "vgg_small", "ARCHS", "default_stats"]
+
+GRAY_MEAN, GRAY_STD = (0.449,), (0.226,)
+RGB_MEAN, RGB_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+VGG11_CFG: tuple = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+
+
+def default_stats(in_channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) per channel: the original's (0.449,), (0.226,) for 1 channel, ImageNet's for 3."""
+    if in_channels == 1:
+        return GRAY_MEAN, GRAY_STD
+    if in_channels == 3:
+        return RGB_MEAN, RGB_STD
+    raise ValueError(f"no default normalisation for in_channels={in_channels}; pass mean and std")
+
+
+class Normalized(nn.Module):
+    """``net((x - mean) / std)`` for x of shape (N, C, H, W) in [0, 1]; mean/std are per-channel buffers."""
+
+    def __init__(self, net: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        mean_t = torch.as_tensor(list(mean), dtype=torch.float32)
+        std_t = torch.as_tensor(list(std), dtype=torch.float32)
+        if mean_t.ndim != 1 or mean_t.shape != std_t.shape:
+            raise ValueError(f"mean and std must be equal-length sequences, got {list(mean)} and {list(std)}")
+        if (std_t <= 0).any():
+            raise ValueError(f"std must be positive, got {list(std)}")
+        self.net = net
+        self.register_buffer("mean", mean_t.view(1, -1, 1, 1))
+        self.register_buffer("std", std_t.view(1, -1, 1, 1))
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.mean.shape[1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != self.mean.shape[1]:
+            raise ValueError(f"expected input (N, {self.mean.shape[1]}, H, W), got {tuple(x.shape)}")
+        return self.net((x - self.mean.to(x.dtype)) / self.std.to(x.dtype))
+
+
+def vgg11_bn(in_channels: int = 1, num_classes: int = 5) -> nn.Module:
+    """torchvision ``vgg11_bn`` (random init) with the first conv taking ``in_channels`` (as the original)."""
+    from torchvision.models import vgg11_bn as tv_vgg11_bn
+
+    net = tv_vgg11_bn(weights=None, num_classes=num_classes)
+    net.features[0] = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1)
+    return net
+
+
+def resnet18(in_channels: int = 1, num_classes: int = 5) -> nn.Module:
+    """torchvision ``resnet18`` (random init) with ``conv1`` taking ``in_channels`` (as the original)."""
+    from torchvision.models import resnet18 as tv_resnet18
+
+    net = tv_resnet18(weights=None, num_classes=num_classes)
+    net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    return net
+
+
+class VGGSmall(nn.Module):
+    """VGG11-bn layout with widths divided by ``width_div``; global average pooling; small MLP head.
+
+    Input (N, in_channels, H, W) with H, W >= 32 (five 2× poolings); output logits (N, num_classes).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 5,
+        width_div: int = 4,
+        hidden: int | None = None,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if width_div < 1 or 64 % width_div:
+            raise ValueError(f"width_div must be a divisor of 64, got {width_div}")
+        layers: list[nn.Module] = []
+        c = in_channels
+        for v in VGG11_CFG:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+            else:
+                w = int(v) // width_div
+                layers += [nn.Conv2d(c, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+                c = w
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        hidden = hidden or c
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(c, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pool(self.features(x)))
+
+
+def vgg_small(in_channels: int = 1, num_classes: int = 5, width_div: int = 4, **kw) -> nn.Module:
+    """Narrow VGG11-bn-like network for CPU runs (see :class:`VGGSmall`); not the paper's network."""
+    return VGGSmall(in_channels=in_channels, num_classes=num_classes, width_div=width_div, **kw)
+
+
+ARCHS = {"vgg11_bn": vgg11_bn, "resnet18": resnet18, "vgg_small": vgg_small}
+
+
+def build_model(
+    arch: str,
+    in_channels: int = 1,
+    num_classes: int = 5,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    **kw,
+) -> Normalized:
+    """Build ``arch`` (one of :data:`ARCHS`) with random weights, wrapped in :class:`Normalized`.
+
+    Extra keyword arguments go to the architecture (e.g. ``width_div`` for ``vgg_small``). Seed the global
+    torch RNG before calling for reproducible initial weights.
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; choose one of {sorted(ARCHS)}")
+    if in_channels not in (1, 3) and (mean is None or std is None):
+        raise ValueError(f"in_channels={in_channels}: pass mean and std explicitly")
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    if kw and arch != "vgg_small":
+        raise ValueError(f"arch {arch!r} takes no extra options, got {sorted(kw)}")
+    net = ARCHS[arch](in_channels=in_channels, num_classes=num_classes, **kw)
+    if mean is None or std is None:
+        mean, std = default_stats(in_channels)
+    return Normalized(net, mean, std)

@@ -1,0 +1,111 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 5. Where the masks differ: band energies
+#
+# *Profile: **{glue:text}`profile`**.*
+#
+# To compare the dataset masks of chapter 4 quantitatively (the paper's Fig. 4), the centred spectrum is cut
+# into {glue:text}`n_bands` **radial** bands (rings of equal width around DC, low to high frequency) and
+# {glue:text}`n_bands` **angular** sectors (orientations). For each mask we measure the share of its
+# energy ($\sum M^2$) in every band, and plot the differences to the vanilla network's mask: B−A
+# (adversarial), C−A (scale), D−A (translation), E−A (rotation).
+
+# %% tags=["parameters"]
+profile = "cpu"          # parameter profile (smoke, cpu, paper or a YAML path)
+data_root = None         # Imagenette root; None -> $FMASK_DATA
+artifacts_dir = None     # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
+results_dir = "results"  # where fmask.report writes this chapter's numbers
+device = None            # None -> the profile's device
+n_bands = None           # None -> the profile's analysis.n_bands (the paper: 64)
+
+# %%
+import numpy as np
+from myst_nb import glue
+
+from fmask import analysis, plots, report
+from fmask.pipeline import Run
+
+run = Run.from_profile(profile, data_root=data_root, artifacts=artifacts_dir, results_dir=results_dir, device=device)
+glue("profile", report.profile_name(profile), display=False)
+n_bands = int(n_bands or run.analysis_params.get("n_bands", 64))
+glue("n_bands", str(n_bands), display=False)
+letters = analysis.PAPER_LETTERS
+masks = {r: res.masks for r, res in run.dataset_masks().items()}  # loaded from chapter 4's artifacts
+size = tuple(masks["vanilla"].shape[-2:])
+print(run, f"mask size {size}, {n_bands} bands")
+
+# %% [markdown]
+# ## The partitions
+#
+# Every frequency of the centred spectrum belongs to exactly one radial band and one angular sector (the
+# original's band masks left the corners of the spectrum out and overlapped at the band edges; here they
+# partition the plane, so the band shares of a mask add up to 1).
+
+# %%
+plots.band_partitions(size, n_bands)
+
+# %% [markdown]
+# ## Energy differences to the vanilla mask (Fig. 4)
+
+# %%
+radial = analysis.band_energy_differences(masks, "vanilla", n_bands, "radial")
+angular = analysis.band_energy_differences(masks, "vanilla", n_bands, "angular")
+label = {r: f"{letters[r]}−A ({r})" for r in radial}
+plots.band_energy_lines({label[r]: v for r, v in radial.items()}, {label[r]: v for r, v in angular.items()},
+                        ylabel="energy share difference")
+
+# %% [markdown]
+# A positive value means that the network keeps a larger share of its mask in that band than the
+# vanilla network does. To summarise the radial curves we split the bands into the lower and the upper
+# half of the radius range and report each mask's share of energy in the upper half:
+
+# %%
+import pandas as pd
+
+energy = {r: analysis.band_energies(m, n_bands, "radial")[0].numpy() for r, m in masks.items()}
+half = n_bands // 2
+high_share = {r: float(e[half:].sum()) for r, e in energy.items()}
+ang = {r: analysis.band_energies(m, n_bands, "angular")[0].numpy() for r, m in masks.items()}
+ang_spread = {r: float(e.max() / max(e.mean(), 1e-12)) for r, e in ang.items()}
+df = pd.DataFrame(
+    [{"model": f"({letters[r]}) {r}", "energy in upper half of radii (%)": 100 * high_share[r],
+      "max/mean angular share": ang_spread[r]} for r in masks]
+).set_index("model")
+df.round(3)
+
+# %%
+for r in masks:
+    glue(f"high_{r}", f"{100 * high_share[r]:.1f}%", display=False)
+    glue(f"aniso_{r}", f"{ang_spread[r]:.2f}", display=False)
+run.save_result(
+    "energies",
+    {
+        "n_bands": n_bands,
+        "radial_difference": {r: v.tolist() for r, v in radial.items()},
+        "angular_difference": {r: v.tolist() for r, v in angular.items()},
+        "radial_share": {r: v.tolist() for r, v in energy.items()},
+        "angular_share": {r: v.tolist() for r, v in ang.items()},
+        "high_frequency_share": high_share,
+        "angular_max_over_mean": ang_spread,
+    },
+)
+
+# %% [markdown]
+# The vanilla network's mask holds {glue:text}`high_vanilla` of its energy in the upper half of the radial
+# bands; the adversarially trained network's {glue:text}`high_adversarial`, the scale-augmented
+# {glue:text}`high_scale`, the translation-augmented {glue:text}`high_translate` and the rotation-augmented
+# {glue:text}`high_rotate`. The paper's finding is that adversarial training concentrates the mask at low
+# frequencies and that the rotation-augmented network's mask is close to isotropic; the ratio of the
+# largest angular share to the mean share (1 = perfectly isotropic) is {glue:text}`aniso_rotate` for the
+# rotation network and {glue:text}`aniso_vanilla` for the vanilla one.

@@ -1,0 +1,62 @@
+"""Shared pytest fixtures (keep small): tiny CPU networks and a classifier trained on planted frequencies."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+
+class TinyCNN(nn.Module):
+    """A few-thousand-parameter CNN for (N, C, S, S) images in [0, 1].
+
+    ``centre=True`` subtracts each image's mean first, so the network ignores the DC component
+    (brightness) and only the image's structure matters.
+    """
+
+    def __init__(self, in_ch: int = 1, n_classes: int = 4, width: int = 8, centre: bool = False) -> None:
+        super().__init__()
+        self.centre = centre
+        self.body = nn.Sequential(
+            nn.Conv2d(in_ch, width, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Linear(2 * width, n_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.centre:
+            x = x - x.mean(dim=(-2, -1), keepdim=True)
+        return self.body((x - 0.5) / 0.2 if not self.centre else x / 0.2)
+
+
+def make_tiny_cnn(in_ch: int = 1, n_classes: int = 4, seed: int = 0, centre: bool = False) -> TinyCNN:
+    """A freshly initialised :class:`TinyCNN` (seeded), in eval mode."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = TinyCNN(in_ch, n_classes, centre=centre)
+    return net.eval()
+
+
+@pytest.fixture(scope="session")
+def planted():
+    """A TinyCNN trained (a few seconds) on ``planted_frequency_dataset``; returns a dict with
+    ``model``, ``train`` / ``test`` (images, labels) and the planted ``support`` (fft2 layout, bool)."""
+    from fmask.synthetic import planted_frequency_dataset
+
+    x, y, support = planted_frequency_dataset(640, size=32, n_classes=4, seed=0)
+    xt, yt, support_t = planted_frequency_dataset(256, size=32, n_classes=4, seed=1)
+    assert torch.equal(support, support_t)
+    model = make_tiny_cnn(1, 4, seed=0, centre=True).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(6):
+        perm = torch.randperm(len(x), generator=g)
+        for i in range(0, len(x), 64):
+            idx = perm[i:i + 64]
+            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    with torch.no_grad():
+        acc = (model(xt).argmax(1) == yt).float().mean().item()
+    return {"model": model, "train": (x, y), "test": (xt, yt), "support": support, "test_accuracy": acc}

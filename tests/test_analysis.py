@@ -1,0 +1,200 @@
+"""fmask.analysis on synthetic inputs with known answers (tiny tensors, no data needed)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from fmask import analysis as A
+from fmask.spectral import radial_bands, uncentered
+
+
+class MeanThreshold(nn.Module):
+    """Class 1 iff the image mean exceeds 0.5 (a 'network' that only looks at the DC coefficient)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = x.mean(dim=(1, 2, 3))
+        return torch.stack([0.5 - m, m - 0.5], dim=1)
+
+
+def _lowpass(h: int, w: int, radius_band: int, n: int = 8) -> torch.Tensor:
+    """A (1, 1, h, w) fft2-layout mask that keeps the radial bands < radius_band (of n)."""
+    centred = (radial_bands(h, w, n) < radius_band).float()
+    return uncentered(centred).view(1, 1, h, w)
+
+
+# ------------------------------------------------------------------------------ differences
+def test_difference_of_identical_masks_is_exactly_zero():
+    g = torch.Generator().manual_seed(0)
+    m = torch.rand(1, 1, 16, 16, generator=g)
+    d = A.mask_differences({"vanilla": m, "adversarial": m.clone()}, reference="vanilla")
+    assert list(d) == ["adversarial"]
+    assert d["adversarial"].shape == (16, 16)
+    assert torch.count_nonzero(d["adversarial"]) == 0
+
+
+def test_difference_is_centred_and_signed():
+    ones = torch.ones(1, 1, 8, 8)
+    m = ones.clone()
+    m[0, 0, 0, 0] = 0.25  # DC in fft2 layout
+    d = A.mask_differences({"vanilla": ones, "scale": m})["scale"]
+    assert d[4, 4].item() == pytest.approx(-0.75)  # DC is at the centre after centring
+    assert torch.count_nonzero(d) == 1
+
+
+def test_difference_rejects_unknown_reference_and_batches():
+    m = torch.ones(1, 1, 4, 4)
+    with pytest.raises(ValueError, match="reference"):
+        A.mask_differences({"a": m}, reference="vanilla")
+    with pytest.raises(ValueError, match="single mask"):
+        A.mask_differences({"vanilla": torch.ones(2, 1, 4, 4), "b": torch.ones(2, 1, 4, 4)})
+
+
+def test_minmax_normalisation_moves_zero_off_centre():
+    # asymmetric extremes: +1 and -0.25; a zero difference is mapped to 0.25/1.25 - 0.5 = -0.3
+    d = {"b": torch.tensor([[0.0, 1.0], [-0.25, 0.0]])}
+    out = A.minmax_normalised_differences(d)["b"]
+    assert out[0, 0].item() == pytest.approx(0.2 - 0.5)
+    assert out[0, 0].item() != 0.0
+
+
+# ------------------------------------------------------------------------------ band energies
+def test_band_energies_are_fractions_summing_to_one():
+    g = torch.Generator().manual_seed(1)
+    m = torch.rand(3, 1, 16, 16, generator=g)
+    e = A.band_energies(m, n_bands=8, kind="angular")
+    assert e.shape == (3, 8)
+    assert torch.all(e >= 0)
+    assert torch.allclose(e.sum(dim=1), torch.ones(3), atol=1e-5)
+
+
+def test_dc_only_mask_has_all_energy_in_band_zero():
+    m = torch.zeros(1, 1, 16, 16)
+    m[0, 0, 0, 0] = 1.0
+    e = A.band_energies(m, n_bands=8, kind="radial")[0]
+    assert e[0].item() == pytest.approx(1.0)
+    assert e[1:].sum().item() == pytest.approx(0.0)
+
+
+def test_band_energy_differences_and_dominance():
+    low = _lowpass(16, 16, 2)
+    high = 1.0 - low
+    diffs = A.band_energy_differences({"vanilla": low, "adversarial": high, "same": low.clone()}, n_bands=8)
+    assert set(diffs) == {"adversarial", "same"}
+    assert np.allclose(diffs["same"], 0.0)
+    assert diffs["adversarial"][0] < 0 and diffs["adversarial"][-1] > 0
+    dom = A.band_dominance(high.repeat(4, 1, 1, 1), low.repeat(4, 1, 1, 1), n_bands=8)
+    assert dom.shape == (8,)
+    assert dom[0] == 0.0 and dom[-1] == 1.0
+    with pytest.raises(ValueError, match="same shape"):
+        A.band_dominance(high, low.repeat(2, 1, 1, 1), n_bands=8)
+
+
+# ------------------------------------------------------------------------------ accuracies
+def _constant_images(values, h=8, w=8):
+    return torch.tensor(values, dtype=torch.float32).view(-1, 1, 1, 1).expand(-1, 1, h, w).contiguous()
+
+
+def test_accuracy_and_masked_accuracy_known_answers():
+    model = MeanThreshold()
+    x = _constant_images([0.2, 0.4, 0.7, 0.9])
+    y = torch.tensor([0, 0, 1, 1])
+    assert A.accuracy(model, x, y, batch_size=3) == 1.0
+    keep_all = torch.ones(1, 1, 8, 8)
+    assert A.masked_accuracy(model, x, y, keep_all, batch_size=3) == 1.0
+    halve_dc = keep_all.clone()
+    halve_dc[0, 0, 0, 0] = 0.5  # images become 0.1, 0.2, 0.35, 0.45 -> all class 0
+    assert A.masked_accuracy(model, x, y, halve_dc) == 0.5
+    row = A.table1_row(model, x, y, halve_dc)
+    assert row == {"standard": 1.0, "masked": 0.5}
+    with pytest.raises(ValueError, match="labels"):
+        A.accuracy(model, x, y[:3])
+
+
+def test_table2_continuous_and_binarised_differ_and_inputs_unchanged():
+    model = MeanThreshold()
+    x = _constant_images([0.9, 0.8, 0.1])
+    y = torch.tensor([1, 1, 0])
+    masks = torch.ones(3, 1, 8, 8)
+    masks[:, 0, 0, 0] = 0.6  # continuous DC gain 0.6: X_A = 0.8 -> 0.48 (wrong); binarised -> 0.8 (right)
+    masks[:, 0, 1:, :] = 0.0  # switch many frequencies off (complement keeps them)
+    x_adv = _constant_images([0.8, 0.8, 0.3])
+    masks_before, x_before, xa_before = masks.clone(), x.clone(), x_adv.clone()
+    t2 = A.table2_accuracies(model, x, y, masks, x_adv)
+    assert set(t2) == {"masked", "complement", "adversarial", "masked_adversarial", "masked_adversarial_binary"}
+    assert t2["adversarial"] == 1.0
+    assert t2["masked_adversarial"] == pytest.approx(1 / 3)  # 0.48, 0.48 -> class 0; 0.18 -> class 0 (right)
+    assert t2["masked_adversarial_binary"] == 1.0
+    assert t2["masked_adversarial"] != t2["masked_adversarial_binary"]
+    # the complement has DC switched off -> every image has mean 0 -> class 0
+    assert t2["complement"] == pytest.approx(1 / 3)
+    assert torch.equal(masks, masks_before) and torch.equal(x, x_before) and torch.equal(x_adv, xa_before)
+
+
+def test_binarize_and_complement_are_new_tensors():
+    m = torch.tensor([0.0, 1e-9, 0.3, 1.0]).view(1, 1, 2, 2)
+    before = m.clone()
+    b = A.binarize(m)
+    c = A.complement_mask(m)
+    assert torch.equal(m, before)
+    assert b.flatten().tolist() == pytest.approx([0.0, 1e-9, 1.0, 1.0])
+    assert c.flatten().tolist() == [1.0, 1.0, 0.0, 0.0]
+
+
+# ------------------------------------------------------------------------------ class specificity
+def _separable_masks(n_per_class: int = 30, k: int = 4, size: int = 12, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    masks, labels = [], []
+    for c in range(k):
+        base = _lowpass(size, size, c + 1, n=6)
+        noise = 0.15 * torch.rand(n_per_class, 1, size, size, generator=g)
+        masks.append((base + noise).clamp(0, 1))
+        labels += [c] * n_per_class
+    perm = torch.randperm(n_per_class * k, generator=g)
+    return torch.cat(masks)[perm], torch.tensor(labels)[perm]
+
+
+def test_fixed_permutation_is_fixed_and_a_permutation():
+    y = np.repeat(np.arange(5), 20)
+    p1 = A.fixed_permutation(y, seed=3)
+    p2 = A.fixed_permutation(y.copy(), seed=3)
+    assert np.array_equal(p1, p2)
+    assert np.array_equal(np.sort(p1), np.sort(y))
+    assert not np.array_equal(p1, y)
+    assert not np.array_equal(p1, A.fixed_permutation(y, seed=4))
+
+
+def test_probe_beats_chance_on_true_labels_and_not_on_permuted():
+    masks, labels = _separable_masks()
+    res = A.class_specificity(masks, labels, seed=0, train_fraction=0.85)
+    true, rand = res["true_labels"], res["random_labels"]
+    assert true.test_idx.size == 120 - int(120 * 0.85)
+    assert true.test_accuracy >= 0.9
+    assert rand.test_accuracy <= 0.55  # 4 classes: chance is ~0.25
+    assert true.outputs.shape == (120, 4)
+    assert set(true.as_dict()) == {"train", "test", "chance"}
+    # deterministic: the same call gives the same numbers and the same permuted labels
+    again = A.class_specificity(masks, labels, seed=0)
+    assert again["random_labels"].test_accuracy == rand.test_accuracy
+    assert np.array_equal(again["random_labels"].labels, rand.labels)
+    assert np.allclose(again["true_labels"].outputs, true.outputs)
+
+
+def test_probe_rejects_bad_input():
+    with pytest.raises(ValueError, match="train_fraction"):
+        A.linear_probe(np.zeros((10, 3)), np.arange(10) % 2, seed=0, train_fraction=1.0)
+    with pytest.raises(ValueError, match="labels"):
+        A.linear_probe(np.zeros((10, 3)), np.arange(9) % 2, seed=0)
+
+
+def test_umap_is_seeded_and_shaped():
+    masks, labels = _separable_masks(n_per_class=10, k=3, size=8)
+    X = A.mask_features(masks)
+    assert X.shape == (30, 64)
+    e1 = A.umap_embedding(X, seed=7, n_neighbors=5)
+    e2 = A.umap_embedding(X, seed=7, n_neighbors=5)
+    assert e1.shape == (30, 2)
+    assert np.allclose(e1, e2)
+    with pytest.raises(ValueError, match="at least 4"):
+        A.umap_embedding(X[:3], seed=0)

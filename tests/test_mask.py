@@ -1,0 +1,109 @@
+"""fmask.mask: the FFT filter layer, filter_images, complement."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fmask.mask import FourierMask, complement, filter_images, filter_spectrum
+from fmask.spectral import radial_bands, uncentered
+
+from conftest import make_tiny_cnn
+
+
+def _imgs(n=3, c=1, h=16, w=16, seed=0):
+    return torch.rand(n, c, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def test_ones_mask_is_identity_and_output_real():
+    x = _imgs(4, 2, 16, 12)
+    layer = FourierMask((16, 12), n_masks=1, channels=1)
+    assert torch.equal(layer.masks, torch.ones(1, 1, 16, 12))
+    y = layer(x)
+    assert not y.is_complex() and y.dtype == torch.float32 and y.shape == x.shape
+    assert torch.allclose(y, x, atol=1e-6)
+    assert torch.allclose(layer.forward_spectrum(torch.fft.fft2(x)), x, atol=1e-6)
+
+
+def test_band_mask_equals_numpy_fft_filter():
+    x = _imgs(2, 1, 16, 16, seed=1)
+    band = uncentered((radial_bands(16, 16, 4) == 1).float())  # fft2 layout
+    layer = FourierMask((16, 16))
+    layer.set_masks(band)
+    y = layer(x).detach().numpy()
+    ref = np.real(np.fft.ifft2(band.numpy()[None, None] * np.fft.fft2(x.double().numpy())))
+    assert np.allclose(y, ref, atol=1e-5)
+    assert np.allclose(filter_images(x, band).numpy(), ref, atol=1e-5)
+    assert not np.allclose(ref, x.numpy(), atol=1e-2)  # the band filter really changed the images
+
+
+def test_per_image_masks_and_channel_broadcast():
+    x = _imgs(3, 2, 8, 8)
+    layer = FourierMask((8, 8), n_masks=3, channels=2)
+    with torch.no_grad():
+        layer.weight[1] = 0.0
+    y = layer(x)
+    assert torch.allclose(y[0], x[0], atol=1e-6) and torch.allclose(y[2], x[2], atol=1e-6)
+    assert torch.allclose(y[1], torch.zeros_like(y[1]), atol=1e-7)
+    # a (H, W) mask broadcasts over images and channels
+    m = torch.rand(8, 8, generator=torch.Generator().manual_seed(3))
+    full = filter_images(x, m.expand(3, 2, 8, 8))
+    assert torch.allclose(filter_images(x, m), full, atol=1e-6)
+
+
+def test_gradients_reach_the_mask_only():
+    model = make_tiny_cnn(1, 3, seed=0)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    layer = FourierMask((16, 16))
+    x = _imgs(2)
+    loss = model(layer(x)).square().sum()
+    loss.backward()
+    assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.parameters())
+    assert x.grad is None
+
+
+def test_filter_and_complement_never_mutate_inputs():
+    x = _imgs(2)
+    m = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(5))
+    m[0, 0, :4] = 0.0
+    x0, m0 = x.clone(), m.clone()
+    filter_images(x, m)
+    filter_spectrum(torch.fft.fft2(x), m)
+    c = complement(m)
+    assert torch.equal(x, x0) and torch.equal(m, m0)
+    assert c.dtype == m.dtype and c.shape == m.shape
+    assert torch.equal(c, (m0 <= 1e-8).float())
+    assert c[0, 0, :4].eq(1).all() and c.sum() == 4 * 16  # only the zeroed rows (rand is never exactly 0 here)
+    assert torch.equal(complement(m, threshold=0.5), (m0 <= 0.5).float())
+    layer = FourierMask((16, 16))
+    w = layer.masks
+    w.zero_()  # .masks is a copy
+    assert torch.equal(layer.weight.detach(), torch.ones(1, 1, 16, 16))
+
+
+def test_project_clamps_to_unit_interval():
+    layer = FourierMask((4, 4))
+    with torch.no_grad():
+        layer.weight.copy_(torch.linspace(-1, 2, 16).view(1, 1, 4, 4))
+    layer.project_()
+    assert layer.weight.min() == 0 and layer.weight.max() == 1
+
+
+def test_wrong_shapes_raise_value_error_naming_shapes():
+    layer = FourierMask((16, 16), n_masks=2)
+    with pytest.raises(ValueError, match=r"\(16, 12\)"):
+        layer(torch.rand(2, 1, 16, 12))
+    with pytest.raises(ValueError, match="3 images"):
+        layer(torch.rand(3, 1, 16, 16))
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        layer(torch.rand(1, 16, 16))
+    with pytest.raises(ValueError, match="channels"):
+        filter_images(torch.rand(2, 3, 8, 8), torch.ones(1, 2, 8, 8))
+    with pytest.raises(ValueError, match="complex"):
+        layer.forward_spectrum(torch.rand(2, 1, 16, 16))
+    with pytest.raises(ValueError):
+        FourierMask((16,))
+    with pytest.raises(ValueError):
+        FourierMask((16, 16), n_masks=0)

@@ -1,0 +1,83 @@
+"""fmask.plots: every function returns a Figure with the expected axes and images."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+
+from fmask import plots as P
+
+
+def _n_images(fig: Figure) -> int:
+    return sum(len(ax.images) for ax in fig.axes)
+
+
+def _masks(k: int, size: int = 8) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {f"({chr(65 + i)})": torch.rand(1, 1, size, size, generator=g) for i in range(k)}
+
+
+def test_mask_grid_draws_one_image_per_mask_and_a_colourbar():
+    fig = P.mask_grid(_masks(5))
+    assert isinstance(fig, Figure)
+    assert _n_images(fig) == 5
+    assert len(fig.axes) == 6  # 5 panels + colourbar
+
+
+def test_difference_grid_is_centred_at_zero():
+    diffs = {"B-A": torch.tensor([[0.0, 0.5], [-0.1, 0.0]]), "C-A": torch.zeros(2, 2)}
+    fig = P.difference_grid(diffs)
+    assert _n_images(fig) == 2
+    norms = [im.norm for ax in fig.axes for im in ax.images]
+    assert all(isinstance(n, TwoSlopeNorm) and n.vcenter == 0.0 for n in norms)
+    assert norms[0].vmin == -norms[0].vmax == -0.5
+    # zero difference maps to the colormap's middle
+    assert float(norms[0](0.0)) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="centred"):
+        P.difference_grid({"x": torch.zeros(1, 2, 2)})
+
+
+def test_dataset_masks_figure_has_masks_and_differences():
+    masks = _masks(5)
+    diffs = {f"{k}-(A)": (torch.rand(8, 8) - 0.5) for k in list(masks)[1:]}
+    fig = P.dataset_masks_figure(masks, diffs)
+    assert _n_images(fig) == 9
+    assert len(fig.axes) == 10 + 2  # 2 x 5 grid + two colourbars
+
+
+def test_band_partitions_and_energy_plots():
+    fig = P.band_partitions((16, 16), 8)
+    assert _n_images(fig) == 2
+    lines = P.band_energy_lines({"B-A": np.zeros(8), "C-A": np.ones(8)}, {"B-A": np.zeros(8)})
+    assert len(lines.axes) == 2
+    assert len(lines.axes[0].get_lines()) == 3  # two series + zero line
+    bars = P.band_dominance_bars(np.linspace(0, 1, 8), np.full(8, 0.5))
+    assert len(bars.axes) == 2
+    assert len(bars.axes[0].patches) == 8
+    assert bars.axes[0].patches[-1].get_height() == pytest.approx(100.0)
+
+
+def test_image_grid_rows_and_columns():
+    imgs = torch.rand(3, 1, 8, 8)
+    masks = torch.rand(3, 1, 8, 8)
+    fig = P.image_grid({"X": imgs, "M(X)": imgs, "mask": masks}, col_titles=["a", "b", "c"], mask_rows=["mask"])
+    assert _n_images(fig) == 9
+    assert len(fig.axes) == 9
+    with pytest.raises(ValueError, match="same number of columns"):
+        P.image_grid({"X": imgs, "Y": imgs[:2]})
+
+
+def test_learning_curves_and_umap_scatter():
+    hist = {"vanilla": {"train_loss": [1.0, 0.5], "val_acc": [0.3, 0.6]}, "rotate": {"train_loss": [1.2, 0.9]}}
+    fig = P.learning_curves(hist)
+    assert len(fig.axes) == 2
+    assert len(fig.axes[0].get_lines()) == 2 and len(fig.axes[1].get_lines()) == 1
+    emb = np.random.default_rng(0).normal(size=(12, 2))
+    y = np.repeat(np.arange(3), 4)
+    sc = P.umap_scatter({"masks": emb, "outputs": emb}, y, class_names=["a", "b", "c"])
+    assert len(sc.axes) == 2
+    assert len(sc.axes[0].collections) == 3
+    with pytest.raises(ValueError, match="N, 2"):
+        P.umap_scatter({"m": emb[:, :1]}, y)

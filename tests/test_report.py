@@ -1,0 +1,118 @@
+"""fmask.report: atomic result files, runtimes, and the paper-vs-ours table built from them."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from fmask import report
+
+
+def test_save_and_load_roundtrip_with_metadata(tmp_path):
+    import numpy as np
+    import torch
+
+    vals = {"vanilla": {"standard": np.float32(0.5), "masked": torch.tensor(0.25)}, "n": np.int64(3)}
+    path = report.save_result(tmp_path, "table1", vals, profile="smoke", meta={"seed": 7})
+    assert path == tmp_path / "table1.json"
+    rec = json.loads(path.read_text())
+    assert rec["values"] == {"vanilla": {"standard": 0.5, "masked": 0.25}, "n": 3}
+    assert rec["meta"]["profile"] == "smoke" and rec["meta"]["seed"] == 7
+    assert "torch" in rec["meta"]["versions"] and rec["meta"]["time"]
+    assert report.load_results(tmp_path) == {"table1": rec["values"]}
+    assert report.load_result(tmp_path, "table1")["meta"]["profile"] == "smoke"
+    # no temp files left behind; saving again replaces
+    report.save_result(tmp_path, "table1", {"x": 1}, profile="smoke")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table1.json"]
+    assert report.load_results(tmp_path)["table1"] == {"x": 1}
+
+
+def test_bad_input_raises_valueerror(tmp_path):
+    with pytest.raises(ValueError, match="result name"):
+        report.save_result(tmp_path, "../evil", {}, profile="smoke")
+    with pytest.raises(ValueError, match="mapping"):
+        report.save_result(tmp_path, "x", [1, 2], profile="smoke")
+    with pytest.raises(ValueError, match="profile"):
+        report.save_result(tmp_path, "x", {}, profile="")
+    with pytest.raises(ValueError, match="seconds"):
+        report.record_runtime(tmp_path, "stage", -1.0, profile="smoke")
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(ValueError, match="broken.json"):
+        report.load_results(tmp_path)
+
+
+def test_runtimes_and_timed(tmp_path):
+    report.record_runtime(tmp_path, "02_data", 12.5, profile="cpu")
+    with report.timed(tmp_path, "inner", profile="cpu"):
+        pass
+    with pytest.raises(RuntimeError):
+        with report.timed(tmp_path, "boom", profile="cpu"):
+            raise RuntimeError("x")
+    rts = report.load_runtimes(tmp_path)
+    assert rts["02_data"]["seconds"] == 12.5 and rts["02_data"]["ok"] is True
+    assert rts["boom"]["ok"] is False and rts["inner"]["seconds"] >= 0
+    # runtimes are not mistaken for results
+    assert report.load_results(tmp_path) == {}
+    rows = report.runtime_rows(tmp_path)
+    rows = rows.to_dict("records") if hasattr(rows, "to_dict") else rows
+    assert {r["stage"] for r in rows} == {"02_data", "inner", "boom"}
+    assert "12.5" in report.table_markdown(rows)
+
+
+def test_paper_values_file_is_well_formed():
+    entries = report.paper_values()
+    assert {e["table"] for e in entries} == {"table1", "table2", "table3"}
+    keys = [(e["table"], e["row"], e["column"]) for e in entries]
+    assert len(keys) == len(set(keys)), "duplicate cells in paper_values.yaml"
+    for e in entries:
+        assert e["source"].strip(), e
+        assert e["value"] is None or 0 <= e["value"] <= 100
+
+
+def test_table_is_built_from_result_files_and_follows_changes(tmp_path):
+    paper = [
+        {"table": "table1", "row": "vanilla", "column": "masked", "value": 80.0, "unit": "percent", "source": "T1"},
+        {"table": "table1", "row": "scale", "column": "masked", "value": None, "unit": "percent", "source": "T1"},
+        {"table": "table3", "row": "true_labels", "column": "test", "value": 78.44, "unit": "percent", "source": "T3"},
+    ]
+    rows = report.paper_vs_ours(tmp_path, paper=paper, as_frame=False)
+    assert [r["ours"] for r in rows] == [None, None, None]
+    assert report.table_markdown(rows).count("n/a") >= 5
+
+    report.save_result(tmp_path, "table1", {"vanilla": {"masked": 0.75}, "scale": {"masked": 0.5}}, profile="smoke")
+    rows = report.paper_vs_ours(tmp_path, paper=paper, as_frame=False)
+    assert rows[0]["ours"] == pytest.approx(75.0) and rows[0]["difference"] == pytest.approx(-5.0)
+    assert rows[1]["ours"] == pytest.approx(50.0) and rows[1]["difference"] is None
+    md1 = report.table_markdown(rows)
+    assert "75.0" in md1 and "-5.0" in md1
+
+    # change the result file on disk -> the table changes
+    path = tmp_path / "table1.json"
+    rec = json.loads(path.read_text())
+    rec["values"]["vanilla"]["masked"] = 0.9
+    path.write_text(json.dumps(rec))
+    rows = report.paper_vs_ours(tmp_path, paper=paper, as_frame=False)
+    assert rows[0]["ours"] == pytest.approx(90.0) and rows[0]["difference"] == pytest.approx(10.0)
+    md2 = report.table_markdown(rows)
+    assert md2 != md1 and "90.0" in md2
+
+    table = report.paper_vs_ours(tmp_path, paper=paper)  # DataFrame when pandas is installed
+    if hasattr(table, "columns"):
+        assert list(table.columns)[:6] == ["table", "row", "column", "paper", "ours", "difference"]
+        assert math.isnan(table.loc[1, "difference"])
+    else:
+        assert table == rows
+
+
+def test_onecycle_trace_stays_in_warmup():
+    lrs = report.onecycle_lr_trace(0.2, epochs=100, steps_per_epoch=200, pct_start=0.1, steps_taken=100)
+    assert lrs[0] == pytest.approx(0.2 / 25)
+    assert max(lrs) < 0.2 / 10  # never leaves the early warm-up
+    full = report.onecycle_lr_trace(0.2, epochs=10, steps_per_epoch=10, pct_start=0.1, steps_taken=100)
+    assert max(full) == pytest.approx(0.2, rel=1e-3)
+
+
+def test_profile_name():
+    assert report.profile_name("cpu") == "cpu"
+    assert report.profile_name("/x/y/mine.yaml") == "mine"
