@@ -517,3 +517,28 @@ def check_html(
         for r in records
     ]
 
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m fmask.book`` (same options as ``fmask book``): run the notebooks and build the book."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="fmask book", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default=DEFAULT_PROFILE, help="profile name (smoke, cpu, paper) or YAML path")
+    ap.add_argument("--out", default=None, help="output root (default: the repository; book/ gets the notebooks)")
+    ap.add_argument("--data", default=None, help="Imagenette root (default: $FMASK_DATA)")
+    ap.add_argument("--artifacts", default=None, help="artifact store (default: $FMASK_ARTIFACTS or ./artifacts)")
+    ap.add_argument("--only", default=None, help="comma-separated notebook names or NN prefixes")
+    ap.add_argument("--no-build", action="store_true", help="execute the notebooks but skip jupyter-book build")
+    args = ap.parse_args(argv)
+    try:
+        run_book(profile=args.profile, out=args.out, data=args.data, artifacts=args.artifacts,
+                 only=args.only, build=not args.no_build)
+    except (BookError, ValueError) as exc:
+        print(f"fmask book: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

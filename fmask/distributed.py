@@ -35,6 +35,7 @@ __all__ = [
     "gather_results",
     "merge_results",
     "learn_masks_distributed",
+    "load_model_checkpoint",
     "main",
 ]
 
@@ -91,16 +92,12 @@ def init_distributed(device: str | torch.device | None = None, timeout_s: float 
     return True
 
 
-def _rank_device(device: str | torch.device | None, local_rank: int) -> str | torch.device | None:
-    """Map a generic CUDA device to this rank's GPU (``cuda`` → ``cuda:LOCAL_RANK``)."""
-    if device is None or device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank % torch.cuda.device_count())
-        return device
+def _rank_device(device: str | torch.device, local_rank: int) -> torch.device:
+    """Under torchrun every rank uses its own GPU: any CUDA device becomes ``cuda:LOCAL_RANK``."""
     dev = torch.device(device)
-    if dev.type == "cuda" and dev.index is None:
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    return device
+    if dev.type == "cuda":
+        return torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
+    return dev
 
 
 def _to_cpu(obj: Any) -> Any:
@@ -173,12 +170,13 @@ def gather_results(local: Any, n_local: int) -> tuple[list[Any], list[int]]:
 def learn_masks_distributed(
     model: nn.Module,
     images: torch.Tensor,
-    targets: torch.Tensor,
+    targets: torch.Tensor | None,
     **learn_kwargs: Any,
 ) -> Any:
     """Per-image :func:`fmask.learn.learn_masks`, sharded across ranks; returns the gathered ``MaskResult``.
 
-    images: (N, C, H, W) float in [0, 1] (the full set, identical on every rank); targets: (N,) int64.
+    images: (N, C, H, W) float in [0, 1] (the full set, identical on every rank); targets: (N,) int64, or
+    None for the model's own predictions.
     Each rank learns the contiguous slice :func:`shard_bounds` gives it; every rank returns the full,
     gathered result (masks (N, C, H, W) on CPU). ``per_image`` is forced to True (dataset masks cannot be
     sharded this way). With world size 1 (no torchrun) this is just ``learn_masks``.
@@ -188,13 +186,19 @@ def learn_masks_distributed(
 
     if images.ndim != 4:
         raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
-    if targets.ndim != 1 or targets.shape[0] != images.shape[0]:
+    if targets is not None and (targets.ndim != 1 or targets.shape[0] != images.shape[0]):
         raise ValueError(f"targets must be (N,) matching images (N={images.shape[0]}), got {tuple(targets.shape)}")
     if learn_kwargs.get("per_image", True) is not True:
         raise ValueError("learn_masks_distributed shards per-image masks only (per_image=True)")
     learn_kwargs["per_image"] = True
 
-    created = init_distributed(learn_kwargs.get("device"))
+    dev = learn_kwargs.get("device")
+    if dev == "auto":
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+    if dev is None:  # learn_masks' default: the model's device
+        dev = next((p.device for p in model.parameters()), torch.device("cpu"))
+    learn_kwargs["device"] = dev
+    created = init_distributed(dev)
     try:
         rank, world, local = world_info()
         if world > 1 and not dist.is_initialized():
@@ -205,9 +209,10 @@ def learn_masks_distributed(
         if world == 1:
             return learn_masks(model, images, targets, **learn_kwargs)
         if stop > start:
-            local_res = learn_masks(model, images[start:stop], targets[start:stop], **learn_kwargs)
+            local_res = learn_masks(model, images[start:stop], None if targets is None else targets[start:stop],
+                                    **learn_kwargs)
         else:  # more ranks than images: contribute nothing (learn one image to keep the result type)
-            local_res = learn_masks(model, images[:1], targets[:1], **learn_kwargs)
+            local_res = learn_masks(model, images[:1], None if targets is None else targets[:1], **learn_kwargs)
         parts, sizes = gather_results(local_res, stop - start)
         return merge_results(parts, sizes)
     finally:
@@ -218,15 +223,88 @@ def learn_masks_distributed(
 # ----------------------------------------------------------------------------------------------- CLI
 
 
-def _load_images(path: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _load_images(path: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Read ``{"images": (N, C, H, W) float in [0, 1], "targets": (N,) int}`` (or a 2-tuple) from a torch file.
+
+    ``targets`` may be absent (None: the model's own predictions are used)."""
     data = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(data, dict):
-        if "images" not in data or "targets" not in data:
-            raise ValueError(f"{path}: expected a dict with 'images' and 'targets', got keys {sorted(data)}")
-        return data["images"].float(), data["targets"].long()
+        if "images" not in data:
+            raise ValueError(f"{path}: expected a dict with 'images' (and optionally 'targets'), got keys {sorted(data)}")
+        t = data.get("targets")
+        return data["images"].float(), (None if t is None else t.long())
     if isinstance(data, (tuple, list)) and len(data) == 2:
         return data[0].float(), data[1].long()
     raise ValueError(f"{path}: expected {{'images': (N,C,H,W), 'targets': (N,)}}")
+
+
+def _find_key(obj: Any, key: str, depth: int = 0) -> Any:
+    """First value stored under ``key`` in nested dicts (breadth first, skipping state dicts)."""
+    if not isinstance(obj, dict) or depth > 4:
+        return None
+    if key in obj and not isinstance(obj[key], torch.Tensor):
+        return obj[key]
+    for k, v in obj.items():
+        if isinstance(v, dict) and k not in ("state_dict", "model_state"):
+            found = _find_key(v, key, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def _find_state_dict(obj: Any, depth: int = 0) -> dict[str, torch.Tensor] | None:
+    if not isinstance(obj, dict) or depth > 4:
+        return None
+    for k in ("state_dict", "model_state", "model"):
+        v = obj.get(k)
+        if isinstance(v, dict) and v and all(isinstance(t, torch.Tensor) for t in v.values()):
+            return v
+    for v in obj.values():
+        found = _find_state_dict(v, depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+def load_model_checkpoint(path: str, arch: str | None = None) -> nn.Module:
+    """Rebuild an :func:`fmask.models.build_model` network from a checkpoint file (``weights_only=True``).
+
+    Accepted layouts: ``{"arch": ..., "state_dict": ..., ["in_channels", "num_classes", "width_div"]}``, or
+    the same keys nested anywhere (e.g. an :class:`fmask.store.ArtifactStore` file with the state dict in
+    its payload and ``arch`` in its params). Missing ``in_channels`` / ``num_classes`` / ``width_div`` are
+    read off the state dict's shapes. ``arch`` overrides the stored one. The state dict may be that of the
+    :class:`~fmask.models.Normalized` wrapper (keys ``net.…``) or of the bare network.
+    """
+    from fmask.models import build_model
+
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"{path}: expected a dict checkpoint, got {type(ckpt).__name__}")
+    sd = _find_state_dict(ckpt)
+    if sd is None:
+        raise ValueError(f"{path}: no state dict found (looked for 'state_dict' / 'model_state' / 'model')")
+    arch = arch or _find_key(ckpt, "arch")
+    if not isinstance(arch, str):
+        raise ValueError(f"{path}: no 'arch' stored; pass --arch")
+    wrapped = any(k.startswith("net.") for k in sd)
+    bare = {k[4:]: v for k, v in sd.items() if k.startswith("net.")} if wrapped else sd
+    weights = [v for k, v in bare.items() if k.endswith("weight") and v.ndim >= 2]
+    if not weights:
+        raise ValueError(f"{path}: state dict holds no conv/linear weights")
+    in_channels = _find_key(ckpt, "in_channels") or int(weights[0].shape[1])
+    num_classes = _find_key(ckpt, "num_classes") or int(weights[-1].shape[0])
+    kw: dict[str, Any] = {}
+    if arch == "vgg_small":
+        kw["width_div"] = _find_key(ckpt, "width_div") or 64 // int(weights[0].shape[0])
+    model = build_model(arch, in_channels=int(in_channels), num_classes=int(num_classes), **kw)
+    try:
+        if wrapped:
+            model.load_state_dict(sd)
+        else:
+            model.net.load_state_dict(sd)
+    except RuntimeError as e:
+        raise ValueError(f"{path}: state dict does not fit {arch} ({in_channels} ch, {num_classes} classes): {e}")
+    return model.eval()
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -234,26 +312,27 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="python -m fmask.distributed",
         description="Learn per-image Fourier masks, sharded over torchrun ranks; rank 0 writes the result.",
     )
-    p.add_argument("--checkpoint", required=True, help="model checkpoint (fmask.models.load_checkpoint format)")
+    p.add_argument("--checkpoint", required=True, help="model checkpoint (see load_model_checkpoint)")
+    p.add_argument("--arch", default=None, help="architecture, if the checkpoint does not store it")
     p.add_argument("--images", required=True, help="torch file {'images': (N,C,H,W) in [0,1], 'targets': (N,)}")
     p.add_argument("--out", required=True, help="output MaskResult file (written atomically by rank 0)")
-    p.add_argument("--lam", type=float, default=0.07)
-    p.add_argument("--steps", type=int, default=20000)
-    p.add_argument("--lr", type=float, default=0.2)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lam", type=float, default=None, help="λ (default: learn_masks default, 0.07)")
+    p.add_argument("--steps", type=int, default=None, help="max steps per mask (default 20000)")
+    p.add_argument("--lr", type=float, default=None, help="Adam lr (default: learn_masks default)")
+    p.add_argument("--batch-size", type=int, default=None, help="images per chunk (default 64)")
     p.add_argument("--seed", type=int, default=31)
-    p.add_argument("--patience", type=int, default=300)
+    p.add_argument("--patience", type=int, default=None, help="stopping patience (default 300)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast for the network (CUDA)")
+    p.add_argument("--schedule", default=None, choices=[None, "original"], help="lr schedule (default constant)")
+    p.add_argument("--log-every", type=int, default=50, help="steps between host syncs")
+    p.add_argument("--no-amp", action="store_true", help="on CUDA, run the network in float32 (default bf16 autocast)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m fmask.distributed``."""
     args = _build_parser().parse_args(argv)
-    from fmask.models import load_checkpoint  # noqa: WPS433 (import here: heavy, and CLI only)
-
-    model = load_checkpoint(args.checkpoint)
+    model = load_model_checkpoint(args.checkpoint, arch=args.arch)
     images, targets = _load_images(args.images)
     device = args.device
     if device == "auto":
@@ -272,11 +351,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             patience=args.patience,
             device=device,
-            amp=args.amp,
+            amp=not args.no_amp,
+            schedule=args.schedule,
+            log_every=args.log_every,
         )
         rank, world, _ = world_info()
         if rank == 0:
-            res.save(args.out)
+            res.save(args.out, metadata={"checkpoint": os.path.abspath(args.checkpoint),
+                                         "images": os.path.abspath(args.images), "world_size": world})
             print(f"wrote {args.out}: masks {tuple(res.masks.shape)} from {world} rank(s)", file=sys.stderr)
         if world > 1:
             dist.barrier()

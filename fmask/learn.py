@@ -54,7 +54,6 @@ and the loss stay float32. On CPU everything is float32 and the results are dete
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import os
 import tempfile

@@ -214,7 +214,7 @@ class Run:
         bad = [x for x in r if x not in REGIMES]
         if bad:
             raise ValueError(f"unknown regimes {bad} in profile {self.name!r}; known: {list(REGIMES)}")
-        return list(r)
+        return [x for x in REGIMES if x in r]  # the paper's order A-E
 
     # ------------------------------------------------------------------------------------------ helpers
     @contextlib.contextmanager
@@ -344,8 +344,8 @@ class Run:
             res = learn_masks(
                 self.model(regime).model, x, y, per_image=False,
                 lam=s.get("lam"), lr=s.get("lr"), steps=s.get("epochs", s.get("steps")),
-                batch_size=s.get("batch_size"), patience=s.get("patience"), seed=self.seed,
-                device=self.device, progress=self.progress, desc=f"dataset mask ({regime})",
+                batch_size=s.get("batch_size"), patience=s.get("patience"), schedule=s.get("schedule", "default"),
+                seed=self.seed, device=self.device, progress=self.progress, desc=f"dataset mask ({regime})",
             )
             secs = time.perf_counter() - t0
             res.metadata.update({"seconds": secs, "regime": regime, "profile": self.name})
@@ -357,28 +357,36 @@ class Run:
 
     # ---------------------------------------------------------------------------------------- PGD
     def pgd_settings(self) -> dict[str, Any]:
-        """PGD settings (L_inf, pixel units): ``eps``, ``alpha`` (default eps/8 as the original), ``steps``."""
+        """PGD settings (L_inf, pixel units): ``eps``, ``alpha`` (default eps/8 as the original), ``steps``.
+
+        Read from ``analysis.pgd_eps`` / ``pgd_alpha`` / ``pgd_steps``, else the training section's
+        ``adv_eps`` / ``adv_alpha`` / ``adv_steps`` (the original attacked with its training ε), else
+        :data:`fmask.attacks.DEFAULT_EPS` and 10 steps.
+        """
+        from fmask.attacks import DEFAULT_EPS
+
         a = self.analysis_params
         t = _section(self.profile, "train")
-        eps = a.get("pgd_eps", t.get("adv_eps", t.get("eps")))
-        if eps is None:
-            raise ValueError(f"profile {self.name!r} sets no PGD epsilon (analysis.pgd_eps or train.adv_eps)")
+        eps = a.get("pgd_eps", t.get("adv_eps", t.get("eps", DEFAULT_EPS)))
         steps = int(a.get("pgd_steps", t.get("adv_steps", 10)))
         alpha = a.get("pgd_alpha", t.get("adv_alpha"))
-        alpha = float(alpha) if alpha is not None else float(eps) / 8.0  # the original: alpha = eps / 8
+        alpha = float(alpha) if alpha is not None else float(eps) / 8.0
         return {"eps": float(eps), "alpha": alpha, "steps": steps}
 
     def _pgd(self, model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 128) -> Tensor:
-        from fmask.attacks import pgd
+        """PGD images (CPU) of ``x`` against ``model``; random starts seeded with the run's seed."""
+        from fmask.attacks import PGD
 
         s = self.pgd_settings()
+        atk = PGD(model, eps=s["eps"], alpha=s["alpha"], steps=s["steps"])
         outs = []
-        with torch.random.fork_rng():
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.seed)
             for i in range(0, x.shape[0], batch_size):
                 xb = x[i : i + batch_size].to(self.device)
                 yb = y[i : i + batch_size].to(self.device)
-                outs.append(pgd(model, xb, yb, eps=s["eps"], alpha=s["alpha"], steps=s["steps"]).detach().cpu())
+                outs.append(atk(xb, yb).cpu())
         return torch.cat(outs) if outs else x[:0].clone()
 
     def robust_accuracy(self, regime: str) -> dict[str, float]:
@@ -502,8 +510,8 @@ class Run:
             res = learn_masks(
                 self.model(regime).model, images, targets, per_image=True,
                 lam=s.get("lam"), lr=s.get("lr"), steps=s.get("steps"), patience=s.get("patience"),
-                batch_size=s.get("batch_size"), seed=self.seed, device=self.device, progress=self.progress,
-                desc=f"single-image masks ({which})",
+                batch_size=s.get("batch_size"), schedule=s.get("schedule", "default"), seed=self.seed,
+                device=self.device, progress=self.progress, desc=f"single-image masks ({which})",
             )
             secs = time.perf_counter() - t0
             res.metadata.update({"seconds": secs, "which": which, "profile": self.name})

@@ -42,8 +42,12 @@ def jsonable(obj: Any) -> Any:
 
     Raises ``ValueError`` for values that have no faithful JSON form (tensors with >1 element, objects, NaN keys).
     """
-    if obj is None or isinstance(obj, (bool, str)):
+    if obj is None or type(obj) is bool:
         return obj
+    if isinstance(obj, str):
+        return str(obj)  # plain str (e.g. torch's TorchVersion is a str subclass that weights_only rejects)
+    if isinstance(obj, bool):
+        return bool(obj)
     if isinstance(obj, int):
         return int(obj)
     if isinstance(obj, float):
@@ -125,7 +129,7 @@ def atomic_write_json(obj: Any, path: str | os.PathLike) -> Path:
 
 def versions() -> dict[str, str]:
     """Versions of Python and the libraries that shape numerical results (for artifact metadata)."""
-    out = {"python": platform.python_version(), "torch": torch.__version__}
+    out = {"python": platform.python_version(), "torch": str(torch.__version__)}
     for name in ("torchvision", "torchattacks", "numpy", "PIL"):
         try:
             mod = __import__(name)

@@ -29,6 +29,8 @@ n_spectrum = 64          # validation images per class averaged for the mean spe
 image_size = None        # None -> the profile's data.image_size
 
 # %%
+import warnings
+
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
@@ -37,6 +39,8 @@ from myst_nb import glue
 
 from fmask import data, report, spectral
 from fmask.profiles import load_profile
+
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
 
 cfg = load_profile(profile)
 profile_name = report.profile_name(profile)

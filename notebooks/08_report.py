@@ -100,11 +100,12 @@ for key, subset in (("code", "paper"), ("text", "first5")):
 
 # %% [markdown]
 # **2. Effective learning rate of the single-image masks.** The original (`flags.py`,
-# `train_single_img_masks.py`) sets the learning rate to 0.2 with a one-cycle schedule sized for
-# `epochs × 200` steps (20,000 × 200), but steps it once per iteration and stops after at most 20,000
-# iterations, i.e. within the first {glue:text}`warmup_share` of the warm-up. The schedule therefore never
-# leaves its warm-up: over those iterations the learning rate only moves from {glue:text}`lr_first` to
-# {glue:text}`lr_last`, about {glue:text}`lr_ratio` of the nominal value, not 0.2. (Replayed with
+# `train_single_img_masks.py`) sets the learning rate to {glue:text}`orig_lr` with a one-cycle schedule
+# sized for `epochs × steps_per_epoch` = {glue:text}`orig_epochs` × {glue:text}`orig_spe` steps, but steps
+# it once per iteration and stops after at most {glue:text}`orig_epochs` iterations, i.e. within the first
+# {glue:text}`warmup_share` of the warm-up. The schedule therefore never leaves its warm-up: over those
+# iterations the learning rate only moves from {glue:text}`lr_first` to {glue:text}`lr_last`, about
+# {glue:text}`lr_ratio` of the nominal {glue:text}`orig_lr`. (Replayed with
 # `torch.optim.lr_scheduler.OneCycleLR` below.)
 
 # %%
@@ -114,6 +115,9 @@ orig = dict(max_lr=0.2, epochs=20000, steps_per_epoch=200, pct_start=0.1)
 trace = report.onecycle_lr_trace(orig["max_lr"], epochs=orig["epochs"], steps_per_epoch=orig["steps_per_epoch"],
                                  pct_start=orig["pct_start"], steps_taken=orig["epochs"])
 warmup_steps = orig["pct_start"] * orig["epochs"] * orig["steps_per_epoch"]
+glue("orig_lr", f"{orig['max_lr']}", display=False)
+glue("orig_epochs", f"{orig['epochs']:,}", display=False)
+glue("orig_spe", f"{orig['steps_per_epoch']:,}", display=False)
 glue("lr_first", f"{trace[0]:.4f}", display=False)
 glue("lr_last", f"{trace[-1]:.4f}", display=False)
 glue("lr_ratio", f"{100 * max(trace) / orig['max_lr']:.1f}%", display=False)

@@ -1,7 +1,6 @@
 """fmask.spectral: centring, band maps (a partition, paper orientation) and band energies."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest

@@ -1,0 +1,385 @@
+"""The five training regimes of the paper, one-cycle Adam, best-validation checkpointing, resume.
+
+Regimes (``REGIMES``): ``vanilla`` (crop + flip only), ``scale`` (RandomAffine scale 0.5–1.5), ``translate``
+(RandomAffine translate 0.4, 0.4), ``rotate`` (RandomAffine ±180°), ``adversarial`` (vanilla augmentation,
+then every batch is replaced by its L∞ PGD version: ε = ``adv_eps`` in pixel units, ``adv_steps`` steps,
+α = ε/8, random start). As in the original ``train_models.py`` the adversarial model trains on adversarial
+batches only (no clean/adversarial mix), the attack running with the model in eval mode.
+
+Optimisation as the original: Adam (lr ``lr``, weight decay ``weight_decay``), ``OneCycleLR`` (max lr ``lr``,
+``pct_start``) stepped every batch, cross-entropy; after each epoch the validation accuracy is measured and
+the weights with the best one (ties: the later epoch, as ``>=`` in the original) are kept.
+
+Artifacts (in an :class:`fmask.store.ArtifactStore`, keyed by :func:`training_params`):
+
+* ``train-state/<key>.pt``: the resumable state, rewritten atomically after every epoch (model, optimizer,
+  scheduler, data generator and global RNG states, history, best weights). An interrupted run resumes from
+  it and ends with the same weights as an uninterrupted one (same device and thread count).
+* ``model/<key>.pt`` (+ ``.json``): the finished model (best weights) with metadata (regime, parameters, seed,
+  library versions, best epoch, metrics, per-epoch history). A finished model is reused, never retrained.
+
+Everything is read with ``torch.load(..., weights_only=True)``.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+from .attacks import PGD, robust_accuracy
+from .data import TensorImageDataset, load_split, resolve_classes
+from .models import build_model
+from .store import ArtifactStore, versions
+
+__all__ = [
+    "REGIMES",
+    "TrainedModel",
+    "resolve_device",
+    "load_datasets",
+    "data_id",
+    "training_params",
+    "evaluate",
+    "train_model",
+    "get_or_train",
+    "load_model",
+    "load_checkpoint",
+]
+
+REGIMES: tuple[str, ...] = ("vanilla", "scale", "translate", "rotate", "adversarial")
+STATE_KIND, MODEL_KIND = "train-state", "model"
+_NOT_IN_KEY = ("regimes",)  # train-section keys that choose what to run, not how a model is made
+
+
+@dataclass
+class TrainedModel:
+    """A trained classifier (``Normalized`` wrapper, eval mode, inputs in [0, 1]) and what produced it."""
+
+    model: nn.Module
+    regime: str
+    params: dict
+    metrics: dict
+    history: dict
+    checkpoint: Path
+    metadata: dict = field(default_factory=dict)
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None``/``"auto"`` → CUDA if available else CPU; otherwise ``torch.device(device)``."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    d = torch.device(device)
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available")
+    return d
+
+
+def load_datasets(
+    profile: Mapping[str, Any], data_root=None, store: ArtifactStore | None = None, progress: bool = True
+) -> tuple[TensorImageDataset, TensorImageDataset]:
+    """(train, val) datasets for the profile's ``data`` section (train with the vanilla transform).
+
+    ``data.max_per_class`` limits both splits; ``data.max_per_class_val`` (optional) overrides it for val.
+    """
+    d = profile["data"]
+    root = data_root if data_root is not None else d.get("root")
+    common = dict(
+        root=root, classes=d["classes"], image_size=int(d["image_size"]), channels=int(d["channels"]),
+        seed=int(profile["seed"]), skip_corrupt=bool(d.get("skip_corrupt", False)), store=store, progress=progress,
+    )
+    mpc = d.get("max_per_class")
+    mpc_val = d.get("max_per_class_val", mpc)
+    train = load_split("train", max_per_class=mpc, train=True, **common)
+    val = load_split("val", max_per_class=mpc_val, train=False, **common)
+    return train, val
+
+
+def data_id(train: TensorImageDataset, val: TensorImageDataset) -> str:
+    """Content hash (16 hex) of the decoded train and val images and labels: names the data a model saw."""
+    h = hashlib.sha256()
+    for ds in (train, val):
+        h.update(str(tuple(ds.images.shape)).encode())
+        h.update(ds.images.contiguous().numpy().tobytes())
+        h.update(ds.sizes.numpy().tobytes())
+        h.update(ds.labels.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def training_params(regime: str, profile: Mapping[str, Any], data_hash: str) -> dict:
+    """The parameters that define a trained model (the store key): regime, seed, data identity and subset,
+    model section and train section (minus ``regimes``)."""
+    if regime not in REGIMES:
+        raise ValueError(f"unknown regime {regime!r}; choose one of {REGIMES}")
+    d = profile["data"]
+    return {
+        "stage": "train",
+        "version": 1,
+        "regime": regime,
+        "seed": int(profile["seed"]),
+        "data": {
+            "content": data_hash,
+            "classes": resolve_classes(d["classes"]),
+            "image_size": int(d["image_size"]),
+            "channels": int(d["channels"]),
+            "max_per_class": d.get("max_per_class"),
+            "max_per_class_val": d.get("max_per_class_val", d.get("max_per_class")),
+        },
+        "model": dict(profile["model"]),
+        "train": {k: v for k, v in profile["train"].items() if k not in _NOT_IN_KEY},
+    }
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, ds: TensorImageDataset, device: torch.device | str = "cpu", batch_size: int = 256) -> dict:
+    """Clean accuracy (fraction) and mean cross-entropy of ``model`` on ``ds`` (eval transform, no shuffle)."""
+    device = torch.device(device)
+    was = model.training
+    model.eval()
+    ev = ds.with_options(train=False)
+    correct, loss_sum, n = 0, 0.0, 0
+    for x, y in ev.batches(batch_size, torch.Generator(), device, shuffle=False):
+        with _autocast(device):
+            out = model(x)
+        loss_sum += float(nn.functional.cross_entropy(out.float(), y, reduction="sum"))
+        correct += int((out.argmax(1) == y).sum())
+        n += len(y)
+    model.train(was)
+    return {"acc": correct / n, "loss": loss_sum / n, "n": n}
+
+
+def _build(params: Mapping[str, Any], device: torch.device) -> nn.Module:
+    m = dict(params["model"])
+    arch = m.pop("arch")
+    model = build_model(arch, in_channels=params["data"]["channels"], num_classes=len(params["data"]["classes"]), **m)
+    model = model.to(device)
+    return model.to(memory_format=torch.channels_last)
+
+
+def _rng_state() -> dict:
+    st = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]), "python_v": random.getstate()[0]}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _set_rng_state(st: Mapping[str, Any]) -> None:
+    torch.set_rng_state(st["torch"])
+    random.setstate((st["python_v"], tuple(st["python"]), None))
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(st["cuda"]))
+
+
+def _cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+
+
+def _trained(model: nn.Module, params: dict, payload: Mapping, meta: Mapping, path: Path) -> TrainedModel:
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return TrainedModel(model, params["regime"], params, dict(meta.get("metrics", {})), dict(meta.get("history", {})), path, dict(meta))
+
+
+def load_model(
+    regime: str,
+    profile: Mapping[str, Any],
+    *,
+    data_root=None,
+    store: ArtifactStore | None = None,
+    device: str | torch.device | None = None,
+    datasets: tuple[TensorImageDataset, TensorImageDataset] | None = None,
+    progress: bool = True,
+) -> TrainedModel | None:
+    """The finished model of ``regime`` for ``profile`` from the store, or ``None`` if not trained yet.
+
+    The data are loaded (or taken from ``datasets``) because their content hash is part of the key.
+    """
+    store = store if store is not None else ArtifactStore()
+    train_ds, val_ds = datasets if datasets is not None else load_datasets(profile, data_root, store, progress)
+    params = training_params(regime, profile, data_id(train_ds, val_ds))
+    found = store.load(MODEL_KIND, params)
+    if found is None:
+        return None
+    dev = resolve_device(device if device is not None else profile.get("device"))
+    return _trained(_build(params, dev), params, found[0], found[1], store.path(MODEL_KIND, params))
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device | None = "cpu") -> TrainedModel:
+    """A finished model straight from its ``model/<key>.pt`` file (parameters are read from the file)."""
+    path = Path(path)
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(blob, dict) or blob.get("params", {}).get("stage") != "train":
+        raise ValueError(f"{path} is not an fmask trained-model artifact")
+    return _trained(_build(blob["params"], resolve_device(device)), blob["params"], blob["payload"], blob["metadata"], path)
+
+
+def train_model(
+    regime: str,
+    profile: Mapping[str, Any],
+    *,
+    data_root=None,
+    store: ArtifactStore | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    reuse: bool = True,
+    datasets: tuple[TensorImageDataset, TensorImageDataset] | None = None,
+    callback: Callable[[int, dict], None] | None = None,
+) -> TrainedModel:
+    """Train (or reuse / resume) the ``regime`` model of ``profile``; returns it in eval mode.
+
+    Args:
+        regime: one of :data:`REGIMES`.
+        profile: dict from :func:`fmask.profiles.load_profile` (uses ``seed``, ``device``, ``data``, ``model``,
+            ``train``: ``epochs``, ``batch_size``, ``lr``, ``pct_start``, ``weight_decay``, ``adv_eps``,
+            ``adv_steps``, ``adv_alpha``, ``robust_eval_regimes``, ``robust_eval_n``).
+        data_root: Imagenette folder (else the profile's ``data.root``, else ``$FMASK_DATA``, else download).
+        store: artifact store (default: ``ArtifactStore()``, i.e. ``$FMASK_ARTIFACTS`` or ``./artifacts``).
+        device: overrides the profile's ``device`` (``auto``: CUDA if present; bf16 autocast on CUDA).
+        reuse: return the finished model from the store when it exists (else retrain and overwrite).
+        datasets: ``(train, val)`` :class:`fmask.data.TensorImageDataset` to use instead of loading Imagenette
+            (their content hash keys the artifact).
+        callback: called as ``callback(epoch, history)`` after each epoch's state is saved (an exception
+            raised there interrupts training; the next call resumes).
+
+    Metrics (fractions in [0, 1]): ``val_acc`` (best), ``best_epoch``, ``final_val_acc``, ``train_acc``,
+    ``train_loss`` (of the best epoch), ``seconds``; for regimes in ``robust_eval_regimes`` also
+    ``pgd_clean_acc``, ``pgd_robust_acc``, ``pgd_n``, ``pgd_eps``, ``pgd_steps`` on a seeded random subset of
+    ``robust_eval_n`` val images (all when null).
+    """
+    from tqdm.auto import tqdm
+
+    if regime not in REGIMES:
+        raise ValueError(f"unknown regime {regime!r}; choose one of {REGIMES}")
+    t = profile["train"]
+    seed = int(profile["seed"])
+    store = store if store is not None else ArtifactStore()
+    train_ds, val_ds = datasets if datasets is not None else load_datasets(profile, data_root, store, progress)
+    train_ds = train_ds.with_options(train=True, regime=regime)
+    params = training_params(regime, profile, data_id(train_ds, val_ds))
+    dev = resolve_device(device if device is not None else profile.get("device"))
+    if reuse:
+        found = store.load(MODEL_KIND, params)
+        if found is not None:
+            return _trained(_build(params, dev), params, found[0], found[1], store.path(MODEL_KIND, params))
+
+    epochs, bs, lr = int(t["epochs"]), int(t["batch_size"]), float(t["lr"])
+    if epochs < 1 or bs < 1 or not lr > 0:
+        raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {epochs}, {bs}, {lr}")
+    torch.manual_seed(seed)
+    random.seed(seed)
+    model = _build(params, dev)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=float(t.get("weight_decay", 0.0)))
+    steps_per_epoch = math.ceil(len(train_ds) / bs)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch, pct_start=float(t["pct_start"])
+    )
+    gen = torch.Generator().manual_seed(seed)
+    eps = float(t["adv_eps"])
+    attack = PGD(model, eps=eps, alpha=t.get("adv_alpha"), steps=int(t["adv_steps"])) if regime == "adversarial" else None
+
+    history: dict[str, list] = {"train_loss": [], "train_acc": [], "val_acc": [], "val_loss": [], "lr": [], "seconds": []}
+    best_state, best_epoch, start = None, 0, 0
+    state_path = store.path(STATE_KIND, params)
+    prev = store.load(STATE_KIND, params)
+    if prev is not None:
+        st = prev[0]
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        gen.set_state(st["generator"])
+        _set_rng_state(st["rng"])
+        history = {k: list(v) for k, v in st["history"].items()}
+        best_state, best_epoch, start = st["best_state"], int(st["best_epoch"]), int(st["epoch"])
+
+    bar = tqdm(range(start, epochs), initial=start, total=epochs, desc=f"train {regime}", disable=None if progress else True)
+    for epoch in bar:
+        t0 = time.time()
+        model.train()
+        loss_sum, correct, n = 0.0, 0, 0
+        inner = tqdm(train_ds.batches(bs, gen, dev), total=steps_per_epoch, leave=False, desc=f"epoch {epoch + 1}",
+                     disable=None if progress else True)
+        for x, y in inner:
+            if attack is not None:
+                x = attack(x, y)
+            x = x.contiguous(memory_format=torch.channels_last)
+            with _autocast(dev):
+                out = model(x)
+            loss = nn.functional.cross_entropy(out.float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += float(loss.detach()) * len(y)
+            correct += int((out.argmax(1) == y).sum())
+            n += len(y)
+        ev = evaluate(model, val_ds, dev)
+        history["train_loss"].append(loss_sum / n)
+        history["train_acc"].append(correct / n)
+        history["val_acc"].append(ev["acc"])
+        history["val_loss"].append(ev["loss"])
+        history["lr"].append(float(sched.get_last_lr()[0]))
+        history["seconds"].append(time.time() - t0)
+        if best_state is None or ev["acc"] >= max(history["val_acc"][:-1] or [-1.0]):
+            best_state, best_epoch = _cpu_state_dict(model), epoch + 1
+        bar.set_postfix(loss=f"{loss_sum / n:.3f}", train_acc=f"{correct / n:.3f}", val_acc=f"{ev['acc']:.3f}")
+        store.save(
+            STATE_KIND,
+            params,
+            {
+                "model": _cpu_state_dict(model), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "generator": gen.get_state(), "rng": _rng_state(), "history": history,
+                "best_state": best_state, "best_epoch": best_epoch, "epoch": epoch + 1,
+            },
+            {"regime": regime, "epoch": epoch + 1, "device": str(dev)},
+        )
+        if callback is not None:
+            callback(epoch + 1, history)
+
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    model.eval()
+    b = best_epoch - 1
+    metrics: dict[str, Any] = {
+        "val_acc": history["val_acc"][b], "best_epoch": best_epoch, "final_val_acc": history["val_acc"][-1],
+        "train_acc": history["train_acc"][b], "train_loss": history["train_loss"][b],
+        "seconds": float(sum(history["seconds"])), "n_train": len(train_ds), "n_val": len(val_ds),
+    }
+    if regime in t.get("robust_eval_regimes", ["vanilla", "adversarial"]):
+        x, y = val_ds.with_options(train=False).tensors()
+        k = t.get("robust_eval_n")
+        if k is not None and int(k) < len(y):  # a seeded random subset (val is sorted by class)
+            idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[: int(k)].sort().values
+            x, y = x[idx], y[idx]
+        r = robust_accuracy(model, x, y, eps=eps, steps=int(t["adv_steps"]), alpha=t.get("adv_alpha"), seed=seed, progress=progress)
+        metrics.update({f"pgd_{k2}": v for k2, v in r.items()})
+    meta = {
+        "regime": regime, "seed": seed, "epoch": best_epoch, "metrics": metrics, "history": history,
+        "device": str(dev), "versions": versions(), "classes": list(val_ds.classes),
+    }
+    path = store.save(MODEL_KIND, params, {"state_dict": best_state}, meta)
+    state_path.unlink(missing_ok=True)
+    state_path.with_suffix(".json").unlink(missing_ok=True)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return TrainedModel(model, regime, params, metrics, history, path, meta)
+
+
+def get_or_train(regime: str, profile: Mapping[str, Any], **kw) -> TrainedModel:
+    """The finished model from the store if present, else train it (resuming an interrupted run)."""
+    kw.setdefault("reuse", True)
+    return train_model(regime, profile, **kw)

@@ -1,0 +1,223 @@
+"""The book machinery: notebook selection, failure reporting, the smoke-profile end-to-end build and its
+check in headless Chromium; plus the blue-shift library behind chapter 1.
+
+The end-to-end run (all notebooks with the ``smoke`` profile, then ``jupyter-book build``) is one
+module-scoped fixture shared by the build test and the Chromium test. It needs the Imagenette copy
+(``FMASK_DATA``); when that variable is unset it skips with a reason, when set it must work.
+"""
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fmask import blueshift, book, report
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+# ----------------------------------------------------------------------------------------- unit tests
+def test_discover_and_select_notebooks(tmp_path):
+    for name in ("01_a.py", "02_b_c.py", "10_z.py", "helper.py", "3_bad.py"):
+        (tmp_path / name).write_text("# %%\n")
+    names = book.discover_notebooks(tmp_path)
+    assert names == ["01_a", "02_b_c", "10_z"]
+    assert book.select_notebooks(names, None) == names
+    assert book.select_notebooks(names, "02") == ["02_b_c"]
+    assert book.select_notebooks(names, "10_z,01_a.py") == ["01_a", "10_z"]  # book order kept
+    assert book.select_notebooks(names, ["b_c"]) == ["02_b_c"]
+    with pytest.raises(ValueError, match="available: 01_a, 02_b_c, 10_z"):
+        book.select_notebooks(names, "05")
+
+
+def test_repository_notebooks_have_parameters_cells():
+    names = book.discover_notebooks()
+    assert {"01_blue_shift", "02_data", "08_report"} <= set(names)
+    import jupytext
+
+    for n in names:
+        nb = jupytext.read(str(book.REPO_ROOT / "notebooks" / f"{n}.py"))
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{n} needs exactly one cell tagged 'parameters'"
+        assert "profile" in tagged[0].source, n
+        assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{n} has outputs"
+
+
+def test_toc_lists_every_notebook_and_config_disables_execution():
+    import yaml
+
+    toc = yaml.safe_load((book.REPO_ROOT / "_toc.yml").read_text())
+    cfg = yaml.safe_load((book.REPO_ROOT / "_config.yml").read_text())
+    assert toc["root"] == "book/intro"
+    files = [c["file"] for c in toc["chapters"]]
+    assert files == sorted(files) and len(files) == 8
+    for n in book.discover_notebooks():
+        assert f"book/{n}" in files, n
+    assert cfg["execute"]["execute_notebooks"] == "off"
+    for pat in ("notebooks/*", ".venv/*", "artifacts/*", "tests/*", "_build/*", "README.md", "CONTRIBUTING.md"):
+        assert pat in cfg["exclude_patterns"], pat
+
+
+def test_failing_cell_names_notebook_and_cell_and_keeps_partial_notebook(tmp_path):
+    src = tmp_path / "nbs"
+    src.mkdir()
+    (src / "01_ok.py").write_text(textwrap.dedent('''\
+        # %% tags=["parameters"]
+        profile = "x"
+        results_dir = "results"
+        # %%
+        print("fine", profile)
+        '''))
+    (src / "02_broken.py").write_text(textwrap.dedent('''\
+        # %% tags=["parameters"]
+        profile = "x"
+        # %%
+        a = 1
+        # %%
+        raise ValueError("deliberate failure")
+        # %%
+        print("never")
+        '''))
+    (src / "03_after.py").write_text('# %% tags=["parameters"]\nprofile = "x"\n')
+    out = tmp_path / "out"
+    with pytest.raises(book.BookError) as err:
+        book.run_book("smoke", out=out, src_dir=src, build=False, log=lambda s: None)
+    msg = str(err.value)
+    assert "02_broken" in msg and "cell" in msg and "deliberate failure" in msg
+    partial = out / "book" / "02_broken.ipynb"
+    assert partial.exists() and str(partial) in msg
+    nb = json.loads(partial.read_text())
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert any(o.get("output_type") == "error" for o in outputs)
+    assert not (out / "book" / "03_after.ipynb").exists(), "the run must stop at the failing notebook"
+    rts = report.load_runtimes(out / "book" / "results")
+    assert rts["01_ok"]["ok"] is True and rts["02_broken"]["ok"] is False
+    # parameters were injected into the executed notebook
+    ok_nb = json.loads((out / "book" / "01_ok.ipynb").read_text())
+    text = "".join("".join(o.get("text", "")) for c in ok_nb["cells"] for o in c.get("outputs", []))
+    assert "fine smoke" in text
+
+
+def test_missing_parameters_cell_is_an_error(tmp_path):
+    (tmp_path / "01_x.py").write_text("# %%\nprint(1)\n")
+    with pytest.raises(book.BookError, match="parameters"):
+        book.convert_notebook(tmp_path / "01_x.py", tmp_path / "o.ipynb")
+
+
+def _chromium_or_skip() -> str:
+    exe = book.find_chromium()
+    if exe is None:
+        if IN_CI:
+            pytest.fail("CI is set but no Chromium was found (install the Debian package 'chromium')")
+        pytest.skip("headless Chromium not installed (apt-get install chromium); set CI=true to make this fail")
+    return exe
+
+
+def test_html_checker_detects_broken_images_and_tracebacks(tmp_path):
+    exe = _chromium_or_skip()
+    import base64
+
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+    )
+    (tmp_path / "ok.png").write_bytes(png)
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "good.html").write_text('<html><body><p>hello</p><img src="ok.png"></body></html>')
+    (tmp_path / "bad.html").write_text(
+        '<html><body><p>x</p><img src="empty.png"><img src="missing.png">'
+        '<div class="output traceback">Traceback (most recent call last): boom</div></body></html>'
+    )
+    res = {r.page: r for r in book.check_html(tmp_path, chromium=exe)}
+    assert set(res) == {"good.html", "bad.html"}
+    assert res["good.html"].ok and res["good.html"].images == 1
+    assert not res["bad.html"].ok
+    assert sorted(res["bad.html"].broken_images) == ["empty.png", "missing.png"]
+    assert res["bad.html"].errors
+
+
+# ------------------------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory):
+    """All notebooks executed with the smoke profile into a temp dir, and the book built there."""
+    data = os.environ.get("FMASK_DATA")
+    if not data:
+        pytest.skip("FMASK_DATA is not set: the end-to-end book run needs the Imagenette copy")
+    if not Path(data).is_dir():
+        pytest.fail(f"FMASK_DATA={data} does not exist")
+    out = tmp_path_factory.mktemp("book")
+    artifacts = tmp_path_factory.mktemp("artifacts")
+    lines: list[str] = []
+    run = book.run_book("smoke", out=out, data=data, artifacts=artifacts, log=lines.append)
+    return run, lines
+
+
+def test_smoke_book_executes_every_notebook_and_builds(smoke_book):
+    run, lines = smoke_book
+    names = book.discover_notebooks()
+    assert run.notebooks == names
+    for n in names:
+        nb = json.loads((run.book_dir / f"{n}.ipynb").read_text())
+        outs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+        assert not any(o.get("output_type") == "error" for o in outs), n
+        assert (run.html_dir / "book" / f"{n}.html").exists(), n
+        assert any(n in line and "done" in line for line in lines), f"no progress line for {n}"
+    rts = report.load_runtimes(run.results_dir)
+    assert set(names) <= set(rts) and all(rts[n]["ok"] for n in names)
+    assert (run.html_dir / "book" / "intro.html").exists()
+    intro = (run.html_dir / "book" / "intro.html").read_text()
+    assert "smoke" in intro  # the profile is stated on the static page too
+    # the committed notebooks in the repository were not touched by the test run
+    assert run.book_dir != book.REPO_ROOT / "book"
+    results = report.load_results(run.results_dir)
+    assert "blue_shift" in results and "data" in results
+    assert results["data"]["subsets"]["paper"]["train"] > 0
+    if "08_report" in names:
+        html = (run.html_dir / "book" / "08_report.html").read_text()
+        assert "Table 1" in html and "Runtime of every stage" in html
+
+
+def test_smoke_book_pages_render_in_chromium(smoke_book):
+    exe = _chromium_or_skip()
+    run, _ = smoke_book
+    checks = book.check_html(run.html_dir, chromium=exe)
+    pages = {c.page for c in checks}
+    for n in run.notebooks:
+        assert f"book/{n}.html" in pages
+    bad = [c for c in checks if not c.ok]
+    assert not bad, bad
+    # chapters with figures really have (loaded) images
+    by_page = {c.page: c for c in checks}
+    assert by_page["book/01_blue_shift.html"].images >= 2
+    assert by_page["book/02_data.html"].images >= 2
+
+
+# ------------------------------------------------------------------------------------ blue shift
+
+from fmask import blueshift
+
+
+def test_linear_has_no_blue_shift_nonlinear_do():
+    res = blueshift.activation_spectra(n=128, base=4)
+    assert res.shifted["identity"] < 1e-12
+    for name in ("softplus", "tanh", "relu", "hardtanh"):
+        assert res.shifted[name] > 1e-3, name
+    # odd activations: no even harmonic; relu: even harmonic present
+    assert res.spectra["tanh"][8] < 1e-10 and res.spectra["tanh"][12] > 1e-6
+    assert res.spectra["relu"][8] > 1e-3
+
+
+def test_intermodulation_products():
+    im = blueshift.intermodulation(n=256, f1=5, f2=12, activation="relu")
+    assert all(p["present"] for p in im["products"].values())
+    lin = blueshift.intermodulation(n=256, f1=5, f2=12, activation="identity")
+    assert lin["new"] == [] and lin["present"] == [5, 12]
+
+
+def test_bad_input():
+    with pytest.raises(ValueError):
+        blueshift.sinusoid(64, [40])
+    with pytest.raises(ValueError):
+        blueshift.activation_spectra(activations=("nope",))
