@@ -9,7 +9,7 @@ For each architecture and each N, on the same frozen model, images, steps and se
 * ``bare``    – forward + input-backward of the frozen network alone on the same batches: the limit.
 
 Throughputs are images·steps per second. ``ratio`` = batched / serial (target ≥ 5), ``overhead`` =
-1 − batched / bare (target ≤ 15 %). ``max|ΔM|`` compares batched and serial masks of the images both
+1 − batched / bare (target ≤ 15 %). ``max dM`` (max |ΔM|) compares batched and serial masks of the images both
 learned (they must agree: it is the same optimisation problem).
 
 Early stopping is disabled in both learners (patience larger than steps) so that both do exactly
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--serial-images", type=int, default=4,
                    help="images the serial reference learns (its rate is measured on these; default 4)")
     p.add_argument("--lam", type=float, default=0.07)
-    p.add_argument("--lr", type=float, default=0.2)
+    p.add_argument("--lr", type=float, default=0.01, help="Adam lr (learn_masks per-image default)")
     p.add_argument("--seed", type=int, default=31)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--data", default=os.environ.get("FMASK_DATA"), help="Imagenette root (default $FMASK_DATA)")
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
           f"serial reference on the first {args.serial_images} image(s); lam {args.lam}; lr {args.lr}; "
           f"seed {args.seed}")
     header = (f"| {'arch':<9} | {'N':>4} | {'serial':>8} | {'batched':>8} | {'bare net':>8} | "
-              f"{'ratio':>6} | {'overhead':>8} | {'max|ΔM|':>8} |")
+              f"{'ratio':>6} | {'overhead':>8} | {'max dM':>8} |")
     print("# throughput in images·steps/s (higher is better)")
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")

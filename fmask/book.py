@@ -164,6 +164,10 @@ def execute_notebook(
     with tempfile.TemporaryDirectory(prefix="fmask-nb-") as tmp:
         raw = convert_notebook(src_py, Path(tmp) / f"{name}.ipynb")
         out_ipynb.parent.mkdir(parents=True, exist_ok=True)
+        # Progress bars are for people watching; in executed pages they are noise (and, without a widget
+        # front end, warnings). The kernel inherits this environment; users' own runs keep their bars.
+        prev = os.environ.get("TQDM_DISABLE")
+        os.environ["TQDM_DISABLE"] = "1"
         try:
             pm.execute_notebook(
                 str(raw),
@@ -186,6 +190,11 @@ def execute_notebook(
                 f"notebook {name} could not be executed: {type(exc).__name__}: {exc}\n"
                 f"  partly executed notebook (if any) at {out_ipynb}"
             ) from exc
+        finally:
+            if prev is None:
+                os.environ.pop("TQDM_DISABLE", None)
+            else:
+                os.environ["TQDM_DISABLE"] = prev
     return out_ipynb
 
 

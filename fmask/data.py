@@ -67,6 +67,7 @@ __all__ = [
     "BatchTrainTransform",
     "load_split",
     "planted_frequency_dataset",
+    "write_fake_imagenette",
 ]
 
 IMAGENETTE_WNIDS: tuple[str, ...] = (
@@ -689,3 +690,30 @@ def load_split(
         )
     is_train = split == "train" if train is None else bool(train)
     return TensorImageDataset(images, sizes, labels_t, int(image_size), is_train, regime, kept, wnids, skipped)
+
+
+def write_fake_imagenette(
+    root: str | os.PathLike, n_train: int = 8, n_val: int = 4, size: tuple[int, int] = (40, 48), seed: int = 0
+) -> Path:
+    """Write a tiny Imagenette-layout folder (all 10 wnids, RGB JPEGs) for tests and demos; returns ``root``.
+
+    Class k (folder index) has mean brightness ``30 + 20 k`` plus noise and a class-dependent stripe
+    frequency, so a classifier can learn it quickly. Images are ``size`` = (height, width).
+    """
+    import numpy as np
+    from PIL import Image
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    h, w = size
+    yy = np.arange(h)[:, None]
+    for split, n in (("train", n_train), ("val", n_val)):
+        for k, wnid in enumerate(IMAGENETTE_WNIDS):
+            folder = root / split / wnid
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                stripes = 25 * np.sin(2 * np.pi * (k + 1) * yy / h) * np.ones((1, w))
+                base = 30 + 20 * k + stripes + rng.normal(0, 8, (h, w))
+                rgb = np.clip(np.stack([base, base * 0.9, base * 1.1], -1), 0, 255).astype(np.uint8)
+                Image.fromarray(rgb).save(folder / f"{wnid}_{i:04d}.JPEG", quality=90)
+    return root

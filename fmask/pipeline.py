@@ -100,6 +100,26 @@ def _resolve_device(device: str | torch.device | None, profile_device: str | Non
     return torch.device(d)
 
 
+def _mask_schedule(value: Any, per_image: bool) -> str | None:
+    """Translate a profile's ``schedule`` entry into :func:`fmask.learn.learn_masks`'s ``schedule``.
+
+    Profiles may give the original's flag, a OneCycleLR ``pct_start`` number (e.g. ``0.1``): for dataset
+    masks that is the one-cycle schedule (learn uses pct_start 0.1, the original's value; other numbers are
+    rejected); for per-image masks it means the original's never-finished warm-up, whose effective lr is
+    almost constant, so it maps to a constant lr (``None``) unless ``"original"`` is asked for explicitly.
+    Strings (``default``, ``constant``, ``onecycle``, ``original``) and ``None`` pass through.
+    """
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"mask schedule must be a string, null or a pct_start number; got {value!r}")
+    if per_image:
+        return None
+    if abs(float(value) - 0.1) > 1e-12:
+        raise ValueError(f"dataset-mask schedule pct_start {value} is not supported (fmask.learn uses 0.1)")
+    return "onecycle"
+
+
 def _mask_payload(res: MaskResult) -> dict[str, Any]:
     return {
         "masks": res.masks.detach().cpu().float(),
@@ -160,6 +180,7 @@ class Run:
         self.device = _resolve_device(device, profile.get("device"))
         self.progress = progress
         self._models: dict[str, TrainedModel] = {}
+        self._ds = None
         self._val: tuple[Tensor, Tensor] | None = None
         self._val_meta: dict[str, Any] | None = None
         self._dataset_masks: dict[str, MaskResult] = {}
@@ -249,45 +270,53 @@ class Run:
             self._models[regime] = self._get_or_train(regime)
         return self._models[regime]
 
-    def _get_or_train(self, regime: str) -> TrainedModel:  # adapted to fmask.train below
-        raise NotImplementedError
+    def _datasets(self):
+        """(train, val) :class:`fmask.data.TensorImageDataset` of the profile (decoded once, cached in the store)."""
+        if self._ds is None:
+            from fmask.train import load_datasets
+
+            self._ds = load_datasets(self.profile, self.data_root, self.store, self.progress)
+        return self._ds
+
+    def _get_or_train(self, regime: str) -> TrainedModel:
+        from fmask import train
+
+        t0 = time.perf_counter()
+        kw = dict(data_root=self.data_root, store=self.store, device=self.device, datasets=self._datasets(),
+                  progress=self.progress)
+        tm = train.load_model(regime, self.profile, **kw)
+        if tm is not None:
+            self.provenance[f"train.{regime}"] = "loaded"
+        else:
+            tm = train.get_or_train(regime, self.profile, **kw)
+            self._record(f"train.{regime}", time.perf_counter() - t0)
+            self.provenance[f"train.{regime}"] = "computed"
+        tm.model.eval()
+        return TrainedModel(regime=regime, model=tm.model, metrics=dict(tm.metrics), history=dict(tm.history),
+                            key=dict(tm.params))
 
     # ----------------------------------------------------------------------------------------- val data
     def val_data(self) -> tuple[Tensor, Tensor]:
         """The validation images (N, C, S, S) float32 in [0, 1] and labels (N,), eval transform.
 
-        Sized by the profile's ``data`` section (``image_size``, ``channels``, ``classes``,
-        ``max_per_class_val`` / ``val_per_class`` if present); the decoded images are cached in the store.
+        Sized by the profile's ``data`` section (``image_size``, ``channels``, ``classes``, ``max_per_class``
+        or ``max_per_class_val``), loaded with :func:`fmask.train.load_datasets` exactly as for training
+        (the decoded images are cached in the store).
         """
         if self._val is None:
-            from fmask.data import load_split
-
-            d = self.data_params
-            kw = self._split_kwargs("val")
-            ds = load_split("val", root=self.data_root, store=self.store, progress=self.progress, **kw)
+            ds = self._datasets()[1]
             x, y = ds.tensors()
-            self._val = (x, y)
+            d = self.data_params
+            self._val = (x.float(), y.long())
             self._val_meta = {
                 "n": int(y.numel()),
                 "classes": list(ds.classes),
                 "image_size": int(x.shape[-1]),
                 "channels": int(x.shape[1]),
                 "files": list(ds.paths),
-                "data": {k: d[k] for k in sorted(d)},
+                "data": {k: d[k] for k in sorted(d) if k != "root"},
             }
         return self._val
-
-    def _split_kwargs(self, split: str) -> dict[str, Any]:
-        d = self.data_params
-        kw: dict[str, Any] = {}
-        for k in ("classes", "image_size", "channels", "skip_corrupt"):
-            if k in d:
-                kw[k] = d[k]
-        per_class = d.get(f"max_per_class_{split}", d.get(f"{split}_per_class", d.get("max_per_class")))
-        if per_class is not None:
-            kw["max_per_class"] = int(per_class)
-        kw["seed"] = int(d.get("seed", self.seed))
-        return kw
 
     @property
     def class_names(self) -> list[str]:
@@ -344,7 +373,7 @@ class Run:
             res = learn_masks(
                 self.model(regime).model, x, y, per_image=False,
                 lam=s.get("lam"), lr=s.get("lr"), steps=s.get("epochs", s.get("steps")),
-                batch_size=s.get("batch_size"), patience=s.get("patience"), schedule=s.get("schedule", "default"),
+                batch_size=s.get("batch_size"), patience=s.get("patience"), schedule=_mask_schedule(s.get("schedule", "default"), False),
                 seed=self.seed, device=self.device, progress=self.progress, desc=f"dataset mask ({regime})",
             )
             secs = time.perf_counter() - t0
@@ -510,8 +539,8 @@ class Run:
             res = learn_masks(
                 self.model(regime).model, images, targets, per_image=True,
                 lam=s.get("lam"), lr=s.get("lr"), steps=s.get("steps"), patience=s.get("patience"),
-                batch_size=s.get("batch_size"), schedule=s.get("schedule", "default"), seed=self.seed,
-                device=self.device, progress=self.progress, desc=f"single-image masks ({which})",
+                batch_size=s.get("batch_size"), schedule=_mask_schedule(s.get("schedule", "default"), True),
+                seed=self.seed, device=self.device, progress=self.progress, desc=f"single-image masks ({which})",
             )
             secs = time.perf_counter() - t0
             res.metadata.update({"seconds": secs, "which": which, "profile": self.name})

@@ -1,0 +1,68 @@
+"""fmask.models and fmask.attacks: architectures, the [0, 1] wrapper, PGD in pixel units."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fmask.attacks import DEFAULT_EPS, PGD, robust_accuracy
+from fmask.models import Normalized, build_model
+
+
+@pytest.mark.parametrize("arch,kw,size", [("vgg11_bn", {}, 32), ("resnet18", {}, 32), ("vgg_small", {"width_div": 16}, 32)])
+def test_build_model_shapes(arch, kw, size):
+    torch.manual_seed(0)
+    m = build_model(arch, in_channels=1, num_classes=5, **kw).eval()
+    assert isinstance(m, Normalized)
+    with torch.no_grad():
+        out = m(torch.rand(2, 1, size, size))
+    assert out.shape == (2, 5) and torch.isfinite(out).all()
+    first = m.net.features[0] if arch != "resnet18" else m.net.conv1
+    assert first.in_channels == 1
+
+
+def test_rgb_and_seeded_init():
+    torch.manual_seed(3)
+    a = build_model("vgg_small", in_channels=3, num_classes=4, width_div=16)
+    torch.manual_seed(3)
+    b = build_model("vgg_small", in_channels=3, num_classes=4, width_div=16)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert a(torch.rand(1, 3, 32, 32)).shape == (1, 4)
+
+
+def test_normalized_applies_mean_std():
+    net = torch.nn.Identity()
+    m = Normalized(net, (0.449,), (0.226,))
+    x = torch.full((1, 1, 2, 2), 0.449 + 0.226)
+    assert torch.allclose(m(x), torch.ones(1, 1, 2, 2))
+    with pytest.raises(ValueError, match=r"\(N, 1, H, W\)"):
+        m(torch.rand(1, 3, 2, 2))
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="unknown arch"):
+        build_model("vgg19")
+    with pytest.raises(ValueError, match="width_div"):
+        build_model("vgg_small", width_div=5)
+    with pytest.raises(ValueError, match="no extra options"):
+        build_model("resnet18", width_div=4)
+
+
+def test_pgd_pixel_units_within_eps_and_hurts():
+    torch.manual_seed(0)
+    m = build_model("vgg_small", num_classes=5, width_div=16).eval()
+    x = torch.rand(8, 1, 32, 32)
+    y = m(x).argmax(1).detach()
+    atk = PGD(m, steps=5)
+    assert atk.eps == DEFAULT_EPS and atk.alpha == pytest.approx(DEFAULT_EPS / 8)
+    adv = atk(x, y)
+    d = (adv - x).abs()
+    assert adv.min() >= 0 and adv.max() <= 1
+    assert d.max() <= DEFAULT_EPS + 1e-6 and d.max() > DEFAULT_EPS / 2  # really moved, inside the ball
+    ce = torch.nn.functional.cross_entropy
+    with torch.no_grad():
+        assert ce(m(adv), y) > ce(m(x), y)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        atk(x * 3, y)
+    r = robust_accuracy(m, x, y, eps=0.05, steps=5, seed=0)
+    assert r["clean_acc"] == 1.0 and r["robust_acc"] < 1.0 and r["n"] == 8
+    assert robust_accuracy(m, x, y, eps=0.05, steps=5, seed=0) == r  # seeded
