@@ -411,35 +411,25 @@ class BatchTrainTransform:
         )
         return boxes.float()
 
-    @staticmethod
-    def _interp_matrix(start: torch.Tensor, length: torch.Tensor, S: int, full: int, device) -> torch.Tensor:
-        """(N, S, full) bilinear weights mapping a 1-D window [start, start+length) to S samples, with
-        torchvision's half-pixel centres and borders clamped to the window."""
-        n = start.shape[0]
-        k = torch.arange(S, dtype=torch.float32, device=device) + 0.5
-        src = (k[None] * length[:, None] / S - 0.5).clamp(min=0)
-        src = start[:, None] + src.minimum(length[:, None] - 1)
-        i0 = src.floor()
-        frac = src - i0
-        i1 = torch.minimum(i0 + 1, start[:, None] + length[:, None] - 1)
-        m = torch.zeros(n, S, full, device=device)
-        m.scatter_add_(2, i0.long().unsqueeze(-1), (1 - frac).unsqueeze(-1))
-        m.scatter_add_(2, i1.long().unsqueeze(-1), frac.unsqueeze(-1))
-        return m
-
     def resized_crop(self, x: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor | None = None) -> torch.Tensor:
-        """Crop ``boxes`` (N, 4: top, left, h, w) out of float ``x`` (N, C, H, W) and resize to S×S (bilinear,
-        borders clamped to the crop, i.e. ``resize(antialias=True)`` when upsampling), as two batched
-        matrix products; ``flip`` (N,) bool mirrors horizontally."""
-        n, c, H, W = x.shape
+        """Crop ``boxes`` (N, 4: top, left, h, w) out of float ``x`` (N, C, H, W) and resize to S×S: bilinear at
+        torchvision's half-pixel sample positions, clamped to the crop (== ``resize(antialias=True)`` when
+        upsampling), one ``grid_sample`` for the batch; ``flip`` (N,) bool mirrors horizontally."""
+        import torch.nn.functional as Fn
+
+        n, _, H, W = x.shape
         S = self.size
         b = boxes.to(device=x.device, dtype=torch.float32)
-        ry = self._interp_matrix(b[:, 0], b[:, 2], S, H, x.device)  # (N, S, H)
-        rx = self._interp_matrix(b[:, 1], b[:, 3], S, W, x.device)  # (N, S, W)
+        top, left, h, w = b.unbind(1)
+        k = torch.arange(S, dtype=torch.float32, device=x.device) + 0.5
+        sx = left[:, None] + (k[None] * w[:, None] / S - 0.5).clamp(min=0).minimum(w[:, None] - 1)
+        sy = top[:, None] + (k[None] * h[:, None] / S - 0.5).clamp(min=0).minimum(h[:, None] - 1)
         if flip is not None:
-            rx = torch.where(flip.to(x.device)[:, None, None], rx.flip(1), rx)
-        out = ry.unsqueeze(1) @ x @ rx.transpose(1, 2).unsqueeze(1)  # (N, C, S, S)
-        return out
+            sx = torch.where(flip.to(x.device)[:, None], sx.flip(1), sx)
+        gx = sx / max(W - 1, 1) * 2 - 1
+        gy = sy / max(H - 1, 1) * 2 - 1
+        grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), dim=-1)
+        return Fn.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
     def affine_params(self, n: int, g: torch.Generator) -> torch.Tensor:
         """Per-sample (angle in degrees, tx, ty, scale) as (N, 4) float64, drawn as ``RandomAffine`` does."""

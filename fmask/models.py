@@ -39,12 +39,13 @@ class Normalized(nn.Module):
 
     def __init__(self, net: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
-        mean_t = torch.as_tensor(list(mean), dtype=torch.float32)
-        std_t = torch.as_tensor(list(std), dtype=torch.float32)
-        if mean_t.ndim != 1 or mean_t.shape != std_t.shape:
-            raise ValueError(f"mean and std must be equal-length sequences, got {list(mean)} and {list(std)}")
-        if (std_t <= 0).any():
-            raise ValueError(f"std must be positive, got {list(std)}")
+        mean_l, std_l = [float(v) for v in mean], [float(v) for v in std]
+        if not mean_l or len(mean_l) != len(std_l):
+            raise ValueError(f"mean and std must be equal-length sequences, got {mean_l} and {std_l}")
+        if any(v <= 0 for v in std_l):
+            raise ValueError(f"std must be positive, got {std_l}")
+        mean_t = torch.tensor(mean_l, dtype=torch.float32)
+        std_t = torch.tensor(std_l, dtype=torch.float32)
         self.net = net
         self.register_buffer("mean", mean_t.view(1, -1, 1, 1))
         self.register_buffer("std", std_t.view(1, -1, 1, 1))

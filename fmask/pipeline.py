@@ -40,7 +40,7 @@ from fmask.store import ArtifactStore
 __all__ = ["Run", "TrainedModel", "Selection", "STAGE_VERSION", "SINGLE_MASK_KINDS"]
 
 #: bump when a stage's computation changes so that old artifacts are not reused
-STAGE_VERSION = 1
+STAGE_VERSION = 2
 #: which single-image mask sets :meth:`Run.single_image_masks` learns
 SINGLE_MASK_KINDS: tuple[str, ...] = ("vanilla", "adversarial", "pgd")
 
@@ -68,7 +68,9 @@ class Selection:
     ``idx``: indices into :meth:`Run.val_data` (sorted); ``images`` (n, C, S, S) in [0, 1]; ``labels``
     (n,) true labels (= the vanilla and the adversarially trained models' predictions); ``adv_images``
     (n, C, S, S) PGD images of the vanilla model; ``adv_predictions`` (n,) its predictions on them;
-    ``counts``: how many validation images passed each criterion.
+    ``counts``: how many validation images passed each criterion; ``criterion``: the rule used
+    (``both_correct_and_fooled`` normally; a weaker one only if that leaves no image, see
+    :meth:`Run.single_image_selection`); ``predictions``: the vanilla model's predictions on ``images``.
     """
 
     idx: Tensor
@@ -78,6 +80,8 @@ class Selection:
     adv_predictions: Tensor
     counts: dict[str, int]
     params: dict[str, Any] = field(default_factory=dict)
+    criterion: str = "both_correct_and_fooled"
+    predictions: Tensor | None = None
 
 
 def _section(profile: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -454,6 +458,10 @@ class Run:
         kept images where the two models agree on correctness and PGD flips the vanilla model's
         correctness; restricted to correctly classified images, as the paper describes, that is this.)
         At most ``single_mask.n_images`` are kept, drawn with a seeded generator, in validation order.
+
+        If no image meets that rule (e.g. barely trained smoke-profile models) the first non-empty of
+        ``vanilla_fooled`` (vanilla correct, PGD fools it), ``vanilla_correct`` and ``all`` is used
+        instead; ``Selection.criterion`` says which, and the notebook prints it.
         """
         if self._selection is not None:
             return self._selection
@@ -468,36 +476,42 @@ class Run:
             p, _ = hit
             sel = Selection(idx=p["idx"], images=p["images"], labels=p["labels"], adv_images=p["adv_images"],
                             adv_predictions=p["adv_predictions"], counts={k: int(v) for k, v in p["counts"].items()},
-                            params=key)
+                            params=key, criterion=str(p["criterion"]), predictions=p["predictions"])
             self.provenance["single_image_selection"] = "loaded"
         else:
             t0 = time.perf_counter()
             x, y = self.val_data()
             van = self.model("vanilla").model
             adv = self.model("adversarial").model
-            ok_van = predict(van, x, device=self.device) == y
+            p_van = predict(van, x, device=self.device)
+            ok_van = p_van == y
             ok_adv = predict(adv, x, device=self.device) == y
-            both = ok_van & ok_adv
-            cand = torch.nonzero(both).flatten()
-            xa_c = self._pgd(van, x[cand], y[cand])
-            pa_c = predict(van, xa_c, device=self.device)
-            flipped = pa_c != y[cand]
-            keep = torch.nonzero(flipped).flatten()
+            xa = self._pgd(van, x, y)
+            pa = predict(van, xa, device=self.device)
+            flipped = ok_van & (pa != y)
+            strict = flipped & ok_adv
             counts = {"validation": int(y.numel()), "vanilla_correct": int(ok_van.sum()),
-                      "adversarial_correct": int(ok_adv.sum()), "both_correct": int(both.sum()),
-                      "candidates": int(keep.numel())}
-            if n_images is not None and keep.numel() > int(n_images):
+                      "adversarial_correct": int(ok_adv.sum()), "both_correct": int((ok_van & ok_adv).sum()),
+                      "vanilla_fooled": int(flipped.sum()), "candidates": int(strict.sum())}
+            # the paper's criterion first; weaker ones only when it leaves nothing (tiny smoke models)
+            criterion, mask = next(
+                (name, m) for name, m in (("both_correct_and_fooled", strict), ("vanilla_fooled", flipped),
+                                          ("vanilla_correct", ok_van), ("all", torch.ones_like(ok_van)))
+                if bool(m.any())
+            )
+            idx = torch.nonzero(mask).flatten()
+            if n_images is not None and idx.numel() > int(n_images):
                 g = torch.Generator().manual_seed(self.seed)
-                keep = torch.sort(keep[torch.randperm(keep.numel(), generator=g)[: int(n_images)]]).values
-            counts["selected"] = int(keep.numel())
-            idx = cand[keep]
-            sel = Selection(idx=idx, images=x[idx].clone(), labels=y[idx].clone(), adv_images=xa_c[keep].clone(),
-                            adv_predictions=pa_c[keep].clone(), counts=counts, params=key)
+                idx = torch.sort(idx[torch.randperm(idx.numel(), generator=g)[: int(n_images)]]).values
+            counts["selected"] = int(idx.numel())
+            sel = Selection(idx=idx, images=x[idx].clone(), labels=y[idx].clone(), adv_images=xa[idx].clone(),
+                            adv_predictions=pa[idx].clone(), counts=counts, params=key, criterion=criterion,
+                            predictions=p_van[idx].clone())
             secs = time.perf_counter() - t0
             self.store.save("single_image_selection", key,
                             {"idx": sel.idx, "images": sel.images, "labels": sel.labels,
                              "adv_images": sel.adv_images, "adv_predictions": sel.adv_predictions,
-                             "counts": counts},
+                             "predictions": sel.predictions, "counts": counts, "criterion": criterion},
                             {"seconds": secs, "profile": self.name})
             self._record("single_image_selection", secs)
             self.provenance["single_image_selection"] = "computed"
@@ -507,8 +521,8 @@ class Run:
     def single_image_masks(self, which: Sequence[str] = SINGLE_MASK_KINDS) -> dict[str, MaskResult]:
         """Per-image masks of the selected images, batched through :func:`fmask.learn.learn_masks`.
 
-        * ``vanilla``: vanilla model, clean images (targets: the true labels = its predictions);
-        * ``adversarial``: adversarially trained model, the same clean images;
+        * ``vanilla``: vanilla model, clean images (targets: its predictions = the true labels);
+        * ``adversarial``: adversarially trained model, the same clean images and targets;
         * ``pgd``: vanilla model, the PGD images (targets: its predictions on them, as the original).
         """
         out = {}
@@ -533,7 +547,9 @@ class Run:
             self.provenance[f"single_image_masks.{which}"] = "loaded"
         else:
             images = sel.adv_images if which == "pgd" else sel.images
-            targets = sel.adv_predictions if which == "pgd" else sel.labels
+            # the original's targets: the vanilla model's predictions (= the labels for the paper's criterion)
+            targets = sel.adv_predictions if which == "pgd" else (
+                sel.predictions if sel.predictions is not None else sel.labels)
             s = settings
             t0 = time.perf_counter()
             res = learn_masks(

@@ -1,14 +1,15 @@
 """Matplotlib figures for the book. Every function returns a :class:`matplotlib.figure.Figure`.
 
-Never calls ``plt.show()``; figures are created with :class:`matplotlib.figure.Figure` directly (no
-pyplot state), so the library can run headless. Notebooks display them by leaving the figure as the
-last expression of a cell (or with ``IPython.display.display``).
+Never calls ``plt.show()``; figures are created without pyplot state (:class:`BookFigure`, a
+:class:`matplotlib.figure.Figure` that renders itself as PNG in Jupyter), so the library runs headless and
+a notebook shows a figure by leaving it as the last expression of a cell (or ``IPython.display.display``).
 
 Inputs follow CONTRIBUTING.md: images (N, C, H, W) in [0, 1]; masks in ``torch.fft.fft2`` layout (they
 are centred here with :func:`fmask.spectral.centered` before drawing).
 """
 from __future__ import annotations
 
+import io
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -20,6 +21,7 @@ from torch import Tensor
 from fmask.spectral import angular_bands, centered, radial_bands
 
 __all__ = [
+    "BookFigure",
     "MASK_CMAP",
     "DIFF_CMAP",
     "mask_grid",
@@ -35,6 +37,15 @@ __all__ = [
 
 MASK_CMAP = "turbo"  # the original's colormap for masks
 DIFF_CMAP = "coolwarm"  # diverging; with a TwoSlopeNorm centred at 0, "no difference" is the middle colour
+
+
+class BookFigure(Figure):
+    """A :class:`~matplotlib.figure.Figure` with ``_repr_png_``, so Jupyter displays it without pyplot."""
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        return buf.getvalue()
 
 
 def _to_display_mask(m: Tensor | np.ndarray, already_centered: bool = False) -> np.ndarray:
@@ -77,7 +88,7 @@ def mask_grid(
     n = len(masks)
     ncols = max(1, min(ncols, n or 1))
     nrows = (n + ncols - 1) // ncols if n else 1
-    fig = Figure(figsize=(panel_size * ncols + (0.8 if colorbar else 0), panel_size * nrows), layout="constrained")
+    fig = BookFigure(figsize=(panel_size * ncols + (0.8 if colorbar else 0), panel_size * nrows), layout="constrained")
     axes = _grid_axes(fig, n, ncols)
     im = None
     for ax, (title, m) in zip(axes, masks.items()):
@@ -116,7 +127,7 @@ def difference_grid(
     norm = TwoSlopeNorm(vmin=-vmax, vcenter=0.0, vmax=vmax)
     ncols = max(1, min(ncols, n or 1))
     nrows = (n + ncols - 1) // ncols if n else 1
-    fig = Figure(figsize=(panel_size * ncols + (0.8 if colorbar else 0), panel_size * nrows), layout="constrained")
+    fig = BookFigure(figsize=(panel_size * ncols + (0.8 if colorbar else 0), panel_size * nrows), layout="constrained")
     axes = _grid_axes(fig, n, ncols)
     im = None
     for ax, (title, a) in zip(axes, arrays.items()):
@@ -144,7 +155,7 @@ def dataset_masks_figure(
     if not masks or not diffs:
         raise ValueError("need at least one mask and one difference")
     ncols = max(len(masks), len(diffs))
-    fig = Figure(figsize=(panel_size * ncols + 1.0, 2 * panel_size + 0.3), layout="constrained")
+    fig = BookFigure(figsize=(panel_size * ncols + 1.0, 2 * panel_size + 0.3), layout="constrained")
     axes = fig.subplots(2, ncols, squeeze=False)
     im = None
     for j, (title, m) in enumerate(masks.items()):
@@ -167,7 +178,7 @@ def dataset_masks_figure(
 def band_partitions(size: tuple[int, int] = (64, 64), n_bands: int = 64, *, cmap: str = "viridis") -> Figure:
     """The radial and angular band maps (centred layout) side by side: 2 images."""
     h, w = size
-    fig = Figure(figsize=(7.0, 3.4), layout="constrained")
+    fig = BookFigure(figsize=(7.0, 3.4), layout="constrained")
     axes = fig.subplots(1, 2)
     for ax, (title, bmap) in zip(
         axes, (("radial bands", radial_bands(h, w, n_bands)), ("angular bands", angular_bands(h, w, n_bands)))
@@ -194,7 +205,7 @@ def band_energy_lines(
     panels = [("radial frequency band (low → high)", radial)]
     if angular:
         panels.append(("angular frequency band (0 → 2π)", angular))
-    fig = Figure(figsize=(5.0 * len(panels), 3.4), layout="constrained")
+    fig = BookFigure(figsize=(5.0 * len(panels), 3.4), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (xlabel, series) in zip(axes, panels):
         for name, v in series.items():
@@ -217,7 +228,7 @@ def band_dominance_bars(
     panels = [("radial frequency band (low → high)", np.asarray(radial, dtype=float))]
     if angular is not None:
         panels.append(("angular frequency band (0 → 2π)", np.asarray(angular, dtype=float)))
-    fig = Figure(figsize=(5.0 * len(panels), 3.2), layout="constrained")
+    fig = BookFigure(figsize=(5.0 * len(panels), 3.2), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (xlabel, v) in zip(axes, panels):
         if v.ndim != 1 or v.size == 0:
@@ -265,7 +276,7 @@ def image_grid(
     ncols = next(iter(ks.values()))
     if col_titles is not None and len(col_titles) != ncols:
         raise ValueError(f"{len(col_titles)} column titles for {ncols} columns")
-    fig = Figure(figsize=(panel_size * ncols + 1.2, panel_size * len(data)), layout="constrained")
+    fig = BookFigure(figsize=(panel_size * ncols + 1.2, panel_size * len(data)), layout="constrained")
     axes = fig.subplots(len(data), ncols, squeeze=False)
     for i, (label, imgs) in enumerate(data.items()):
         for j in range(ncols):
@@ -300,7 +311,7 @@ def learning_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], *, k
                     keys.append(k)
     if not keys:
         raise ValueError("no per-epoch series found in the histories")
-    fig = Figure(figsize=(3.8 * len(keys), 3.2), layout="constrained")
+    fig = BookFigure(figsize=(3.8 * len(keys), 3.2), layout="constrained")
     axes = fig.subplots(1, len(keys), squeeze=False)[0]
     for ax, k in zip(axes, keys):
         for regime, h in histories.items():
@@ -334,7 +345,7 @@ def umap_scatter(
     """
     if not embeddings:
         raise ValueError("embeddings is empty")
-    fig = Figure(figsize=(4.0 * len(embeddings), 3.8), layout="constrained")
+    fig = BookFigure(figsize=(4.0 * len(embeddings), 3.8), layout="constrained")
     axes = fig.subplots(1, len(embeddings), squeeze=False)[0]
     import matplotlib
 

@@ -31,6 +31,7 @@ device = None            # None -> the profile's device
 
 # %%
 from IPython.display import Markdown, display
+import matplotlib.pyplot as plt  # activates the inline backend, which renders the returned Figures
 from myst_nb import glue
 
 from fmask import analysis, plots, report
@@ -92,8 +93,6 @@ plots.difference_grid(rescaled, vmax=0.5)
 # switching off as many frequencies as possible, so the two should be close.
 
 # %%
-import pandas as pd
-
 table1 = {}
 for r in masks:
     table1[r] = analysis.table1_row(models[r].model, x_val, y_val, masks[r].masks)
@@ -102,11 +101,9 @@ run.save_result("table1", {r: {"standard": v["standard"], "masked": v["masked"]}
                 meta={"n_val": int(len(y_val)), "lam": lam})
 run.save_result("dataset_masks", {r: {"mask_mean": v["mask_mean"], "steps": int(masks[r].steps[0]),
                                       "converged": bool(masks[r].converged[0])} for r, v in table1.items()})
-df = pd.DataFrame(
+display(Markdown(report.table_markdown(
     [{"model": f"({letters[r]}) {r}", "standard (%)": 100 * v["standard"], "masked (%)": 100 * v["masked"],
-      "mask kept (mean M)": v["mask_mean"]} for r, v in table1.items()]
-).set_index("model")
-display(df.round(2))
+      "mean of M (%)": 100 * v["mask_mean"]} for r, v in table1.items()], digits=1)))
 for r, v in table1.items():
     glue(f"std_{r}", f"{100 * v['standard']:.1f}%", display=False)
     glue(f"masked_{r}", f"{100 * v['masked']:.1f}%", display=False)

@@ -31,6 +31,7 @@ n_bands = None           # None -> the profile's analysis.n_bands (the paper: 64
 
 # %%
 import numpy as np
+import matplotlib.pyplot as plt  # activates the inline backend, which renders the returned Figures
 from myst_nb import glue
 
 from fmask import analysis, plots, report
@@ -71,18 +72,16 @@ plots.band_energy_lines({label[r]: v for r, v in radial.items()}, {label[r]: v f
 # half of the radius range and report each mask's share of energy in the upper half:
 
 # %%
-import pandas as pd
+from IPython.display import Markdown
 
 energy = {r: analysis.band_energies(m, n_bands, "radial")[0].numpy() for r, m in masks.items()}
 half = n_bands // 2
 high_share = {r: float(e[half:].sum()) for r, e in energy.items()}
 ang = {r: analysis.band_energies(m, n_bands, "angular")[0].numpy() for r, m in masks.items()}
 ang_spread = {r: float(e.max() / max(e.mean(), 1e-12)) for r, e in ang.items()}
-df = pd.DataFrame(
+Markdown(report.table_markdown(
     [{"model": f"({letters[r]}) {r}", "energy in upper half of radii (%)": 100 * high_share[r],
-      "max/mean angular share": ang_spread[r]} for r in masks]
-).set_index("model")
-df.round(3)
+      "max/mean angular share": ang_spread[r]} for r in masks], digits=2))
 
 # %%
 for r in masks:

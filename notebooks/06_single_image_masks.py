@@ -36,9 +36,9 @@ n_bands = None           # None -> the profile's analysis.n_bands (the paper: 64
 
 # %%
 import numpy as np
-import pandas as pd
 import torch
-from IPython.display import display
+from IPython.display import Markdown, display
+import matplotlib.pyplot as plt  # activates the inline backend, which renders the returned Figures
 from myst_nb import glue
 
 from fmask import analysis, plots, report
@@ -58,19 +58,23 @@ print(run)
 with run.timed("06_single_image_masks.select"):
     sel = run.single_image_selection()
 c = sel.counts
-pd.Series(c, name="images").to_frame()
+print(f"selection rule: {sel.criterion}")
+Markdown(report.table_markdown([{"criterion": k, "images": v} for k, v in c.items()]))
 
 # %%
 for k, v in c.items():
     glue(f"count_{k}", f"{v:,}", display=False)
 glue("pgd_eps", f"{run.pgd_settings()['eps']:.4g}", display=False)
+glue("criterion", sel.criterion.replace("_", " "), display=False)
 
 # %% [markdown]
 # Of the {glue:text}`count_validation` validation images, the vanilla network classifies
 # {glue:text}`count_vanilla_correct` correctly, the adversarially trained one
 # {glue:text}`count_adversarial_correct`, both {glue:text}`count_both_correct`. PGD ($L_\infty$, $\epsilon$ =
 # {glue:text}`pgd_eps` in pixel units) fools the vanilla network on {glue:text}`count_candidates` of those;
-# {glue:text}`count_selected` of them are used here.
+# {glue:text}`count_selected` images are used here, chosen by the rule "{glue:text}`criterion`" (the
+# paper's rule is "both correct and fooled"; a weaker rule is used only when no image meets it, which
+# happens with the barely trained networks of the smoke profile).
 
 # %%
 with run.timed("06_single_image_masks.learn"):
@@ -129,7 +133,8 @@ t2 = {
 run.save_result("table2", t2, meta={"n_images": int(len(sel.labels))})
 cols = {"masked": "M(X)", "complement": "M'(X)", "adversarial": "X_A", "masked_adversarial": "M(X_A)",
         "masked_adversarial_binary": "M(X_A), binarised M"}
-display((100 * pd.DataFrame(t2).T.rename(columns=cols)).round(1))
+display(Markdown(report.table_markdown(
+    [{"model": m, **{cols[k] + " (%)": 100 * a for k, a in v.items()}} for m, v in t2.items()], digits=1)))
 for m, v in t2.items():
     for k, a in v.items():
         glue(f"t2_{m}_{k}", f"{100 * a:.1f}%", display=False)

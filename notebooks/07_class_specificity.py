@@ -34,8 +34,8 @@ umap_neighbors = None    # None -> the profile's analysis.umap_neighbors (the or
 
 # %%
 import numpy as np
-import pandas as pd
-from IPython.display import display
+from IPython.display import Markdown, display
+import matplotlib.pyplot as plt  # activates the inline backend, which renders the returned Figures
 from myst_nb import glue
 
 from fmask import analysis, plots, report
@@ -58,18 +58,37 @@ print(run, f"{len(labels)} masks of shape {tuple(masks.shape[1:])}")
 # ## Linear classifier vs random labels (Table 3)
 
 # %%
-with run.timed("07_class_specificity.probe"):
-    res = analysis.class_specificity(masks, labels, seed=run.seed, train_fraction=train_fraction,
-                                     C=float(a.get("probe_C", 1.0)))
-table3 = {k: {"train": v.train_accuracy, "test": v.test_accuracy} for k, v in res.items()}
-run.save_result("table3", table3, meta={"n_masks": int(len(labels)), "train_fraction": train_fraction})
-display((100 * pd.DataFrame(table3).T).round(1).rename(columns={"train": "train (%)", "test": "test (%)"}))
-chance = res["true_labels"].chance
-for k, v in table3.items():
-    glue(f"t3_{k}_train", f"{100 * v['train']:.1f}%", display=False)
-    glue(f"t3_{k}_test", f"{100 * v['test']:.1f}%", display=False)
-glue("chance", f"{100 * chance:.1f}%", display=False)
-glue("n_test", str(len(res["true_labels"].test_idx)), display=False)
+n_classes = len(np.unique(labels))
+n_train = int(len(labels) * train_fraction)
+probe_ok = n_classes >= 2 and 2 <= n_train < len(labels)
+res = None
+if probe_ok:
+    try:
+        with run.timed("07_class_specificity.probe"):
+            res = analysis.class_specificity(masks, labels, seed=run.seed, train_fraction=train_fraction,
+                                             C=float(a.get("probe_C", 1.0)))
+    except ValueError as exc:  # e.g. a training split with a single class (tiny smoke runs)
+        print(f"linear probe not possible: {exc}")
+if res is None:
+    print(f"{len(labels)} masks of {n_classes} class(es): too few for a linear probe; Table 3 stays n/a")
+    table3, chance = {}, float("nan")
+    for k in ("true_labels", "random_labels"):
+        for part in ("train", "test"):
+            glue(f"t3_{k}_{part}", "n/a", display=False)
+    glue("chance", "n/a", display=False)
+    glue("n_test", "0", display=False)
+else:
+    table3 = {k: {"train": v.train_accuracy, "test": v.test_accuracy} for k, v in res.items()}
+    run.save_result("table3", table3, meta={"n_masks": int(len(labels)), "train_fraction": train_fraction})
+    display(Markdown(report.table_markdown(
+        [{"labels": k.replace("_", " "), "train (%)": 100 * v["train"], "test (%)": 100 * v["test"]}
+         for k, v in table3.items()], digits=1)))
+    chance = res["true_labels"].chance
+    for k, v in table3.items():
+        glue(f"t3_{k}_train", f"{100 * v['train']:.1f}%", display=False)
+        glue(f"t3_{k}_test", f"{100 * v['test']:.1f}%", display=False)
+    glue("chance", f"{100 * chance:.1f}%", display=False)
+    glue("n_test", str(len(res["true_labels"].test_idx)), display=False)
 
 # %% [markdown]
 # On the {glue:text}`n_test` held-out masks the classifier trained on the true labels reaches
@@ -86,15 +105,17 @@ glue("n_test", str(len(res["true_labels"].test_idx)), display=False)
 
 # %%
 with run.timed("07_class_specificity.umap"):
-    feats = analysis.mask_features(masks)
-    emb = {
-        "masks": analysis.umap_embedding(feats, seed=run.seed, n_neighbors=umap_neighbors),
-        "classifier outputs (true labels)": analysis.umap_embedding(
-            res["true_labels"].outputs, seed=run.seed, n_neighbors=umap_neighbors),
-        "classifier outputs (permuted labels)": analysis.umap_embedding(
-            res["random_labels"].outputs, seed=run.seed, n_neighbors=umap_neighbors),
-    }
-plots.umap_scatter(emb, labels, class_names=names)
+    emb = {}
+    if len(labels) >= 4:
+        emb["masks"] = analysis.umap_embedding(analysis.mask_features(masks), seed=run.seed, n_neighbors=umap_neighbors)
+    if res is not None:
+        for k, title in (("true_labels", "classifier outputs (true labels)"),
+                         ("random_labels", "classifier outputs (permuted labels)")):
+            emb[title] = analysis.umap_embedding(res[k].outputs, seed=run.seed, n_neighbors=umap_neighbors)
+if emb:
+    display(plots.umap_scatter(emb, labels, class_names=names))
+else:
+    print("too few masks for UMAP")
 
 # %% [markdown]
 # The classifier's outputs separate by class largely because the classifier was trained on those labels
@@ -105,10 +126,11 @@ plots.umap_scatter(emb, labels, class_names=names)
 # %%
 from sklearn.metrics import silhouette_score
 
-sil = {k: float(silhouette_score(e, labels)) if len(np.unique(labels)) > 1 else float("nan") for k, e in emb.items()}
+ok_sil = 1 < n_classes < len(labels)
+sil = {k: float(silhouette_score(e, labels)) if ok_sil else float("nan") for k, e in emb.items()}
 for k, v in sil.items():
     print(f"silhouette (true classes) of the {k} embedding: {v:.3f}")
-glue("sil_masks", f"{sil['masks']:.2f}", display=False)
+glue("sil_masks", f"{sil['masks']:.2f}" if "masks" in sil and ok_sil else "n/a", display=False)
 run.save_result(
     "class_specificity",
     {
@@ -118,7 +140,7 @@ run.save_result(
         "train_fraction": train_fraction,
         "umap_neighbors": umap_neighbors,
         "silhouette": sil,
-        "permutation_changed": float(np.mean(res["random_labels"].labels != labels)),
+        "permutation_changed": None if res is None else float(np.mean(res["random_labels"].labels != labels)),
     },
 )
 

@@ -8,7 +8,17 @@ from fmask.attacks import DEFAULT_EPS, PGD, robust_accuracy
 from fmask.models import Normalized, build_model
 
 
-@pytest.mark.parametrize("arch,kw,size", [("vgg11_bn", {}, 32), ("resnet18", {}, 32), ("vgg_small", {"width_div": 16}, 32)])
+def test_vgg11_bn_layout_on_meta_device():
+    """The paper's VGG11-bn (built on the meta device: its 100M-parameter head is slow to initialise on CPU)."""
+    with torch.device("meta"):
+        m = build_model("vgg11_bn", in_channels=1, num_classes=5)
+    convs = [l for l in m.net.features if isinstance(l, torch.nn.Conv2d)]
+    assert len(convs) == 8 and convs[0].in_channels == 1 and convs[0].out_channels == 64
+    assert sum(isinstance(l, torch.nn.BatchNorm2d) for l in m.net.features) == 8
+    assert m.net.classifier[-1].out_features == 5
+
+
+@pytest.mark.parametrize("arch,kw,size", [("resnet18", {}, 32), ("vgg_small", {"width_div": 16}, 32)])
 def test_build_model_shapes(arch, kw, size):
     torch.manual_seed(0)
     m = build_model(arch, in_channels=1, num_classes=5, **kw).eval()
@@ -63,6 +73,10 @@ def test_pgd_pixel_units_within_eps_and_hurts():
         assert ce(m(adv), y) > ce(m(x), y)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         atk(x * 3, y)
-    r = robust_accuracy(m, x, y, eps=0.05, steps=5, seed=0)
-    assert r["clean_acc"] == 1.0 and r["robust_acc"] < 1.0 and r["n"] == 8
-    assert robust_accuracy(m, x, y, eps=0.05, steps=5, seed=0) == r  # seeded
+    # a linear classifier: a 0.05 L-inf budget flips its decisions
+    lin = Normalized(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(32 * 32, 5)), (0.449,), (0.226,)).eval()
+    yl = lin(x).argmax(1).detach()
+    r = robust_accuracy(lin, x, yl, eps=0.05, steps=5, seed=0)
+    assert r["clean_acc"] == 1.0 and r["robust_acc"] < 0.5 and r["n"] == 8
+    assert robust_accuracy(lin, x, yl, eps=0.05, steps=5, seed=0) == r  # seeded
+    assert robust_accuracy(lin, x, yl, eps=1e-6, steps=1, seed=0)["robust_acc"] == 1.0

@@ -1,0 +1,123 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 3. Five networks
+#
+# *Profile: **{glue:text}`profile`**; architecture **{glue:text}`arch`**, {glue:text}`image_size` px grayscale
+# images, {glue:text}`epochs` epochs.*
+#
+# The paper trains the same architecture five times, changing only how the training data are augmented
+# (its letters A-E are used throughout the book):
+#
+# | | regime | training data |
+# | --- | --- | --- |
+# | A | vanilla | random resized crop + horizontal flip |
+# | B | adversarial | as A, then every batch replaced by its PGD adversarial version |
+# | C | scale | as A + random scaling (0.5-1.5) |
+# | D | translate | as A + random translation (up to 40 %) |
+# | E | rotate | as A + random rotation (±180°) |
+#
+# All five use Adam with a one-cycle learning-rate schedule and keep the weights of the epoch with the
+# best validation accuracy, as the original code. Finished models are cached in the artifact store and
+# reused when the parameters are unchanged.
+
+# %% tags=["parameters"]
+profile = "cpu"          # parameter profile (smoke, cpu, paper or a YAML path)
+data_root = None         # Imagenette root; None -> $FMASK_DATA
+artifacts_dir = None     # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
+results_dir = "results"  # where fmask.report writes this chapter's numbers
+device = None            # None -> the profile's device
+
+# %%
+from IPython.display import Markdown, display
+import matplotlib.pyplot as plt  # activates the inline backend, which renders the returned Figures
+from myst_nb import glue
+
+from fmask import analysis, plots, report
+from fmask.pipeline import Run
+
+run = Run.from_profile(profile, data_root=data_root, artifacts=artifacts_dir, results_dir=results_dir, device=device)
+cfg = run.profile
+glue("profile", report.profile_name(profile), display=False)
+glue("arch", str(cfg["model"]["arch"]), display=False)
+glue("image_size", str(cfg["data"]["image_size"]), display=False)
+glue("epochs", str(cfg["train"]["epochs"]), display=False)
+letters = analysis.PAPER_LETTERS
+print(run)
+
+# %%
+with run.timed("03_training.models"):
+    models = run.models()
+for r, m in models.items():
+    print(f"({letters[r]}) {r:>11}: {run.provenance.get('train.' + r)}")
+
+# %% [markdown]
+# ## Learning curves
+
+# %%
+hist = {f"({letters[r]}) {r}": m.history for r, m in models.items()}
+keys = [k for k in ("train_loss", "train_acc", "val_acc") if any(k in h for h in hist.values())]
+plots.learning_curves(hist, keys=keys or None)
+
+# %% [markdown]
+# ## Clean accuracy
+#
+# Validation accuracy of the kept (best) weights, on the {glue:text}`n_val` validation images:
+
+# %%
+x_val, y_val = run.val_data()
+glue("n_val", f"{len(y_val):,}", display=False)
+rows = []
+clean = {}
+for r, m in models.items():
+    clean[r] = analysis.accuracy(m.model, x_val, y_val)
+    rows.append({"model": f"({letters[r]}) {r}", "validation accuracy (%)": 100 * clean[r],
+                 "best epoch": m.metrics.get("best_epoch"), "training time (s)": m.metrics.get("seconds")})
+    glue(f"clean_{r}", f"{100 * clean[r]:.1f}%", display=False)
+display(Markdown(report.table_markdown(rows, digits=1)))
+
+# %% [markdown]
+# ## Robustness to PGD
+#
+# An $L_\infty$ PGD attack (the original's: {glue:text}`pgd_steps` steps of size $\epsilon/8$ from a random
+# start, $\epsilon$ = {glue:text}`pgd_eps` in pixel units, which is the original's 0.06 in normalised units)
+# against each network, on all validation images:
+
+# %%
+pgd = run.pgd_settings()
+glue("pgd_eps", f"{pgd['eps']:.4g}", display=False)
+glue("pgd_steps", str(pgd["steps"]), display=False)
+robust_regimes = [r for r in cfg["train"].get("robust_eval_regimes", ["vanilla", "adversarial"]) if r in models]
+with run.timed("03_training.pgd"):
+    robust = {r: run.robust_accuracy(r) for r in robust_regimes}
+display(Markdown(report.table_markdown(
+    [{"model": f"({letters[r]}) {r}", "clean (%)": 100 * v["clean"], "PGD (%)": 100 * v["pgd"]} for r, v in robust.items()],
+    digits=1)))
+for r, v in robust.items():
+    glue(f"pgd_{r}", f"{100 * v['pgd']:.1f}%", display=False)
+
+# %% [markdown]
+# The vanilla network keeps {glue:text}`pgd_vanilla` of its accuracy under attack (clean:
+# {glue:text}`clean_vanilla`), the adversarially trained one {glue:text}`pgd_adversarial` (clean:
+# {glue:text}`clean_adversarial`).
+
+# %%
+run.save_result(
+    "training",
+    {
+        r: {"clean": clean[r], **({"pgd": robust[r]["pgd"]} if r in robust else {}),
+            "best_epoch": models[r].metrics.get("best_epoch"), "seconds": models[r].metrics.get("seconds")}
+        for r in models
+    },
+    meta={"pgd": pgd, "n_val": int(len(y_val)), "arch": cfg["model"]["arch"]},
+)
