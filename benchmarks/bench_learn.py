@@ -8,9 +8,10 @@ For each architecture and each N, on the same frozen model, images, steps and se
 * ``batched`` – :func:`fmask.learn.learn_masks` with ``per_image=True`` on all N images;
 * ``bare``    – forward + input-backward of the frozen network alone on the same batches: the limit.
 
-Throughputs are images·steps per second. ``serial`` and ``batched`` are per-step (marginal) rates –
-the serial loop's is timed inside its step loops, the batched learner's is N·(S − 1) / (t(S) − t(1)) –
-i.e. without the fixed per-image / per-chunk work (model loading, spectra,
+Throughputs are images·steps per second. ``serial``, ``batched`` and ``bare`` are per-step rates: the
+median over single steps (serial: timed inside its loop; batched: between consecutive grad-enabled forward
+calls of the network, i.e. one full step of a chunk; bare: one forward+backward of a batch), so a burst of
+load from other processes on a shared machine does not decide the result; they leave out the fixed per-image / per-chunk work (model loading, spectra,
 reference forward, final checks) that a 20000-step run amortises; the ``e2e`` columns are the end-to-end rates
 at the benchmark's S steps. ``ratio`` = batched / serial (target ≥ 5), ``overhead`` = 1 − batched / bare
 (target ≤ 15 %). ``max dM`` (max |ΔM|) compares batched and serial masks of the images both
@@ -93,52 +94,79 @@ def load_images(n: int, size: int, data_root: str | None, seed: int) -> tuple[to
 # ------------------------------------------------------------------------------------------ timing
 
 
+class ForwardClock(nn.Module):
+    """Transparent wrapper that records (time, batch size, grad enabled) at every forward call.
+
+    In learn_masks' step loop every step makes exactly one grad-enabled forward, so the time between two
+    consecutive grad-enabled forwards (with no no-grad forward in between) is one full step: FFTs,
+    forward, backward, Adam, projection. Reference/final forwards run under no_grad and are skipped.
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.calls: list[tuple[float, int, bool]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append((time.perf_counter(), int(x.shape[0]), torch.is_grad_enabled()))
+        return self.net(x)
+
+    def step_rates(self) -> list[float]:
+        """images/s of every measured step interval."""
+        rates = []
+        for (t0, b0, g0), (t1, b1, g1) in zip(self.calls, self.calls[1:]):
+            if g0 and g1 and b0 == b1:
+                rates.append(b0 / (t1 - t0))
+        return rates
+
+
+def median(xs: list[float]) -> float:
+    if not xs:
+        raise ValueError("no timings recorded")
+    ys = sorted(xs)
+    m = len(ys) // 2
+    return ys[m] if len(ys) % 2 else 0.5 * (ys[m - 1] + ys[m])
+
+
 def time_bare(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, steps: int, batch: int) -> float:
-    """images·steps/s of forward + input-backward of the frozen network (no mask, no optimiser)."""
-    def one_pass() -> None:
+    """Median images/s of forward + input-backward of the frozen network (no mask, no optimiser), per batch."""
+    x = images[:batch].clone().requires_grad_(True)
+    torch.autograd.grad(F.cross_entropy(model(x), targets[:batch], reduction="sum"), x)  # warm-up
+    rates = []
+    for _ in range(steps):
         for s in range(0, images.shape[0], batch):
+            t0 = time.perf_counter()
             x = images[s : s + batch].clone().requires_grad_(True)
             loss = F.cross_entropy(model(x), targets[s : s + batch], reduction="sum")
-            (g,) = torch.autograd.grad(loss, x)
-    one_pass_warm = images[:batch], targets[:batch]
-    x = one_pass_warm[0].clone().requires_grad_(True)
-    torch.autograd.grad(F.cross_entropy(model(x), one_pass_warm[1], reduction="sum"), x)  # warm-up
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        one_pass()
-    return images.shape[0] * steps / (time.perf_counter() - t0)
-
-
-def _timed(fn, *args, **kw) -> tuple[float, Any]:
-    t0 = time.perf_counter()
-    out = fn(*args, **kw)
-    return time.perf_counter() - t0, out
+            torch.autograd.grad(loss, x)
+            rates.append(x.shape[0] / (time.perf_counter() - t0))
+    return median(rates)
 
 
 def run_batched(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, steps: int, batch: int,
                 seed: int, lam: float, lr: float) -> tuple[float, float, Any]:
     """fmask.learn.learn_masks (per-image, early stopping off): (per-step rate, end-to-end rate, result).
 
-    per-step rate = N·(steps − 1) / (t(steps) − t(1)): the marginal cost of a step, without the fixed
-    per-chunk work (spectra, reference forward, final checks) that vanishes over 20000 steps.
+    per-step rate: median over the step intervals measured by :class:`ForwardClock` (images/s); it leaves
+    out the fixed per-chunk work (spectra, reference forward, final checks) that 20000 steps amortise.
     """
     from fmask.learn import learn_masks
 
     kw = dict(per_image=True, lam=lam, lr=lr, batch_size=batch, seed=seed, patience=steps + 10, device="cpu",
               progress=False)
     learn_masks(model, images[:batch], targets[:batch], steps=1, **kw)  # warm-up (allocator, kernels)
-    t1, _ = _timed(learn_masks, model, images, targets, steps=1, **kw)
-    ts, res = _timed(learn_masks, model, images, targets, steps=steps, **kw)
-    n = images.shape[0]
-    return n * (steps - 1) / (ts - t1), n * steps / ts, res
+    clock = ForwardClock(model)
+    t0 = time.perf_counter()
+    res = learn_masks(clock, images, targets, steps=steps, **kw)
+    t = time.perf_counter() - t0
+    return median(clock.step_rates()), images.shape[0] * steps / t, res
 
 
 def run_serial(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, steps: int, seed: int,
                lam: float, lr: float) -> tuple[float, float, Any]:
     """The original's serial loop on ``images``: (per-step rate, end-to-end rate, result).
 
-    The per-step rate is measured inside the loop (time of the step loops only, see SerialResult), which
-    is exact for a serial loop and not disturbed by the set-up cost.
+    per-step rate: median over its steps (1 image per step), timed inside the loop (SerialResult).
     """
     factory, path = checkpoint_factory(model)
     kw = dict(lam=lam, lr=lr, seed=seed, patience=None)
@@ -147,8 +175,7 @@ def run_serial(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, st
         res = learn_masks_serial(factory, images, targets, steps=steps, **kw)
     finally:
         os.remove(path)
-    n = images.shape[0]
-    return n * steps / res.loop_seconds, n * steps / res.seconds, res
+    return median([1.0 / d for d in res.step_seconds]), images.shape[0] * steps / res.seconds, res
 
 
 def machine_line() -> str:
@@ -216,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# images: {source}; size {args.size}x{args.size}; steps {args.steps}; batch {args.batch_size}; "
           f"serial reference on the first {args.serial_images} image(s); lam {args.lam}; lr {args.lr}; "
           f"seed {args.seed}")
-    print("# rates in images*steps/s (higher is better); 'serial'/'batched' = per-step (marginal) rates,")
+    print("# rates in images*steps/s (higher is better); 'serial'/'batched'/'bare net' = median per-step rates,")
     print("# '.. e2e' = end-to-end incl. fixed per-image/per-chunk work at this step count;")
     print("# ratio = batched/serial per-step; overhead = 1 - batched/bare; max dM = max |M_batched - M_serial|")
     cols = [("arch", 9), ("N", 4), ("serial", 7), ("serial e2e", 10), ("batched", 7), ("batched e2e", 11),

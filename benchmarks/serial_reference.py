@@ -42,7 +42,8 @@ class SerialResult:
     converged: (N,) bool (patience reached); predictions: (N,) final predicted class;
     history: per image, dict of lists ``invariance`` ((CE − CE₀)², before exp) and ``sparsity`` (mean M).
     seconds: wall time of the whole run; loop_seconds: time spent in the step loops only (per-step work:
-    forward, backward, logging, Adam, clamp, prediction check), without the per-image set-up.
+    forward, backward, logging, Adam, clamp, prediction check), without the per-image set-up;
+    step_seconds: the duration of every single step (all images, in order).
     """
 
     masks: torch.Tensor
@@ -52,6 +53,7 @@ class SerialResult:
     history: list[dict[str, list[float]]] = field(default_factory=list)
     seconds: float = 0.0
     loop_seconds: float = 0.0
+    step_seconds: list[float] = field(default_factory=list)
 
 
 def checkpoint_factory(model: nn.Module, directory: str | None = None) -> tuple[Callable[[], nn.Module], str]:
@@ -126,6 +128,7 @@ def learn_masks_serial(
     preds = torch.zeros(n, dtype=torch.long)
     history: list[dict[str, list[float]]] = []
     loop_seconds = 0.0
+    step_seconds: list[float] = []
     t0 = time.perf_counter()
 
     try:
@@ -167,6 +170,7 @@ def learn_masks_serial(
         pred = init_pred
         t_loop = time.perf_counter()
         for t in range(1, steps + 1):
+            t_step = time.perf_counter()
             out = model(serial_mask_forward(mask, x))
             invariance = (F.cross_entropy(out, y) - F.cross_entropy(m_out, y)) ** 2
             inv_log.append(invariance.item())
@@ -185,6 +189,7 @@ def learn_masks_serial(
                 dl = abs(inv_log[-1] - inv_log[-2])
                 dn = abs(sp_log[-1] - sp_log[-2])
                 cnt = cnt + 1 if (dl <= 1e-6 and dn <= 1e-5) else 0
+            step_seconds.append(time.perf_counter() - t_step)
             if patience is not None and cnt == patience:
                 done = True
                 break
@@ -204,4 +209,5 @@ def learn_masks_serial(
         history=history,
         seconds=time.perf_counter() - t0,
         loop_seconds=loop_seconds,
+        step_seconds=step_seconds,
     )

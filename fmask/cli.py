@@ -5,6 +5,7 @@ subparsers object, adds its parser and sets ``func``. Heavy modules are imported
 ``fmask --help`` stays fast and a command whose module is missing fails only when it is used.
 
 * ``fmask train``: train (or reuse / resume) the models of a profile's regimes.
+* ``fmask masks``: learn (or load) the dataset and single-image masks (:class:`fmask.pipeline.Run`).
 * ``fmask book``: execute the notebooks and build the Jupyter Book (:func:`fmask.book.run_book`).
 * ``fmask profiles``: list the shipped profiles or print one (after overrides) as YAML.
 """
@@ -113,6 +114,41 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
     res = book.run_book(profile=args.profile, out=args.out, data=args.data, artifacts=args.artifacts, only=args.only)
     return int(res) if isinstance(res, int) else 0
+
+
+@command("masks")
+def _masks_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("masks", help="learn the dataset and single-image Fourier masks of a profile (cached)",
+                       description="Train/load the models, then learn (or load) the masks through fmask.pipeline.Run.")
+    _profile_args(p)
+    p.add_argument("--which", choices=["dataset", "single", "all"], default="all",
+                   help="dataset masks per regime, single-image masks, or both (default: all)")
+    p.add_argument("--regime", action="append", default=None, help="regime(s) for dataset masks (default: profile's)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="compute device")
+    p.add_argument("--seed", type=int, default=None, help="override the profile's seed")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any profile value")
+    p.add_argument("--results", default=None, metavar="DIR", help="folder for result files (default: pipeline's)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=_cmd_masks)
+    return p
+
+
+def _cmd_masks(args: argparse.Namespace) -> int:
+    from .pipeline import Run  # lazy: owned by another module
+    from .profiles import load_profile
+
+    prof = load_profile(args.profile, _overrides(args))
+    run = Run.from_profile(prof, data_root=args.data, artifacts=args.artifacts, results_dir=args.results,
+                           device=args.device, progress=not args.no_progress)
+    if args.which in ("dataset", "all"):
+        for r, res in run.dataset_masks(args.regime).items():
+            print(json.dumps({"stage": "dataset_mask", "regime": r, "shape": list(res.masks.shape),
+                              "mean": float(res.masks.mean())}), flush=True)
+    if args.which in ("single", "all"):
+        for k, res in run.single_image_masks().items():
+            print(json.dumps({"stage": "single_image_masks", "which": k, "shape": list(res.masks.shape),
+                              "mean": float(res.masks.mean())}), flush=True)
+    return 0
 
 
 @command("profiles")

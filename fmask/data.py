@@ -24,15 +24,16 @@ Transforms follow the original ``loaddata.py`` (S = 128 in the paper):
 Speed: :func:`load_split` decodes every JPEG once, applies the deterministic ``Resize(S)`` and ``Grayscale``
 with PIL exactly as the original, and keeps uint8 tensors in memory (optionally cached on disk through an
 :class:`fmask.store.ArtifactStore`). The random train transforms then run on those uint8 tensors with
-``torchvision.transforms.v2``. Eval images are therefore identical to the PIL pipeline; train images differ
-from it only by rounding order (grayscale conversion and uint8 rounding happen before the random crop's
-interpolation instead of after).
+``torchvision.transforms.v2`` (per item) or, for training, batch-wise with the same parameter
+distributions (:class:`BatchTrainTransform`). Eval images are therefore the PIL pipeline's uint8 levels
+exactly; train images differ from it only by rounding order (grayscale conversion and uint8 rounding happen
+before the random crop's interpolation instead of after). One more difference for non-square source images
+only: a crop wider than S is downscaled without antialiasing in the batched path.
 """
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tarfile
 import tempfile
 import urllib.error

@@ -165,7 +165,7 @@ def dataset_masks_figure(
     arrays = {k: np.asarray(torch.as_tensor(v).detach().float().cpu()) for k, v in diffs.items()}
     vmax = max(float(np.abs(a).max()) for a in arrays.values()) or 1e-12
     norm = TwoSlopeNorm(vmin=-vmax, vcenter=0.0, vmax=vmax)
-    offset = (ncols - len(arrays)) // 2 if len(arrays) < ncols else 0
+    offset = ncols - len(arrays)  # right-aligned: (B−A) under (B) when the first mask is the reference
     for j, (title, a) in enumerate(arrays.items()):
         im = axes[1, j + offset].imshow(a, cmap=diff_cmap, norm=norm)
         axes[1, j + offset].set_title(title)

@@ -246,7 +246,8 @@ def train_model(
         regime: one of :data:`REGIMES`.
         profile: dict from :func:`fmask.profiles.load_profile` (uses ``seed``, ``device``, ``data``, ``model``,
             ``train``: ``epochs``, ``batch_size``, ``lr``, ``pct_start``, ``weight_decay``, ``adv_eps``,
-            ``adv_steps``, ``adv_alpha``, ``robust_eval_regimes``, ``robust_eval_n``).
+            ``adv_steps``, ``adv_alpha``, ``robust_eval_regimes``, ``robust_eval_n``, optional
+            ``robust_eval_steps`` / ``robust_eval_alpha`` for the evaluation attack, default: the training one).
         data_root: Imagenette folder (else the profile's ``data.root``, else ``$FMASK_DATA``, else download).
         store: artifact store (default: ``ArtifactStore()``, i.e. ``$FMASK_ARTIFACTS`` or ``./artifacts``).
         device: overrides the profile's ``device`` (``auto``: CUDA if present; bf16 autocast on CUDA).
@@ -365,7 +366,9 @@ def train_model(
         if k is not None and int(k) < len(y):  # a seeded random subset (val is sorted by class)
             idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[: int(k)].sort().values
             x, y = x[idx], y[idx]
-        r = robust_accuracy(model, x, y, eps=eps, steps=int(t["adv_steps"]), alpha=t.get("adv_alpha"), seed=seed, progress=progress)
+        ev_steps = int(t.get("robust_eval_steps") or t["adv_steps"])
+        ev_alpha = t.get("robust_eval_alpha") if t.get("robust_eval_steps") else t.get("adv_alpha")
+        r = robust_accuracy(model, x, y, eps=eps, steps=ev_steps, alpha=ev_alpha, seed=seed, progress=progress)
         metrics.update({f"pgd_{k2}": v for k2, v in r.items()})
     meta = {
         "regime": regime, "seed": seed, "epoch": best_epoch, "metrics": metrics, "history": history,

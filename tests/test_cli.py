@@ -78,7 +78,7 @@ def test_profile_overrides_and_errors(tmp_path):
 def test_train_command_on_smoke(tmp_path, capsys):
     root = write_fake_imagenette(tmp_path / "inet", n_train=4, n_val=2, size=(32, 32))
     args = ["train", "--profile", "smoke", "--data", str(root), "--artifacts", str(tmp_path / "art"),
-            "--regime", "vanilla", "--regime", "rotate", "--epochs", "2", "--seed", "3", "--device", "cpu",
+            "--regime", "vanilla", "--regime", "rotate", "--epochs", "1", "--seed", "3", "--device", "cpu",
             "--set", "data.max_per_class=null", "--no-progress"]
     assert cli.main(args) == 0
     lines = [json.loads(s) for s in capsys.readouterr().out.strip().splitlines()]
@@ -87,7 +87,7 @@ def test_train_command_on_smoke(tmp_path, capsys):
     ckpts = sorted((tmp_path / "art" / "model").glob("*.pt"))
     assert len(ckpts) == 2
     meta = json.loads(ckpts[0].with_suffix(".json").read_text())
-    assert meta["params"]["seed"] == 3 and meta["params"]["train"]["epochs"] == 2
+    assert meta["params"]["seed"] == 3 and meta["params"]["train"]["epochs"] == 1
     # a second call reuses both models
     assert cli.main(args) == 0
     assert sorted((tmp_path / "art" / "model").glob("*.pt")) == ckpts

@@ -1,0 +1,141 @@
+"""fmask.pipeline: stages are cached by parameters (load, never recompute; new parameters, new artifact).
+
+Runs on a tiny fake Imagenette written to a temporary folder (5 class folders, 32 px JPEGs), so it needs
+neither the real data nor a network; two regimes, one epoch, a few mask steps.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fmask import pipeline
+from fmask.data import IMAGENETTE_WNIDS, PAPER_CLASSES
+from fmask.pipeline import Run
+from fmask.profiles import load_profile
+from fmask.store import ArtifactStore
+
+N_PER_CLASS = 4
+
+
+@pytest.fixture(scope="module")
+def fake_imagenette(tmp_path_factory):
+    """A folder in Imagenette's layout: train/ and val/ with N_PER_CLASS 40x40 JPEGs per paper class."""
+    root = tmp_path_factory.mktemp("imagenette")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:40, 0:40]
+    for split in ("train", "val"):
+        for k, idx in enumerate(PAPER_CLASSES):
+            folder = root / split / IMAGENETTE_WNIDS[idx]
+            folder.mkdir(parents=True)
+            for i in range(N_PER_CLASS):
+                grating = 0.5 + 0.4 * np.sin(2 * np.pi * (k + 1) * (xx + 3 * i) / 40.0)
+                img = np.clip(grating + 0.1 * rng.standard_normal((40, 40)), 0, 1)
+                Image.fromarray((255 * img).astype(np.uint8)).convert("RGB").save(folder / f"{split}_{i}.JPEG")
+    return root
+
+
+def _profile(root, **overrides):
+    base = {
+        "data.root": str(root),
+        "data.max_per_class": N_PER_CLASS,
+        "device": "cpu",
+        "train.regimes": ["vanilla", "adversarial"],
+        "train.epochs": 1,
+        "train.robust_eval_n": 4,
+        "dataset_mask.epochs": 1,
+        "single_mask.steps": 3,
+        "single_mask.n_images": 3,
+        "single_mask.batch_size": 2,
+    }
+    base.update(overrides)
+    return load_profile("smoke", base)
+
+
+@pytest.fixture(scope="module")
+def first_run(fake_imagenette, tmp_path_factory):
+    art = tmp_path_factory.mktemp("artifacts")
+    res = tmp_path_factory.mktemp("results")
+    run = Run.from_profile(_profile(fake_imagenette), artifacts=art, results_dir=res, progress=False)
+    dm = run.dataset_mask("vanilla")
+    sel = run.single_image_selection()
+    sm = run.single_image_masks()
+    return {"run": run, "art": art, "res": res, "dm": dm, "sel": sel, "sm": sm}
+
+
+def test_first_run_computes_and_records(first_run):
+    run = first_run["run"]
+    assert run.regimes == ["vanilla", "adversarial"]
+    assert run.provenance["dataset_mask.vanilla"] == "computed"
+    assert run.provenance["train.vanilla"] == "computed"
+    x, y = run.val_data()
+    assert x.shape == (5 * N_PER_CLASS, 1, 32, 32) and y.shape == (5 * N_PER_CLASS,)
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+    dm = first_run["dm"]
+    assert dm.masks.shape == (1, 1, 32, 32)
+    assert float(dm.masks.min()) >= 0.0 and float(dm.masks.max()) <= 1.0
+    assert run.store.exists("dataset_mask", run.dataset_mask_key("vanilla"))
+    runtimes = {p.stem for p in (first_run["res"] / "runtimes").glob("*.json")}
+    assert {"dataset_mask.vanilla", "single_image_selection", "single_image_masks.pgd"} <= runtimes
+
+
+def test_second_run_loads_instead_of_recomputing(first_run, fake_imagenette, monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("learn_masks must not run: the artifacts exist")
+
+    monkeypatch.setattr(pipeline, "learn_masks", boom)
+    run2 = Run.from_profile(_profile(fake_imagenette), artifacts=first_run["art"], results_dir=first_run["res"],
+                            progress=False)
+    dm2 = run2.dataset_mask("vanilla")
+    assert run2.provenance["dataset_mask.vanilla"] == "loaded"
+    assert run2.provenance["train.vanilla"] == "loaded"
+    assert torch.equal(dm2.masks, first_run["dm"].masks)
+    sm2 = run2.single_image_masks()
+    for w in pipeline.SINGLE_MASK_KINDS:
+        assert run2.provenance[f"single_image_masks.{w}"] == "loaded"
+        assert torch.equal(sm2[w].masks, first_run["sm"][w].masks)
+    sel2 = run2.single_image_selection()
+    assert torch.equal(sel2.idx, first_run["sel"].idx) and sel2.criterion == first_run["sel"].criterion
+
+
+def test_different_parameters_give_a_different_artifact(first_run, fake_imagenette):
+    prof = _profile(fake_imagenette, **{"dataset_mask.lam": 0.5})
+    run3 = Run.from_profile(prof, artifacts=first_run["art"], results_dir=first_run["res"], progress=False)
+    k1 = first_run["run"].dataset_mask_key("vanilla")
+    k3 = run3.dataset_mask_key("vanilla")
+    assert k1 != k3
+    store = ArtifactStore(first_run["art"])
+    assert store.path("dataset_mask", k1) != store.path("dataset_mask", k3)
+    dm3 = run3.dataset_mask("vanilla")
+    assert run3.provenance["dataset_mask.vanilla"] == "computed"
+    assert run3.provenance["train.vanilla"] == "loaded"  # the model does not depend on the mask settings
+    assert dm3.params["lam"] == 0.5 and first_run["dm"].params["lam"] == 0.2
+    assert len(list((first_run["art"] / "dataset_mask").glob("*.pt"))) == 2
+
+
+def test_selection_and_single_masks_are_consistent(first_run):
+    run, sel, sm = first_run["run"], first_run["sel"], first_run["sm"]
+    n = sel.counts["selected"]
+    assert 1 <= n <= 3 and sel.images.shape == (n, 1, 32, 32)
+    assert sel.criterion in ("both_correct_and_fooled", "vanilla_fooled", "vanilla_correct", "all")
+    x, y = run.val_data()
+    assert torch.equal(sel.images, x[sel.idx]) and torch.equal(sel.labels, y[sel.idx])
+    eps = run.pgd_settings()["eps"]
+    assert float((sel.adv_images - sel.images).abs().max()) <= eps + 1e-6
+    for w in pipeline.SINGLE_MASK_KINDS:
+        assert sm[w].masks.shape == (n, 1, 32, 32)
+        assert sm[w].params["per_image"] is True
+    assert torch.equal(sm["pgd"].history["target"], sel.adv_predictions)
+
+
+def test_mask_schedule_translation_and_bad_input():
+    assert pipeline._mask_schedule(0.1, per_image=False) == "onecycle"
+    assert pipeline._mask_schedule(0.1, per_image=True) is None
+    assert pipeline._mask_schedule("original", per_image=True) == "original"
+    with pytest.raises(ValueError, match="pct_start"):
+        pipeline._mask_schedule(0.3, per_image=False)
+    with pytest.raises(ValueError, match="seed"):
+        Run({"name": "x"})
+    with pytest.raises(ValueError, match="device"):
+        Run({"name": "x", "seed": 0, "device": "tpu"})
