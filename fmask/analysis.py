@@ -177,7 +177,8 @@ def band_dominance(masks_a: Tensor, masks_b: Tensor, n_bands: int = 64, kind: st
     ``masks_a``, ``masks_b``: (N, C, H, W) masks of the same N images (e.g. adversarially trained vs
     vanilla model). Each mask is normalised to unit L2 norm first (so the comparison is of spectral
     shape, as in the original), then its per-band energies are compared.
-    Returns an (n_bands,) array of fractions of images in [0, 1].
+    Returns an (n_bands,) array of fractions of images in [0, 1]. Ties (e.g. both masks empty in a band,
+    common for sparse single-image masks) count as "not more", as the original's strict ``> 0`` did.
     """
     a = _as_4d(masks_a, "masks_a")
     b = _as_4d(masks_b, "masks_b")
@@ -405,17 +406,26 @@ def linear_probe(
 
 
 def class_specificity(
-    masks: Tensor, labels: Tensor | Sequence[int], *, seed: int, train_fraction: float = 0.85, C: float = 1.0
+    masks: Tensor,
+    labels: Tensor | Sequence[int],
+    *,
+    seed: int,
+    train_fraction: float = 0.85,
+    C: float = 1.0,
+    split_seed: int | None = None,
 ) -> dict[str, ProbeResult]:
     """Table 3: the probe on centred masks with true labels and with :func:`fixed_permutation` labels.
 
+    The permutation depends only on ``seed``; the train/test split on ``split_seed`` (default ``seed``),
+    so repeating with other ``split_seed`` values re-splits without redrawing the control labels.
     Returns ``{"true_labels": ProbeResult, "random_labels": ProbeResult}`` (same split for both).
     """
     X = mask_features(masks)
     y = np.asarray(torch.as_tensor(labels).cpu().numpy()).reshape(-1)
+    s = seed if split_seed is None else split_seed
     return {
-        "true_labels": linear_probe(X, y, seed=seed, train_fraction=train_fraction, C=C),
-        "random_labels": linear_probe(X, fixed_permutation(y, seed), seed=seed, train_fraction=train_fraction, C=C),
+        "true_labels": linear_probe(X, y, seed=s, train_fraction=train_fraction, C=C),
+        "random_labels": linear_probe(X, fixed_permutation(y, seed), seed=s, train_fraction=train_fraction, C=C),
     }
 
 

@@ -259,13 +259,15 @@ def image_grid(
     col_titles: Sequence[str] | None = None,
     panel_size: float = 1.8,
     mask_rows: Sequence[str] = (),
+    rescale_rows: Sequence[str] = (),
     cmap_masks: str = MASK_CMAP,
 ) -> Figure:
     """A grid of images: one row per entry of ``rows`` (label -> (K, C, H, W) images), K columns.
 
     Rows named in ``mask_rows`` are drawn as centred masks (fft2 layout in, ``cmap_masks``, range
-    [0, 1]); others as images in [0, 1] (grey for one channel). Used for Figs. 5-6 (images, M(X),
-    M'(X), X_A, masks).
+    [0, 1]); rows named in ``rescale_rows`` are min-max rescaled per image for display (e.g. filtered
+    images, which leave [0, 1]); others are drawn as images in [0, 1] (grey for one channel). Used for
+    Figs. 5-6 (images, M(X), M'(X), X_A, masks).
     """
     if not rows:
         raise ValueError("rows is empty")
@@ -284,7 +286,11 @@ def image_grid(
             if label in mask_rows:
                 ax.imshow(_to_display_mask(imgs[j]), cmap=cmap_masks, vmin=0.0, vmax=1.0)
             else:
-                arr, cmap = _to_display_image(imgs[j])
+                img = torch.as_tensor(imgs[j]).detach().float().cpu()
+                if label in rescale_rows:
+                    lo, hi = img.min(), img.max()
+                    img = (img - lo) / (hi - lo) if float(hi - lo) > 0 else torch.zeros_like(img)
+                arr, cmap = _to_display_image(img)
                 ax.imshow(arr, cmap=cmap, vmin=0.0, vmax=1.0)
             ax.set_xticks([])
             ax.set_yticks([])

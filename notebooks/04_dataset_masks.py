@@ -104,10 +104,11 @@ run.save_result("dataset_masks", {r: {"mask_mean": v["mask_mean"], "steps": int(
 display(Markdown(report.table_markdown(
     [{"model": f"({letters[r]}) {r}", "standard (%)": 100 * v["standard"], "masked (%)": 100 * v["masked"],
       "mean of M (%)": 100 * v["mask_mean"]} for r, v in table1.items()], digits=1)))
-for r, v in table1.items():
-    glue(f"std_{r}", f"{100 * v['standard']:.1f}%", display=False)
-    glue(f"masked_{r}", f"{100 * v['masked']:.1f}%", display=False)
-    glue(f"kept_{r}", f"{100 * v['mask_mean']:.1f}%", display=False)
+for r in analysis.REGIMES:  # "n/a" for regimes this profile does not train
+    v = table1.get(r)
+    glue(f"std_{r}", f"{100 * v['standard']:.1f}%" if v else "n/a", display=False)
+    glue(f"masked_{r}", f"{100 * v['masked']:.1f}%" if v else "n/a", display=False)
+    glue(f"kept_{r}", f"{100 * v['mask_mean']:.1f}%" if v else "n/a", display=False)
 
 # %% [markdown]
 # The vanilla network reaches {glue:text}`std_vanilla` on the clean images and {glue:text}`masked_vanilla`

@@ -84,9 +84,9 @@ Markdown(report.table_markdown(
       "max/mean angular share": ang_spread[r]} for r in masks], digits=2))
 
 # %%
-for r in masks:
-    glue(f"high_{r}", f"{100 * high_share[r]:.1f}%", display=False)
-    glue(f"aniso_{r}", f"{ang_spread[r]:.2f}", display=False)
+for r in analysis.REGIMES:  # "n/a" for regimes this profile does not train
+    glue(f"high_{r}", f"{100 * high_share[r]:.1f}%" if r in masks else "n/a", display=False)
+    glue(f"aniso_{r}", f"{ang_spread[r]:.2f}" if r in masks else "n/a", display=False)
 run.save_result(
     "energies",
     {

@@ -179,6 +179,10 @@ def test_probe_beats_chance_on_true_labels_and_not_on_permuted():
     assert again["random_labels"].test_accuracy == rand.test_accuracy
     assert np.array_equal(again["random_labels"].labels, rand.labels)
     assert np.allclose(again["true_labels"].outputs, true.outputs)
+    # another split keeps the same permuted labels
+    other = A.class_specificity(masks, labels, seed=0, split_seed=1)
+    assert np.array_equal(other["random_labels"].labels, rand.labels)
+    assert not np.array_equal(other["true_labels"].test_idx, true.test_idx)
 
 
 def test_probe_rejects_bad_input():

@@ -45,6 +45,7 @@ def _profile(root, **overrides):
         "train.epochs": 1,
         "train.robust_eval_n": 4,
         "dataset_mask.epochs": 1,
+        "dataset_mask.batch_size": 5,
         "single_mask.steps": 3,
         "single_mask.n_images": 3,
         "single_mask.batch_size": 2,
