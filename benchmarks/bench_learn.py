@@ -108,6 +108,8 @@ class ForwardClock(nn.Module):
         self.calls: list[tuple[float, int, bool]] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_cuda:  # timestamps of queued kernels mean nothing: wait for the previous step
+            torch.cuda.synchronize(x.device)
         self.calls.append((time.perf_counter(), int(x.shape[0]), torch.is_grad_enabled()))
         return self.net(x)
 
@@ -139,6 +141,8 @@ def time_bare(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, ste
             x = images[s : s + batch].clone().requires_grad_(True)
             loss = F.cross_entropy(model(x), targets[s : s + batch], reduction="sum")
             torch.autograd.grad(loss, x)
+            if x.is_cuda:
+                torch.cuda.synchronize(x.device)
             rates.append(x.shape[0] / (time.perf_counter() - t0))
     return median(rates)
 
@@ -152,8 +156,8 @@ def run_batched(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, s
     """
     from fmask.learn import learn_masks
 
-    kw = dict(per_image=True, lam=lam, lr=lr, batch_size=batch, seed=seed, patience=steps + 10, device="cpu",
-              progress=False)
+    kw = dict(per_image=True, lam=lam, lr=lr, batch_size=batch, seed=seed, patience=steps + 10,
+              device=images.device, progress=False)
     learn_masks(model, images[:batch], targets[:batch], steps=1, **kw)  # warm-up (allocator, kernels)
     clock = ForwardClock(model)
     t0 = time.perf_counter()
@@ -169,7 +173,7 @@ def run_serial(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, st
     per-step rate: median over its steps (1 image per step), timed inside the loop (SerialResult).
     """
     factory, path = checkpoint_factory(model)
-    kw = dict(lam=lam, lr=lr, seed=seed, patience=None)
+    kw = dict(lam=lam, lr=lr, seed=seed, patience=None, device=images.device)
     try:
         learn_masks_serial(factory, images[:1], targets[:1], steps=1, **kw)  # warm-up
         res = learn_masks_serial(factory, images, targets, steps=steps, **kw)
@@ -221,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lam", type=float, default=0.07)
     p.add_argument("--lr", type=float, default=0.01, help="Adam lr (learn_masks per-image default)")
     p.add_argument("--seed", type=int, default=31)
+    p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--data", default=os.environ.get("FMASK_DATA"), help="Imagenette root (default $FMASK_DATA)")
     args = p.parse_args(argv)
@@ -242,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     images_all, source = load_images(n_max, args.size, args.data, args.seed)
     print(f"# images: {source}; size {args.size}x{args.size}; steps {args.steps}; batch {args.batch_size}; "
           f"serial reference on the first {args.serial_images} image(s); lam {args.lam}; lr {args.lr}; "
-          f"seed {args.seed}")
+          f"seed {args.seed}; device {args.device}")
     print("# rates in images*steps/s (higher is better); 'serial'/'batched'/'bare net' = median per-step rates,")
     print("# '.. e2e' = end-to-end incl. fixed per-image/per-chunk work at this step count;")
     print("# ratio = batched/serial per-step; overhead = 1 - batched/bare; max dM = max |M_batched - M_serial|;")
@@ -252,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| " + " | ".join(f"{c:>{w}}" for c, w in cols) + " |")
     print("|" + "|".join("-" * (w + 2) for _, w in cols) + "|")
     for arch, sizes in runs:
-        model = build_model(arch, args.seed)
+        model = build_model(arch, args.seed).to(args.device)
+        images_all = images_all.to(args.device)
         with torch.no_grad():
             targets_all = model(images_all).argmax(1)  # the paper uses the model's own predictions
         for n in sizes:
