@@ -159,21 +159,74 @@ glue("chance", fmt(None if n_classes is None else 100 / n_classes, 0, "%"), disp
 # (training and test split together). Chapter 7 embeds both the masks themselves and the classifier's
 # outputs, and says which is which.
 #
-# ## Runtime of every stage
+# **6. What the mask filters.** The original normalised images in its data loader (mean 0.449, std 0.226) and
+# learned masks on the *normalised* images. Here images stay in $[0, 1]$ and the normalisation is the first
+# layer of the network, so masks, filters and attacks act on pixels. Since normalisation is affine, the two
+# differ only at DC (the image mean): the mask's DC entry scales the mean of the pixels instead of the mean
+# of the normalised pixels.
 #
-# Wall-clock seconds of each notebook of this build (and of finer stages the chapters recorded). This page's
-# own runtime and the book build are recorded after it has run, so they appear in the next build.
+# ## This profile vs the paper's settings
+#
+# Every setting of the profile used for this build that differs from the `paper` profile (the original's
+# `flags.py` values), read from the two profile files:
 
 # %%
+from fmask.profiles import load_profile
+
+
+def _flatten(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+_ours = _flatten(load_profile(profile))
+_paper = _flatten(load_profile("paper"))
+setting_rows = [
+    {"setting": k, "this profile": _ours.get(k, "-"), "paper": _paper.get(k, "-")}
+    for k in sorted(set(_ours) | set(_paper))
+    if k != "name" and _ours.get(k, "-") != _paper.get(k, "-")
+]
+glue("n_setting_diffs", len(setting_rows), display=False)
+display(Markdown(report.table_markdown(setting_rows, columns=["setting", "this profile", "paper"])
+                 if setting_rows else "*None: this build used the paper's settings.*"))
+
+# %% [markdown]
+# ## Runtime of every stage
+#
+# Wall-clock seconds of each notebook of this build (and of finer stages the chapters recorded), and the
+# training time of each network (which may come from an earlier run: trained models are reused from the
+# artifact store). This page's own runtime and the book build are recorded after it has run, so they appear
+# in the next build.
+
+# %%
+import re
+
 rt = report.runtime_rows(results_dir)
 rt_rows = rt.to_dict("records") if hasattr(rt, "to_dict") else rt
+for _r, _v in sorted((get("training") or {}).items()):
+    if isinstance(_v, dict) and _v.get("seconds") is not None:
+        rt_rows.append({"stage": f"training {_r}",
+                        "seconds": float(_v["seconds"]), "minutes": float(_v["seconds"]) / 60,
+                        "ok": True, "profile": profile_name})
 display(Markdown(report.table_markdown(rt_rows, columns=["stage", "seconds", "minutes", "ok", "profile"])))
-total = sum(r["seconds"] for r in rt_rows)
-glue("runtime_total_min", f"{total / 60:.1f}", display=False)
+# Totals count each piece of work once: whole notebooks, the book build and the training of each network
+# (finer stages such as "04_dataset_masks.learn" are parts of their notebook).
+_top = [r for r in rt_rows if re.fullmatch(r"\d\d_[a-z0-9_]+|book_build", r["stage"])]
+_train = [r for r in rt_rows if r["stage"].startswith("training ")]
+glue("runtime_book_min", f"{sum(r['seconds'] for r in _top) / 60:.1f}", display=False)
+glue("runtime_train_min", f"{sum(r['seconds'] for r in _train) / 60:.1f}", display=False)
 glue("n_stages", len(rt_rows), display=False)
 
 # %% [markdown]
-# The {glue:text}`n_stages` recorded stages took {glue:text}`runtime_total_min` minutes in total.
+# Executing the notebooks and building the book took {glue:text}`runtime_book_min` minutes; training the
+# networks took {glue:text}`runtime_train_min` minutes (as measured when they were trained, on a machine that
+# may have been shared).
 
 # %%
 report.save_result(
