@@ -94,7 +94,7 @@ def select_notebooks(available: Sequence[str], only: str | Iterable[str] | None)
     """
     if only is None:
         return list(available)
-    items = [s.strip() for s in (only.split(",") if isinstance(only, str) else only)]
+    items = [s.strip() for part in ([only] if isinstance(only, str) else only) for s in str(part).split(",")]
     items = [s[:-3] if s.endswith(".py") else s[:-6] if s.endswith(".ipynb") else s for s in items if s]
     if not items:
         raise ValueError("--only was given but names no notebook")

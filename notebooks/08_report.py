@@ -168,7 +168,8 @@ glue("chance", fmt(None if n_classes is None else 100 / n_classes, 0, "%"), disp
 # ## This profile vs the paper's settings
 #
 # Every setting of the profile used for this build that differs from the `paper` profile (the original's
-# `flags.py` values), read from the two profile files:
+# `flags.py` values), read from the two profile files ("-": not set in that profile; "null": the default,
+# e.g. $\epsilon/8$ for a PGD step size, all images for a count):
 
 # %%
 from fmask.profiles import load_profile
@@ -187,10 +188,18 @@ def _flatten(d, prefix=""):
 
 _ours = _flatten(load_profile(profile))
 _paper = _flatten(load_profile("paper"))
+_absent = object()
+
+
+def _show(v):
+    """Settings as written in the YAML files: '-' = not set in that profile, 'null' = default/automatic."""
+    return "-" if v is _absent else "null" if v is None else str(v)
+
+
 setting_rows = [
-    {"setting": k, "this profile": _ours.get(k, "-"), "paper": _paper.get(k, "-")}
+    {"setting": k, "this profile": _show(_ours.get(k, _absent)), "paper": _show(_paper.get(k, _absent))}
     for k in sorted(set(_ours) | set(_paper))
-    if k != "name" and _ours.get(k, "-") != _paper.get(k, "-")
+    if k != "name" and _ours.get(k, _absent) != _paper.get(k, _absent)
 ]
 glue("n_setting_diffs", len(setting_rows), display=False)
 display(Markdown(report.table_markdown(setting_rows, columns=["setting", "this profile", "paper"])

@@ -29,6 +29,7 @@ def test_discover_and_select_notebooks(tmp_path):
     assert book.select_notebooks(names, "02") == ["02_b_c"]
     assert book.select_notebooks(names, "10_z,01_a.py") == ["01_a", "10_z"]  # book order kept
     assert book.select_notebooks(names, ["b_c"]) == ["02_b_c"]
+    assert book.select_notebooks(names, ["10,01", "02"]) == names  # CLI nargs="+" with commas inside
     with pytest.raises(ValueError, match="available: 01_a, 02_b_c, 10_z"):
         book.select_notebooks(names, "05")
 
