@@ -56,7 +56,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -134,19 +133,9 @@ class MaskResult:
             "metadata": meta,
             "versions": {"torch": str(torch.__version__), "fmask": _version()},
         }
-        d = os.path.dirname(os.path.abspath(path))
-        os.makedirs(d, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=d)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(payload, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        from .store import atomic_torch_save
+
+        atomic_torch_save(payload, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "MaskResult":
@@ -232,6 +221,20 @@ def _check_targets(t: Tensor, n: int, name: str = "targets") -> Tensor:
     if t.is_floating_point() or t.is_complex():
         raise ValueError(f"{name} must be integer class indices, got dtype {t.dtype}")
     return t.long()
+
+
+def _stop_count(pred: Tensor, init_pred: Tensor, inv: Tensor, inv_prev: Tensor, sp: Tensor, sp_prev: Tensor,
+                count: Tensor, frozen: Tensor) -> Tensor:
+    """One step of the original's per-image stopping counter, for B masks at once (all tensors (B,)).
+
+    +1 where the masked prediction equals the initial one and the invariance and sparsity moved by at most
+    ``TOL_INVARIANCE`` / ``TOL_SPARSITY``; reset to 0 where the prediction is unchanged but they moved more;
+    unchanged where the prediction differs (as the original); frozen masks keep their count.
+    """
+    same = pred == init_pred
+    small = ((inv - inv_prev).abs() <= TOL_INVARIANCE) & ((sp - sp_prev).abs() <= TOL_SPARSITY)
+    new_count = torch.where(same, torch.where(small, count + 1, torch.zeros_like(count)), count)
+    return torch.where(frozen, count, new_count)
 
 
 class _Net:
@@ -468,8 +471,6 @@ def _learn_chunk(net: _Net, x: Tensor, y: Tensor | None, *, lam: float, steps: i
     frozen_val = torch.ones_like(weight, requires_grad=False)
     count = torch.zeros(b, dtype=torch.long, device=dev)
     n_steps = torch.full((b,), steps, dtype=torch.long, device=dev)
-    prev_inv = torch.zeros(b, device=dev)
-    prev_sp = torch.zeros(b, device=dev)
     last = {k: torch.zeros(b, device=dev) for k in ("loss", "invariance", "sparsity")}
     fr4 = frozen.view(b, 1, 1, 1)
     bar = tqdm(total=steps, desc="mask steps", leave=False, disable=None if progress else True)
@@ -485,12 +486,8 @@ def _learn_chunk(net: _Net, x: Tensor, y: Tensor | None, *, lam: float, steps: i
             inv_d, sp_d = inv.detach(), sp.detach()
             if t >= 3:
                 # stopping rule for step t-1: logits here come from the mask after step t-1
-                pred = logits.detach().argmax(1)
-                same = pred == init_pred
-                small = ((inv_prev_step - inv_prev2).abs() <= TOL_INVARIANCE) & \
-                        ((sp_prev_step - sp_prev2).abs() <= TOL_SPARSITY)
-                new_count = torch.where(same, torch.where(small, count + 1, torch.zeros_like(count)), count)
-                count = torch.where(frozen, count, new_count)
+                count = _stop_count(logits.detach().argmax(1), init_pred, inv_prev_step, inv_prev2,
+                                    sp_prev_step, sp_prev2, count, frozen)
                 newly = (~frozen) & (count == patience)
                 frozen_val = torch.where(newly.view(b, 1, 1, 1), weight.detach(), frozen_val)
                 n_steps = torch.where(newly, torch.full_like(n_steps, t - 1), n_steps)
@@ -525,11 +522,8 @@ def _learn_chunk(net: _Net, x: Tensor, y: Tensor | None, *, lam: float, steps: i
             logits = net(torch.fft.ifft2(weight * spec).real)
             pred = logits.argmax(1)
             if steps >= 2:
-                same = pred == init_pred
-                small = ((inv_prev_step - inv_prev2).abs() <= TOL_INVARIANCE) & \
-                        ((sp_prev_step - sp_prev2).abs() <= TOL_SPARSITY)
-                new_count = torch.where(same, torch.where(small, count + 1, torch.zeros_like(count)), count)
-                count = torch.where(frozen, count, new_count)
+                count = _stop_count(pred, init_pred, inv_prev_step, inv_prev2, sp_prev_step, sp_prev2, count,
+                                    frozen)
                 newly = (~frozen) & (count == patience)
                 frozen = frozen | newly
             not_fz = ~frozen | (n_steps == steps)

@@ -73,6 +73,24 @@ def _grid_axes(fig: Figure, n: int, ncols: int):
     return axes[:n]
 
 
+def _image_grid(arrays: Mapping[str, np.ndarray], *, ncols: int, panel_size: float, colorbar: bool, label: str,
+                **imshow_kw) -> Figure:
+    """Titled (H, W) images in a grid, one shared colourbar labelled ``label``; ``imshow_kw`` sets the colours."""
+    n = len(arrays)
+    ncols = max(1, min(ncols, n or 1))
+    nrows = (n + ncols - 1) // ncols if n else 1
+    fig = BookFigure(figsize=(panel_size * ncols + (0.8 if colorbar else 0), panel_size * nrows), layout="constrained")
+    axes = _grid_axes(fig, n, ncols)
+    im = None
+    for ax, (title, a) in zip(axes, arrays.items()):
+        im = ax.imshow(a, **imshow_kw)
+        ax.set_title(title)
+        ax.set_axis_off()
+    if colorbar and im is not None:
+        fig.colorbar(im, ax=list(axes), shrink=0.8, label=label)
+    return fig
+
+
 def mask_grid(
     masks: Mapping[str, Tensor],
     *,
@@ -85,19 +103,9 @@ def mask_grid(
 
     All panels share the colour range [0, 1]. One image per panel plus one shared colourbar.
     """
-    n = len(masks)
-    ncols = max(1, min(ncols, n or 1))
-    nrows = (n + ncols - 1) // ncols if n else 1
-    fig = BookFigure(figsize=(panel_size * ncols + (0.8 if colorbar else 0), panel_size * nrows), layout="constrained")
-    axes = _grid_axes(fig, n, ncols)
-    im = None
-    for ax, (title, m) in zip(axes, masks.items()):
-        im = ax.imshow(_to_display_mask(m), cmap=cmap, vmin=0.0, vmax=1.0)
-        ax.set_title(title)
-        ax.set_axis_off()
-    if colorbar and im is not None:
-        fig.colorbar(im, ax=list(axes), shrink=0.8, label="mask value")
-    return fig
+    arrays = {title: _to_display_mask(m) for title, m in masks.items()}
+    return _image_grid(arrays, ncols=ncols, panel_size=panel_size, colorbar=colorbar, label="mask value",
+                       cmap=cmap, vmin=0.0, vmax=1.0)
 
 
 def difference_grid(
@@ -125,18 +133,8 @@ def difference_grid(
         vmax = max((float(np.abs(a).max()) for a in arrays.values()), default=0.0)
     vmax = vmax if vmax > 0 else 1e-12
     norm = TwoSlopeNorm(vmin=-vmax, vcenter=0.0, vmax=vmax)
-    ncols = max(1, min(ncols, n or 1))
-    nrows = (n + ncols - 1) // ncols if n else 1
-    fig = BookFigure(figsize=(panel_size * ncols + (0.8 if colorbar else 0), panel_size * nrows), layout="constrained")
-    axes = _grid_axes(fig, n, ncols)
-    im = None
-    for ax, (title, a) in zip(axes, arrays.items()):
-        im = ax.imshow(a, cmap=cmap, norm=norm)
-        ax.set_title(title)
-        ax.set_axis_off()
-    if colorbar and im is not None:
-        fig.colorbar(im, ax=list(axes), shrink=0.8, label="difference")
-    return fig
+    return _image_grid(arrays, ncols=ncols, panel_size=panel_size, colorbar=colorbar, label="difference",
+                       cmap=cmap, norm=norm)
 
 
 def dataset_masks_figure(

@@ -63,7 +63,6 @@ import math
 import os
 import platform
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -132,19 +131,13 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _atomic_write_json(path: Path, payload: Mapping[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=True, default=_jsonable)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    from .store import atomic_write
+
+    def write(fh) -> None:
+        json.dump(payload, fh, indent=2, sort_keys=True, default=_jsonable)
+        fh.write("\n")
+
+    atomic_write(path, write, binary=False)
 
 
 def _meta(profile: str, extra: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import os
 import platform
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import IO, Any, Callable, Mapping
 
 import torch
 
@@ -86,45 +86,36 @@ def canonical_json(params: Mapping[str, Any]) -> str:
     return json.dumps(jsonable(params), sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-def _tmp_path(path: Path) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], *, binary: bool) -> Path:
+    """Call ``write(fh)`` on a temporary file in ``path``'s folder, fsync, then ``os.replace`` onto ``path``.
+
+    Readers see either the old file or the complete new one, never a partial write; the temporary file is
+    removed if anything fails.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    os.close(fd)
-    return Path(tmp)
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace`` onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda fh: torch.save(obj, fh), binary=True)
 
 
 def atomic_write_json(obj: Any, path: str | os.PathLike) -> Path:
     """Write ``obj`` as indented JSON atomically (temporary file + ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(jsonable(obj), indent=2, sort_keys=True)
-    tmp = _tmp_path(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda fh: fh.write(text + "\n"), binary=False)
 
 
 def versions() -> dict[str, str]:

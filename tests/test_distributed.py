@@ -161,4 +161,4 @@ def test_torchrun_cli_writes_the_single_process_result(reference, tmp_path):
     got = MaskResult.load(out)
     assert got.metadata["world_size"] == 2
     _assert_same_result(got, reference)
-    assert not list(tmp_path.glob(".tmp-*")), "temporary file left behind"
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary file left behind"
