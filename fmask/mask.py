@@ -14,7 +14,12 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["FourierMask", "filter_images", "filter_spectrum", "complement"]
+__all__ = ["FourierMask", "filter_images", "filter_spectrum", "complement", "pixel_offset", "SPACES"]
+
+#: where the mask acts: ``"normalised"`` (the original code: on (x - mean) / std, the default for a model that
+#: declares its normalisation), ``"pixel"`` (on x in [0, 1]), ``"auto"`` (normalised when the model declares
+#: a ``mean``, as :class:`fmask.models.Normalized` does, else pixel).
+SPACES: tuple[str, ...] = ("auto", "normalised", "pixel")
 
 
 def _check_images(x: Tensor, name: str = "x") -> None:
@@ -53,10 +58,44 @@ def _as_4d_mask(masks: Tensor) -> Tensor:
     raise ValueError(f"masks must have shape (H, W), (M, H, W) or (M, C, H, W), got {tuple(masks.shape)}")
 
 
-def filter_spectrum(spectrum: Tensor, masks: Tensor) -> Tensor:
+def pixel_offset(model: nn.Module | None, space: str = "auto", channels: int | None = None) -> Tensor:
+    """The per-channel offset μ (C,) that makes a pixel-space filter act on the normalised image.
+
+    The original code filters the *normalised* image x_n = (x − μ)/σ. Filtering x_n and mapping back to
+    pixels is, exactly, x̄ = Re F⁻¹(M ⊙ F x) + (1 − M[c, 0, 0]) · μ_c per channel (σ cancels; only the
+    DC entry sees the mean). ``space="pixel"`` returns zeros (filter x itself); ``"normalised"`` returns the
+    model's ``mean`` (ValueError if it declares none); ``"auto"`` returns the model's ``mean`` when it has
+    one (fmask's :class:`~fmask.models.Normalized` wrapper) and zeros otherwise. ``channels`` sizes the
+    zeros when the model declares no mean (default 1).
+    """
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {SPACES}, got {space!r}")
+    mean = getattr(model, "mean", None) if model is not None else None
+    if isinstance(mean, Tensor) and space != "pixel":
+        return mean.detach().reshape(-1).float().cpu().clone()
+    if space == "normalised":
+        raise ValueError("space='normalised' needs a model that declares its normalisation (a `mean` buffer, "
+                         "e.g. fmask.models.Normalized(net, mean, std)); use space='pixel' otherwise")
+    n = channels if channels is not None else (int(mean.numel()) if isinstance(mean, Tensor) else 1)
+    return torch.zeros(n)
+
+
+def _add_offset(out: Tensor, m: Tensor, offset: Tensor | None) -> Tensor:
+    """out + (1 − M[:, :, 0, 0]) · offset, broadcast over (N, C, H, W)."""
+    if offset is None:
+        return out
+    off = torch.as_tensor(offset, dtype=out.dtype, device=out.device).reshape(1, -1, 1, 1)
+    if off.shape[1] not in (1, out.shape[1]):
+        raise ValueError(f"offset has {off.shape[1]} channels but the images have {out.shape[1]}")
+    dc = m[:, :, :1, :1].to(out.dtype)
+    return out + (1 - dc) * off
+
+
+def filter_spectrum(spectrum: Tensor, masks: Tensor, offset: Tensor | None = None) -> Tensor:
     """Re F⁻¹(M ⊙ X) for a precomputed complex spectrum ``X = torch.fft.fft2(x)`` (N, C, H, W).
 
     ``masks``: real (M, Cm, H, W) with M ∈ {1, N}, Cm ∈ {1, C} (or (H, W) / (M, H, W)).
+    ``offset``: per-channel μ (C,) from :func:`pixel_offset` (None: pure pixel-space filter).
     Returns a new real tensor (N, C, H, W); inputs are not modified. Differentiable in ``masks``.
     """
     _check_images(spectrum, "spectrum")
@@ -64,16 +103,18 @@ def filter_spectrum(spectrum: Tensor, masks: Tensor) -> Tensor:
         raise ValueError("spectrum must be complex (the output of torch.fft.fft2)")
     m = _as_4d_mask(masks)
     _check_mask_vs(m, spectrum.shape, "spectrum")
-    return torch.fft.ifft2(m.to(spectrum.real.dtype) * spectrum).real
+    return _add_offset(torch.fft.ifft2(m.to(spectrum.real.dtype) * spectrum).real, m, offset)
 
 
-def filter_images(x: Tensor, masks: Tensor) -> Tensor:
-    """Filter images: Re F⁻¹(M ⊙ F x). Never modifies ``x`` or ``masks``.
+def filter_images(x: Tensor, masks: Tensor, offset: Tensor | None = None) -> Tensor:
+    """Filter images: Re F⁻¹(M ⊙ F x) (+ (1 − M[c,0,0])·offset_c). Never modifies ``x`` or ``masks``.
 
     Args:
         x: real images (N, C, H, W).
         masks: real masks in fft2 layout, (M, Cm, H, W) with M ∈ {1, N}, Cm ∈ {1, C}; (H, W) and
             (M, H, W) are accepted as shorthand for Cm = 1.
+        offset: per-channel μ (C,) so that the mask acts on the normalised image, as the original code
+            does (see :func:`pixel_offset`); None filters the pixel image.
     Returns:
         real tensor (N, C, H, W) with the dtype of ``x`` (float32 for integer inputs).
     """
@@ -84,7 +125,7 @@ def filter_images(x: Tensor, masks: Tensor) -> Tensor:
         x = x.float()
     m = _as_4d_mask(masks)
     _check_mask_vs(m, x.shape, "images")
-    return torch.fft.ifft2(m.to(x.dtype) * torch.fft.fft2(x)).real
+    return _add_offset(torch.fft.ifft2(m.to(x.dtype) * torch.fft.fft2(x)).real, m, offset)
 
 
 def complement(masks: Tensor, threshold: float = 1e-8) -> Tensor:

@@ -137,6 +137,24 @@ class MaskResult:
 
         atomic_torch_save(payload, path)
 
+    def to_payload(self) -> dict[str, Any]:
+        """The tensors and settings as a plain dict (the artifact store's and :meth:`save`'s format)."""
+        return {
+            "format": _FORMAT,
+            "masks": self.masks.detach().cpu().float(),
+            "steps": self.steps.detach().cpu(),
+            "converged": self.converged.detach().cpu(),
+            "history": {k: v.detach().cpu() for k, v in self.history.items()},
+            "params": dict(self.params),
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any], metadata: Mapping[str, Any] | None = None) -> "MaskResult":
+        """Inverse of :meth:`to_payload`."""
+        return cls(masks=payload["masks"], steps=payload["steps"], converged=payload["converged"],
+                   history=dict(payload["history"]), params=dict(payload["params"]),
+                   metadata=dict(metadata or {}))
+
     @classmethod
     def load(cls, path: str | os.PathLike) -> "MaskResult":
         """Read a file written by :meth:`save` (``torch.load(weights_only=True)``)."""

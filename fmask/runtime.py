@@ -1,0 +1,80 @@
+"""Run-time chores shared by every stage: device resolution, seeding, progress bars.
+
+* :func:`resolve_device` is the only place that turns ``"auto"`` / ``"cpu"`` / ``"cuda"`` into a device.
+* :func:`seeded` is the only way fmask seeds torch's global generators for a block of work (forking them, so
+  the caller's random state is left untouched).
+* :func:`progress_bar` is the only way fmask opens a tqdm bar. Bars go to the terminal (stderr), honour
+  ``TQDM_DISABLE`` (which ``fmask book`` sets inside executed notebooks, so no widget state ever reaches the
+  book) and are off when the caller passes ``progress=False``. (Passing ``disable=None`` to tqdm, as fmask
+  used to, overrides ``TQDM_DISABLE`` and turns bars into notebook widgets.)
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+__all__ = ["resolve_device", "model_device", "seeded", "progress_bar", "progress_enabled"]
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None`` / ``"auto"`` -> CUDA if available else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:K"`` as given.
+
+    Raises ``ValueError`` for anything else and for ``cuda`` on a machine without CUDA.
+    """
+    if isinstance(device, torch.device):
+        d = device
+    elif device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        s = str(device)
+        if s not in ("cpu", "cuda") and not s.startswith("cuda:"):
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:K'; got {device!r}")
+        d = torch.device(s)
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(d)!r} requested but CUDA is not available on this machine")
+    return d
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of a module's first parameter (or buffer); CPU for a module with neither."""
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: str | torch.device | None = None) -> Iterator[None]:
+    """Seed torch (CPU and, for a CUDA ``device``, that device) and Python's ``random`` inside the block.
+
+    The global generators are forked: the caller's random state is restored on exit.
+    """
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    py_state = random.getstate()
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        torch.manual_seed(int(seed))
+        random.seed(int(seed))
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+
+
+def progress_enabled(progress: bool = True) -> bool:
+    """Whether a bar would be shown: ``progress`` is true and ``TQDM_DISABLE`` is not set."""
+    return bool(progress) and os.environ.get("TQDM_DISABLE", "").strip().lower() in ("", "0", "false", "no")
+
+
+def progress_bar(iterable: Any = None, *, progress: bool = True, **kwargs: Any):
+    """A terminal tqdm bar (``tqdm.std``, never a notebook widget), off when ``progress`` is false or
+    ``TQDM_DISABLE`` is set. Keyword arguments go to tqdm (``desc``, ``total``, ``unit``, ``leave`` ...)."""
+    from tqdm import tqdm  # the plain terminal bar: no ipywidgets state in executed notebooks
+
+    kwargs.setdefault("dynamic_ncols", True)
+    return tqdm(iterable, disable=not progress_enabled(progress), **kwargs)
