@@ -1,12 +1,13 @@
 """fmask.store: parameter keys, atomic metadata-carrying files, refusal to mix parameters."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 import torch
 
-from fmask.store import ArtifactStore, atomic_torch_save, atomic_write_json, canonical_json, versions
+from fmask.store import FORMAT, ArtifactStore, atomic_torch_save, atomic_write_json, canonical_json, default_root, versions
 
 
 def test_key_is_canonical_and_parameter_sensitive():
@@ -27,7 +28,7 @@ def test_root_from_env(monkeypatch, tmp_path):
     assert ArtifactStore().root == tmp_path / "env"
     assert ArtifactStore(tmp_path / "arg").root == tmp_path / "arg"
     monkeypatch.delenv("FMASK_ARTIFACTS")
-    assert str(ArtifactStore().root) == "artifacts"
+    assert ArtifactStore().root == default_root() and ArtifactStore().root.is_absolute()
 
 
 def test_save_load_roundtrip_weights_only(tmp_path):
@@ -36,10 +37,13 @@ def test_save_load_roundtrip_weights_only(tmp_path):
     payload = {"w": torch.arange(6.0).view(2, 3), "names": ["a", "b"], "n": 3}
     path = st.save("masks", params, payload, {"note": "hello", "torch": torch.__version__})
     assert path == st.path("masks", params) and path.is_file()
-    # no temporary files left behind
-    assert sorted(p.name for p in path.parent.iterdir()) == sorted([path.name, path.with_suffix(".json").name])
+    # no temporary files left behind: payload, sidecar and the (kept) lock file of the save
+    names = [path.name, path.with_suffix(".json").name, path.with_suffix(".lock").name]
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted(names)
     side = json.loads(path.with_suffix(".json").read_text())
     assert side["params"] == params and side["metadata"]["note"] == "hello" and "torch" in side["metadata"]["versions"]
+    assert side["format"] == FORMAT and side["payload"]["bytes"] == path.stat().st_size
+    assert side["payload"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     blob = torch.load(path, weights_only=True)  # plain primitives + tensors only
     assert blob["params"] == params
     got, meta = st.load("masks", params)
@@ -53,8 +57,9 @@ def test_load_refuses_other_parameters(tmp_path):
     st = ArtifactStore(tmp_path)
     p1, p2 = {"seed": 1}, {"seed": 2}
     st.save("model", p1, {"x": torch.ones(1)}, {})
-    # simulate a file under p2's key that holds p1's artifact (collision / tampering)
+    # simulate an intact file pair under p2's key that holds p1's artifact (key collision / tampering)
     st.path("model", p1).replace(st.path("model", p2))
+    st.path("model", p1, ".json").replace(st.path("model", p2, ".json"))
     with pytest.raises(ValueError, match="different parameters"):
         st.load("model", p2)
 
