@@ -486,8 +486,17 @@ def _stat_sig(*paths: Path) -> tuple:
 # ------------------------------------------------------------------------------------------ locking
 _HELD: dict[str, list] = {}  # lock path -> [owner thread id, depth]; per process
 _HELD_GUARD = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child holds no claims of its own (its inherited lock fds are the parent's)."""
+    global _HELD_GUARD
+    _HELD.clear()
+    _HELD_GUARD = threading.Lock()  # another parent thread may have held it at fork time
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_HELD.clear)  # a forked child holds no claims of its own
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 _NO_FCNTL_WARNED = False
 
 
@@ -669,8 +678,9 @@ class ArtifactStore:
 
         ``metadata`` gets ``versions`` and ``kind``/``key`` added when absent. The payload file is written
         first, then the sidecar with its size and SHA-256 (a crash in between leaves a payload that
-        :meth:`load` reads as missing). Holds the artifact's :meth:`claim` lock while writing (re-entrant:
-        fine inside ``claim``). Raises ``ValueError`` for payload entries ``weights_only`` loading would refuse.
+        :meth:`load` reads as missing). Holds the artifact's :meth:`claim` lock while writing, so two savers
+        never interleave payload and sidecar (re-entrant: fine inside ``claim``; waits while another process
+        holds the claim). Raises ``ValueError`` for payload entries ``weights_only`` loading would refuse.
         Returns the ``.pt`` path.
         """
         if not isinstance(payload, Mapping):
@@ -703,7 +713,9 @@ class ArtifactStore:
         The file is verified with :func:`read_artifact`. A damaged or unverifiable one is moved aside
         (``<name>.corrupt-<UTC time>-<pid>``, sidecar likewise), one :class:`ArtifactCorruptWarning` names it,
         and ``None`` is returned so the caller recomputes. If the files change while being read (another
-        process saving the same artifact), the read is retried instead. Raises ``ValueError`` if an intact
+        process saving the same artifact), the read is retried; the move happens under the artifact's
+        :meth:`claim` after a second check, and if another process holds that claim the file is left in place
+        (still one warning, still ``None``). Raises ``ValueError`` if an intact
         file under the key holds different parameters (never mixes them).
         """
         pt = self.path(kind, params)
@@ -714,12 +726,15 @@ class ArtifactStore:
             before = _stat_sig(pt, js)
             try:
                 payload, got_params, meta = read_artifact(pt, map_location)
+                break
             except ArtifactCorruptError as e:
                 if attempt < 2 and _stat_sig(pt, js) != before:
                     continue  # replaced under us by a concurrent save: read the new version
-                self._quarantine(pt, e.reason)
-                return None
-            break
+                found = self._quarantine_locked(kind, params, pt, e, map_location)
+                if found is None:
+                    return None
+                payload, got_params, meta = found
+                break
         else:  # pragma: no cover - the loop returns or breaks
             return None
         want, got = canonical_json(params), canonical_json(got_params)
@@ -728,6 +743,36 @@ class ArtifactStore:
                 f"artifact {pt} was written for different parameters:\n stored:    {got}\n requested: {want}"
             )
         return payload, meta
+
+    def _quarantine_locked(self, kind: str, params: Mapping[str, Any], pt: Path, err: ArtifactCorruptError,
+                           map_location: Any):
+        """Re-verify under the artifact's claim, then move it aside; ``None`` or the (now good) artifact.
+
+        Taking the lock without waiting keeps a reader from moving aside a file that a concurrent
+        :meth:`save` (which holds the lock) is installing. If another process holds the claim, the file is
+        left in place and reported as missing: that process is (re)writing it, and :meth:`get_or_compute`
+        waits for it.
+        """
+        try:
+            with self.claim(kind, params, timeout=0):
+                try:
+                    return read_artifact(pt, map_location)
+                except ArtifactCorruptError as again:
+                    self._quarantine(pt, again.reason)
+                    return None
+        except ClaimTimeout:
+            warnings.warn(
+                ArtifactCorruptWarning(
+                    f"fmask artifact {pt} does not verify ({err.reason}) while another process holds its lock "
+                    f"{pt.with_suffix('.lock').name} (it is probably writing it); left in place and treated as "
+                    "missing: it will be recomputed or loaded once that process is done."
+                ),
+                stacklevel=3,
+            )
+            return None
+        except OSError:  # no lock file possible (read-only store): move aside without the lock
+            self._quarantine(pt, err.reason)
+            return None
 
     def _quarantine(self, pt: Path, reason: str) -> list[Path]:
         """Move ``pt`` and its sidecar aside to ``<name>.corrupt-<stamp>`` and warn once; return new paths."""
@@ -744,9 +789,12 @@ class ArtifactStore:
             try:
                 os.rename(f, dest)
                 moved.append(dest)
+            except FileNotFoundError:  # another process moved it aside first
+                continue
             except OSError as e:
                 failed.append(f"{f.name} ({e.strerror or e})")
-        where = f"moved aside to {', '.join(str(m) for m in moved)} (kept for inspection)" if moved else "left in place"
+        where = (f"moved aside to {', '.join(str(m) for m in moved)} (kept for inspection)" if moved
+                 else "already moved aside by another process" if not failed else "left in place")
         if failed:
             where += f"; could not move {', '.join(failed)}"
         warnings.warn(
@@ -754,7 +802,7 @@ class ArtifactStore:
                 f"fmask artifact {pt} is damaged or unverifiable: {reason}; {where}. It is treated as missing and "
                 "will be recomputed."
             ),
-            stacklevel=3,
+            stacklevel=4,
         )
         return moved
 

@@ -251,6 +251,33 @@ def test_concurrent_save_during_load_is_retried_not_quarantined(tmp_path, monkey
     assert not list(st.path("masks", PARAMS).parent.glob("*.corrupt-*"))
 
 
+def test_damaged_file_is_left_alone_while_another_holder_has_the_claim(tmp_path):
+    st = ArtifactStore(tmp_path)
+    payload, _ = _mask_payload()
+    pt = st.save("masks", PARAMS, payload)
+    pt.write_bytes(b"")
+    held, release = threading.Event(), threading.Event()
+
+    def writer():  # e.g. another run about to save a fresh copy
+        with st.claim("masks", PARAMS):
+            held.set()
+            release.wait(30)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        assert held.wait(30)
+        with pytest.warns(ArtifactCorruptWarning, match="holds its lock") as rec:
+            assert st.load("masks", PARAMS) is None
+        assert len(_corrupt_warnings(rec)) == 1 and pt.exists()  # not moved from under the holder
+    finally:
+        release.set()
+        t.join(30)
+    with pytest.warns(ArtifactCorruptWarning, match="moved aside"):
+        assert st.load("masks", PARAMS) is None
+    assert not pt.exists() and len(list(pt.parent.glob(f"{pt.name}.corrupt-*"))) == 1
+
+
 # ------------------------------------------------------------------------------------------ training state
 def test_truncated_train_state_restarts_training_and_bitflipped_model_is_retrained(tmp_path):
     from fmask import train as T
