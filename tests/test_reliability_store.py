@@ -487,6 +487,38 @@ def test_claim_excludes_threads(tmp_path):
     assert isinstance(ClaimTimeout("x"), TimeoutError) and isinstance(ClaimTimeout("x"), StoreError)
 
 
+def test_save_waits_for_the_claim_so_payload_and_metadata_stay_a_pair(tmp_path):
+    st = ArtifactStore(tmp_path)
+    held, release, saved = threading.Event(), threading.Event(), threading.Event()
+
+    def holder():  # writes version 1 under its claim, then keeps the claim a while
+        with st.claim("masks", PARAMS):
+            st.save("masks", PARAMS, {"v": torch.tensor(1)})
+            held.set()
+            release.wait(30)
+
+    def saver():
+        st.save("masks", PARAMS, {"v": torch.tensor(2)})
+        saved.set()
+
+    t1 = threading.Thread(target=holder)
+    t1.start()
+    assert held.wait(30)
+    t2 = threading.Thread(target=saver)
+    t2.start()
+    try:
+        assert not saved.wait(0.5)  # blocked: it cannot interleave its two files with the holder's
+        assert st.load("masks", PARAMS)[0]["v"].item() == 1
+    finally:
+        release.set()
+        t1.join(30)
+        t2.join(30)
+    assert saved.is_set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ArtifactCorruptWarning)
+        assert st.load("masks", PARAMS)[0]["v"].item() == 2
+
+
 # ------------------------------------------------------------------------------------------ writability
 def test_check_writable_read_only_folder(tmp_path, monkeypatch):
     ro = tmp_path / "ro"
