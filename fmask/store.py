@@ -451,6 +451,8 @@ def read_artifact(path: str | os.PathLike, map_location: Any = "cpu") -> tuple[A
         except MemoryError:
             raise
         except _LOAD_ERRORS as e:
+            if isinstance(e, RuntimeError) and re.search(r"(?i)out of memory|not enough memory|failed to allocate", str(e)):
+                raise  # the bytes verified: the machine is short of memory, the file is fine
             if not _is_cpu(map_location):  # tell "the machine cannot place it" from "the file is bad"
                 fh.seek(0)
                 try:

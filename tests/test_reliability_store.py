@@ -230,6 +230,21 @@ def test_unavailable_map_location_is_not_mistaken_for_corruption(tmp_path):
         assert pt.is_file() and st.load("masks", PARAMS) is not None
 
 
+def test_out_of_memory_while_loading_is_not_mistaken_for_corruption(tmp_path, monkeypatch):
+    st = ArtifactStore(tmp_path)
+    pt = st.save("imagecache", PARAMS, _cache_payload()[0])
+
+    def oom(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory: "
+                           "you tried to allocate 4294967296 bytes.")
+
+    monkeypatch.setattr(S.torch, "load", oom)
+    with pytest.raises(RuntimeError, match="not enough memory"):
+        st.load("imagecache", PARAMS)
+    monkeypatch.undo()
+    assert pt.is_file() and st.load("imagecache", PARAMS) is not None
+
+
 def test_concurrent_save_during_load_is_retried_not_quarantined(tmp_path, monkeypatch):
     st = ArtifactStore(tmp_path)
     payload, _ = _mask_payload()
