@@ -25,6 +25,7 @@ from torch import nn
 
 import fmask
 import fmask.store as S
+from fmask import book
 from fmask.store import (
     TMP_MAX_AGE,
     ArtifactCorruptWarning,
@@ -582,8 +583,9 @@ def test_default_root_is_the_same_from_any_cwd(tmp_path, monkeypatch):
     for d in ("a", "b"):
         (tmp_path / d).mkdir()
         monkeypatch.chdir(tmp_path / d)
-        roots.append((default_root(), ArtifactStore().root))
-    assert roots[0] == roots[1] == (repo / "artifacts", repo / "artifacts")
+        # `fmask train` (ArtifactStore(None)) and `fmask book` (the folder it hands the notebooks) agree
+        roots.append((default_root(), ArtifactStore().root, Path(book._resolve_artifacts(None))))
+    assert roots[0] == roots[1] == (repo / "artifacts",) * 3
 
     monkeypatch.setenv("FMASK_ARTIFACTS", "rel/store")  # explicit relative choices become absolute at once
     st = ArtifactStore()
