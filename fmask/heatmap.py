@@ -514,7 +514,8 @@ def recall_at_k(score_map: Tensor, support: Tensor, k: int, *, exclude: Tensor |
 
     ``score_map`` (e.g. a mask or a heat map) and ``support`` (bool, e.g. planted frequencies) have the same
     shape — (H, W) or (C, H, W), fft2 layout; ``exclude`` (bool, same shape, optional) removes entries from the
-    ranking (e.g. DC). NaN scores are never selected. Ties at the k-th value are resolved by their expected
+    ranking and from the support (e.g. DC). NaN scores (frequencies a heat map did not evaluate) are never
+    selected, so a support entry with a NaN score counts as missed. Ties at the k-th value are resolved by their expected
     value under uniform random tie-breaking (a mask of all ones scores ``k / #entries`` rather than whatever
     order a sort happens to give), so the result is deterministic and unbiased. Returns
     ``E|top-k ∩ support| / |support ∖ exclude|`` in [0, 1]; with ``k = |support|`` this is also the precision.
@@ -527,19 +528,19 @@ def recall_at_k(score_map: Tensor, support: Tensor, k: int, *, exclude: Tensor |
         raise ValueError(f"support must be a bool tensor shaped like score_map {tuple(score_map.shape)}, got "
                          f"{support.dtype} {tuple(support.shape)}")
     k = _check_int("k", k)
-    valid = ~torch.isnan(score_map.detach().cpu().double())
+    keep = torch.ones(score_map.shape, dtype=torch.bool)
     if exclude is not None:
         if not isinstance(exclude, Tensor) or exclude.dtype != torch.bool or exclude.shape != score_map.shape:
             raise ValueError("exclude must be a bool tensor shaped like score_map")
-        valid &= ~exclude.cpu()
-    sup = support.cpu() & valid
-    n_sup = int(sup.sum())
+        keep = ~exclude.cpu()
+    n_sup = int((support.cpu() & keep).sum())
     if n_sup == 0:
         raise ValueError("support has no (non-excluded) entries")
+    valid = keep & ~torch.isnan(score_map.detach().cpu().double())
     s = score_map.detach().cpu().double()[valid]
-    t = sup[valid]
+    t = support.cpu()[valid]
     if k >= s.numel():
-        return 1.0
+        return float(t.sum()) / n_sup
     kth = torch.topk(s, k).values[-1]
     above = s > kth
     tied = s == kth
