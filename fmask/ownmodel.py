@@ -113,6 +113,22 @@ def _read_checkpoint(checkpoint: str | os.PathLike | Mapping[str, Any]) -> dict[
     return sd
 
 
+def _load_strict(net: nn.Module, sd: Mapping[str, Tensor], what: str) -> None:
+    """``net.load_state_dict(sd, strict=True)`` with a short, readable error (ValueError)."""
+    want, got = set(net.state_dict()), set(sd)
+    missing, unexpected = sorted(want - got), sorted(got - want)
+    if missing or unexpected:
+        def show(keys):
+            return ", ".join(keys[:5]) + (f" … ({len(keys)} in all)" if len(keys) > 5 else "")
+        raise ValueError(f"checkpoint does not fit {what}: missing keys [{show(missing)}], unexpected keys "
+                         f"[{show(unexpected)}] (prefixes {', '.join(_PREFIXES)} are stripped automatically)")
+    try:
+        net.load_state_dict(sd, strict=True)
+    except RuntimeError as e:  # shape mismatches
+        msg = str(e)
+        raise ValueError(f"checkpoint does not fit {what}: {msg[:800]}{' …' if len(msg) > 800 else ''}") from e
+
+
 def _as_stats(v, c: int, name: str) -> tuple[float, ...]:
     t = torch.as_tensor(v, dtype=torch.float64).reshape(-1)
     if t.numel() == 1:
@@ -217,10 +233,7 @@ def prepare_model(
                              "do not pass mean/std (or pass the bare network)")
         wrapped = model_or_arch
         if sd is not None:
-            try:
-                wrapped.net.load_state_dict(sd, strict=True)
-            except RuntimeError as e:
-                raise ValueError(f"checkpoint does not fit the model: {e}") from e
+            _load_strict(wrapped.net, sd, "the model")
             if ck_mean is not None and not (torch.allclose(ck_mean.float(), wrapped.mean.reshape(-1).cpu()) and
                                             torch.allclose(ck_std.float(), wrapped.std.reshape(-1).cpu())):
                 raise ValueError(f"checkpoint declares mean/std {ck_mean.tolist()}/{ck_std.tolist()} but the "
@@ -279,10 +292,7 @@ def prepare_model(
         raise ValueError(f"the normalisation has {len(mean_t)} channels but the model takes {c}")
 
     if sd is not None:
-        try:
-            net.load_state_dict(sd, strict=True)
-        except RuntimeError as e:
-            raise ValueError(f"checkpoint does not fit the network: {e}") from e
+        _load_strict(net, sd, f"the network {type(net).__name__}")
     try:
         wrapped = Normalized(net, mean_t, std_t)
     except ValueError as e:
