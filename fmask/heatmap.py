@@ -515,9 +515,9 @@ def recall_at_k(score_map: Tensor, support: Tensor, k: int, *, exclude: Tensor |
     ``score_map`` (e.g. a mask or a heat map) and ``support`` (bool, e.g. planted frequencies) have the same
     shape — (H, W) or (C, H, W), fft2 layout; ``exclude`` (bool, same shape, optional) removes entries from the
     ranking and from the support (e.g. DC). NaN scores (frequencies a heat map did not evaluate) are never
-    selected, so a support entry with a NaN score counts as missed. Ties at the k-th value are resolved by their expected
-    value under uniform random tie-breaking (a mask of all ones scores ``k / #entries`` rather than whatever
-    order a sort happens to give), so the result is deterministic and unbiased. Returns
+    selected, so a support entry with a NaN score counts as missed. Ties at the k-th value are resolved by
+    their expected value under uniform random tie-breaking (a mask of all ones scores ``k / #entries`` rather
+    than whatever order a sort happens to give), so the result is deterministic and unbiased. Returns
     ``E|top-k ∩ support| / |support ∖ exclude|`` in [0, 1]; with ``k = |support|`` this is also the precision.
     """
     if not isinstance(score_map, Tensor) or not isinstance(support, Tensor):

@@ -372,7 +372,8 @@ def _load_pt(path: Path) -> tuple[Tensor, Tensor | None]:
         x = blob
     elif isinstance(blob, Mapping):
         if "images" not in blob or not isinstance(blob["images"], Tensor):
-            raise ValueError(f"{path}: a dict must hold an 'images' tensor (N, C, H, W); keys: {sorted(map(str, blob))}")
+            raise ValueError(f"{path}: a dict must hold an 'images' tensor (N, C, H, W); "
+                             f"keys: {sorted(map(str, blob))}")
         x = blob["images"]
         if blob.get("labels") is not None:
             labels = torch.as_tensor(blob["labels"])
@@ -532,7 +533,8 @@ def learn_own_masks(
     The learners are used directly when they take a ``channels`` option; otherwise (fmask's current learner
     classes) per-channel masks come from the classes (their default is one mask channel per image channel)
     and shared masks from :func:`fmask.learn.learn_masks` with ``channels=1`` (there ``space``/``precision``
-    are passed on only if ``learn_masks`` accepts them).
+    are passed on only if ``learn_masks`` accepts them; options it does not take are listed in
+    ``result.metadata["own_model"]["options_not_supported"]``).
     """
     from . import learn as L
 
@@ -557,6 +559,7 @@ def learn_own_masks(
         raise ValueError(f"unknown option(s) {sorted(unknown)} for {cls.__name__}; it takes "
                          f"{sorted(k for k in params if k not in ('self', 'model'))}")
     want = 1 if shared_channels else c
+    dropped: list[str] = []
     if "channels" in params:
         res = cls(model, channels=want, **learner_kwargs)(images, targets, desc=desc)
     elif not shared_channels:
@@ -564,6 +567,7 @@ def learn_own_masks(
     else:
         lm_params = inspect.signature(L.learn_masks).parameters
         kw = {k: v for k, v in learner_kwargs.items() if k in lm_params}
+        dropped = sorted(k for k in learner_kwargs if k not in lm_params and k != "epochs")
         if "epochs" in learner_kwargs:
             kw["steps"] = learner_kwargs["epochs"]
             kw.pop("epochs", None)
@@ -572,8 +576,12 @@ def learn_own_masks(
         res = L.learn_masks(model, images, targets, per_image=per_image, channels=1, desc=desc, **kw)
     if res.masks.shape[1] != want:
         raise RuntimeError(f"the learner returned masks with {res.masks.shape[1]} channels, expected {want}")
-    res.metadata = {**dict(res.metadata), "own_model": {"shared_channels": bool(shared_channels),
-                                                        "per_image": bool(per_image), "image_shape": list(images.shape)}}
+    res.metadata = {**dict(res.metadata),
+                    "own_model": {"shared_channels": bool(shared_channels), "per_image": bool(per_image),
+                                  "image_shape": list(images.shape),
+                                  "learner": cls.__name__ if not (shared_channels and "channels" not in params)
+                                  else "learn_masks",
+                                  "options_not_supported": dropped}}
     return res
 
 

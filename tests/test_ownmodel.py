@@ -253,3 +253,20 @@ def test_run_own_masks_end_to_end(tmp_path, resnet):
     assert back.metadata["model"] == "torchvision:resnet18" and back.metadata["labels"] == "given"
     assert back.history["target"].tolist() == [0, 1]
     assert not list(out.parent.glob(".*.tmp"))  # atomic write left no temporary file
+
+
+def test_learn_own_masks_records_how_the_masks_were_learned(resnet):
+    x = _rgb(2, 32, seed=4)
+    per = learn_own_masks(resnet, x, steps=2, space="auto", progress=False)
+    assert per.metadata["own_model"]["learner"] == "PerImageMasks"
+    assert per.metadata["own_model"]["options_not_supported"] == []
+    shared = learn_own_masks(resnet, x, steps=2, space="auto", shared_channels=True, progress=False)
+    info = shared.metadata["own_model"]
+    assert info["learner"] in ("PerImageMasks", "learn_masks")
+    import inspect
+
+    from fmask.learn import learn_masks
+    if "space" not in inspect.signature(learn_masks).parameters and info["learner"] == "learn_masks":
+        assert info["options_not_supported"] == ["space"]
+    else:
+        assert info["options_not_supported"] == []
