@@ -131,14 +131,15 @@ def _mirror(i: int, j: int, h: int, w: int) -> tuple[int, int]:
 
 
 def _basis_stack(h: int, w: int, freqs: Tensor, dtype=torch.float32) -> Tensor:
-    """Unit-norm cosines for frequencies ``freqs`` (F, 2) (fft2 indices): (F, h, w)."""
-    rr = torch.arange(h, dtype=torch.float64).view(1, h, 1)
-    cc = torch.arange(w, dtype=torch.float64).view(1, 1, w)
-    fi = freqs[:, 0].to(torch.float64).view(-1, 1, 1)
-    fj = freqs[:, 1].to(torch.float64).view(-1, 1, 1)
-    # reduce the phase modulo 1 in exact integer arithmetic first (keeps cos accurate on large images)
-    phase = torch.remainder(fi * rr * w + fj * cc * h, h * w) / (h * w)
-    u = torch.cos(2 * math.pi * phase)
+    """Unit-norm cosines for frequencies ``freqs`` (F, 2) (fft2 indices): (F, h, w).
+
+    Separable: cos(a + b) = cos a cos b − sin a sin b with a = 2π i r / h, b = 2π j c / w, each phase reduced
+    exactly (integer arithmetic) before the float64 cos/sin, so large images keep full accuracy.
+    """
+    f = freqs.to(torch.long)
+    a = 2 * math.pi * torch.remainder(f[:, 0:1] * torch.arange(h).view(1, h), h).to(torch.float64) / h  # (F, h)
+    b = 2 * math.pi * torch.remainder(f[:, 1:2] * torch.arange(w).view(1, w), w).to(torch.float64) / w  # (F, w)
+    u = torch.cos(a).unsqueeze(2) * torch.cos(b).unsqueeze(1) - torch.sin(a).unsqueeze(2) * torch.sin(b).unsqueeze(1)
     u = u / u.flatten(1).norm(dim=1).view(-1, 1, 1)
     return u.to(dtype)
 
@@ -303,8 +304,8 @@ def fourier_heat_map(
                 work, img = flat // n, flat % n
                 w_lo = int(work[0])
                 basis = _basis_stack(h, w, freqs[(torch.arange(w_lo, int(work[-1]) + 1) % n_freq)]).to(dev)
-                pert = eps * signs_dev[work, img].to(torch.float32).view(-1, c, 1, 1) * basis[work - w_lo].unsqueeze(1)
-                xb = x_dev[img] + pert
+                scale = eps * signs_dev[work, img].to(torch.float32).view(-1, c, 1, 1)
+                xb = x_dev[img].addcmul_(scale, basis[work - w_lo].unsqueeze(1))
                 if clamp:
                     xb = xb.clamp_(0.0, 1.0)
                 wrong = (_logits(net, xb).argmax(1) != y_dev[img]).double()
