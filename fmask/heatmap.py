@@ -163,7 +163,14 @@ def fourier_basis(h: int, w: int, i: int, j: int, dtype: torch.dtype = torch.flo
     return _basis_stack(h, w, torch.tensor([[i % h, j % w]]), dtype)[0]
 
 
-def heatmap_frequencies(h: int, w: int, frequencies: str | int | Sequence[Sequence[int]] = "all") -> Tensor:
+def _signed(i: int, n: int) -> int:
+    """Signed frequency of fft2 index ``i`` on an axis of length n: the centred-layout offset, in
+    [-n//2, (n-1)//2]."""
+    return i if i <= (n - 1) // 2 else i - n
+
+
+def heatmap_frequencies(h: int, w: int, frequencies: str | int | Sequence[Sequence[int]] = "all",
+                        window: int | None = None) -> Tensor:
     """The frequencies a heat map evaluates: LongTensor (F, 2) of fft2 indices, one per conjugate pair.
 
     ``frequencies``:
@@ -171,6 +178,9 @@ def heatmap_frequencies(h: int, w: int, frequencies: str | int | Sequence[Sequen
       * an int stride ``k >= 1``: frequencies whose signed components (f_y, f_x) (centred layout, see the
         module docstring) are both multiples of ``k`` — a grid through DC, symmetric under k → -k;
       * a sequence of (i, j) pairs (fft2 indices, negative values allowed).
+
+    ``window``: keep only frequencies with ``max(|f_y|, |f_x|) <= window`` (signed components), a
+    (2·window+1)² square around DC — Yin et al. show the central 63×63 region (``window=31``) for ImageNet.
 
     Of every conjugate pair {k, -k} only the lexicographically smaller fft2 index is returned (the heat map
     value of -k equals that of k because ``U_k = U_{-k}``); duplicates are removed; the result is sorted.
@@ -182,8 +192,7 @@ def heatmap_frequencies(h: int, w: int, frequencies: str | int | Sequence[Sequen
         cand = [(i, j) for i in range(h) for j in range(w)]
     elif isinstance(frequencies, int) and not isinstance(frequencies, bool):
         k = _check_int("frequencies (stride)", frequencies)
-        cand = [(i, j) for i in range(h) for j in range(w)
-                if ((i if i <= (h - 1) // 2 else i - h) % k == 0) and ((j if j <= (w - 1) // 2 else j - w) % k == 0)]
+        cand = [(i, j) for i in range(h) for j in range(w) if _signed(i, h) % k == 0 and _signed(j, w) % k == 0]
     else:
         try:
             pairs = [tuple(p) for p in frequencies]
@@ -197,7 +206,12 @@ def heatmap_frequencies(h: int, w: int, frequencies: str | int | Sequence[Sequen
             if len(p) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in p):
                 raise ValueError(f"each frequency must be a pair of ints (i, j), got {p!r}")
             cand.append((p[0] % h, p[1] % w))
+    if window is not None:
+        window = _check_int("window", window, lo=0)
+        cand = [(i, j) for i, j in cand if max(abs(_signed(i, h)), abs(_signed(j, w))) <= window]
     reps = sorted({min((i, j), _mirror(i, j, h, w)) for i, j in cand})
+    if not reps:
+        raise ValueError(f"no frequency of {frequencies!r} lies in the window {window}")
     return torch.tensor(reps, dtype=torch.long).view(-1, 2)
 
 
@@ -219,6 +233,7 @@ def fourier_heat_map(
     *,
     eps: float = 4.0,
     frequencies: str | int | Sequence[Sequence[int]] = "all",
+    window: int | None = None,
     channels: str = "all",
     sign: str = "per_channel",
     clamp: bool = True,
@@ -243,6 +258,7 @@ def fourier_heat_map(
             4.0 on CIFAR-10, 15.7 on ImageNet — :data:`YIN_EPS`). With ``channels="all"`` every channel gets
             a perturbation of norm ``eps`` (total norm ``eps·sqrt(C)``), as in Yin et al.
         frequencies: ``"all"``, an int stride or a list of (i, j); see :func:`heatmap_frequencies`.
+        window: evaluate only ``max(|f_y|, |f_x|) <= window`` (e.g. 31 for Yin et al.'s 63×63 ImageNet map).
         channels: ``"all"`` (Yin et al.: the same basis image added to every channel) → map (H, W);
             ``"each"``: perturb one channel at a time (the others untouched) → map (C, H, W), entry ``[c]``
             is the heat map of channel c.
@@ -271,7 +287,7 @@ def fourier_heat_map(
     if not math.isfinite(eps) or eps < 0:
         raise ValueError(f"eps must be a finite number >= 0, got {eps}")
     batch_size = _check_int("batch_size", batch_size)
-    freqs = heatmap_frequencies(h, w, frequencies)
+    freqs = heatmap_frequencies(h, w, frequencies, window)
     n_units = 1 if channels == "all" else c  # channel modes
     n_freq = freqs.shape[0]
     n_work = n_units * n_freq  # (unit, frequency) pairs, unit-major

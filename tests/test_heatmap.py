@@ -74,6 +74,15 @@ def test_heatmap_frequencies_one_per_conjugate_pair():
     for bad in ("some", 0, -1, [], [(1,)], [(1.0, 2)], 3.5):
         with pytest.raises(ValueError):
             heatmap_frequencies(8, 8, bad)
+    # window: the (2·window+1)² square around DC (Yin et al.'s 63×63 ImageNet region is window=31)
+    win = heatmap_frequencies(16, 16, "all", window=2)
+    cover = {tuple(p) for p in win.tolist()} | {_mirror(*p, 16, 16) for p in win.tolist()}
+    assert cover == {(a % 16, b % 16) for a in range(-2, 3) for b in range(-2, 3)}
+    assert heatmap_frequencies(16, 16, "all", window=0).tolist() == [[0, 0]]
+    with pytest.raises(ValueError):
+        heatmap_frequencies(16, 16, "all", window=-1)
+    with pytest.raises(ValueError):  # nothing left in the window
+        heatmap_frequencies(16, 16, [(5, 5)], window=2)
 
 
 # --------------------------------------------------------------------------------------------- heat map
@@ -145,6 +154,9 @@ def test_heat_map_is_seeded_and_independent_of_batch_size_and_frequency_choice()
     strided = fourier_heat_map(net, x, eps=3.0, frequencies=2, progress=False)
     ev2 = ~torch.isnan(strided)
     assert torch.equal(strided[ev2], a[ev2]) and 0 < int(ev2.sum()) < 100
+    windowed = fourier_heat_map(net, x, eps=3.0, window=1, progress=False)
+    ev3 = ~torch.isnan(windowed)
+    assert int(ev3.sum()) == 9 and torch.equal(windowed[ev3], a[ev3])
     c = fourier_heat_map(net, x, eps=3.0, seed=1, progress=False)
     assert not torch.equal(a, c)  # other random signs
 
