@@ -381,7 +381,8 @@ def test_mask_and_heat_map_on_the_planted_model(planted):
     assert heat_recall_wide >= 0.6
     # the heat map is high on the planted frequencies: far above its average
     assert float(hm[support].mean()) >= 3 * float(hm.mean())
-    # both tools concentrate on the same radial bands: positive rank agreement of their band profiles
+    # both tools concentrate on the same radial bands: their 8-band profiles agree in rank (measured 0.78;
+    # 0.95 with 4 bands, 0.47 with 16)
     mask_bands = band_energy(res.masks, "radial", 8)[0]
     heat_bands = band_mean(hm, "radial", 8)
-    assert rank_agreement(mask_bands, heat_bands) > 0
+    assert rank_agreement(mask_bands, heat_bands) >= 0.5
