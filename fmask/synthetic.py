@@ -5,6 +5,10 @@ where the class ``y`` picks the planted frequency ``k_y`` (one per class), ``a``
 noise is white noise with **all planted frequencies (and their mirrors) removed**. So the label is carried
 only by the planted Fourier components: a mask that keeps them (and nothing else) keeps the accuracy of a
 network trained on the data, and a good mask-learning method must find exactly that support.
+
+:func:`planted_frequency_rgb_dataset` is the colour variant: the class lives in one channel's planted
+frequencies only, the other channels carry class-independent content, and the support is returned per channel
+(a per-channel mask must keep the support in the class channel and nothing of it elsewhere).
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["planted_frequency_dataset", "planted_frequencies"]
+__all__ = ["planted_frequency_dataset", "planted_frequencies", "planted_frequency_rgb_dataset"]
 
 
 def _mirror(k: tuple[int, int], size: int) -> tuple[int, int]:
@@ -133,3 +137,73 @@ def planted_frequency_dataset(
     scale = torch.where(dev > 0.5, 0.5 / dev, torch.ones_like(dev))
     img = (0.5 + (img - 0.5) * scale).clamp(0.0, 1.0)
     return img.to(torch.float32).unsqueeze(1), labels.to(torch.long), support
+
+
+def planted_frequency_rgb_dataset(
+    n: int,
+    size: int = 32,
+    n_classes: int = 4,
+    seed: int = 0,
+    *,
+    class_channel: int = 0,
+    channels: int = 3,
+    distractors: str = "frequencies",
+    amplitude: Sequence[float] = (0.12, 0.2),
+    noise: float = 0.08,
+    frequencies: Sequence[tuple[int, int]] | None = None,
+    freq_seed: int = 0,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Colour variant of :func:`planted_frequency_dataset`: the class lives **only** in one channel.
+
+    Channel ``class_channel`` is exactly the grayscale planted-frequency image of
+    :func:`planted_frequency_dataset(n, size, n_classes, seed, ...) <planted_frequency_dataset>` (same labels,
+    same pixels). Every other channel is class-independent:
+
+    * ``distractors="frequencies"`` (default): the channel is another planted-frequency image built from the
+      **same** planted frequencies but with its own balanced, independently shuffled labels (drawn from a seed
+      derived from ``seed`` and the channel), so the planted frequencies appear in every channel and only the
+      class channel's choice among them tells the class. A network must therefore tell the channels apart,
+      and a per-channel mask must keep the planted support in the class channel only.
+    * ``distractors="noise"``: the channel is ``0.5 +`` white noise of standard deviation ``noise`` (clamped to
+      [0, 1]); the planted frequencies are not removed from it (it carries no label either way).
+
+    Args:
+        n, size, n_classes, seed, amplitude, noise, frequencies, freq_seed: as in
+            :func:`planted_frequency_dataset` (``seed`` fixes labels and all channels; ``freq_seed`` the
+            planted frequencies, shared by train and test sets drawn with different ``seed``).
+        class_channel: index of the channel that carries the class (0 ≤ class_channel < channels).
+        channels: number of channels C (≥ 2).
+        distractors: ``"frequencies"`` or ``"noise"`` (see above).
+
+    Returns:
+        images: float32 (n, C, size, size) in [0, 1];
+        labels: int64 (n,), balanced (identical to the grayscale function's for the same arguments);
+        support: bool (C, size, size) in fft2 layout: the planted frequencies and their mirrors in channel
+            ``class_channel`` and nothing in the other channels (the class information per channel).
+    """
+    if not isinstance(channels, int) or isinstance(channels, bool) or channels < 2:
+        raise ValueError(f"channels must be an int >= 2, got {channels!r}")
+    if not isinstance(class_channel, int) or isinstance(class_channel, bool) or not 0 <= class_channel < channels:
+        raise ValueError(f"class_channel must be an int in [0, {channels}), got {class_channel!r}")
+    if distractors not in ("frequencies", "noise"):
+        raise ValueError(f"distractors must be 'frequencies' or 'noise', got {distractors!r}")
+    x, labels, support = planted_frequency_dataset(n, size, n_classes, seed, amplitude=amplitude, noise=noise,
+                                                   frequencies=frequencies, freq_seed=freq_seed)
+    # one derived seed per channel, from a generator of its own (never equal to `seed`'s stream)
+    g = torch.Generator().manual_seed(int(seed) * 2 + 1)
+    sub_seeds = torch.randint(0, 2 ** 62, (channels,), generator=g).tolist()
+    planes = []
+    for ch in range(channels):
+        if ch == class_channel:
+            planes.append(x[:, 0])
+        elif distractors == "frequencies":
+            xd, _, _ = planted_frequency_dataset(n, size, n_classes, int(sub_seeds[ch]), amplitude=amplitude,
+                                                  noise=noise, frequencies=frequencies, freq_seed=freq_seed)
+            planes.append(xd[:, 0])
+        else:
+            gd = torch.Generator().manual_seed(int(sub_seeds[ch]))
+            planes.append((0.5 + noise * torch.randn(n, size, size, generator=gd)).clamp(0.0, 1.0))
+    images = torch.stack(planes, dim=1).to(torch.float32)
+    support_c = torch.zeros(channels, size, size, dtype=torch.bool)
+    support_c[class_channel] = support
+    return images, labels, support_c
