@@ -281,12 +281,13 @@ def _blue_shift(R: _Results) -> dict[str, Any]:
     missing = [f"blue_shift.shifted_fraction.{a}" for a, v in shares.items() if v is None]
     missing += [f"blue_shift.intermodulation.products_present.{p}" for p in products
                 if not isinstance(present.get(p), bool)]
-    n = R.count("blue_shift", "n_samples")
-    if missing:
-        return _outcome(ours={a: v for a, v in shares.items() if v is not None} or None, n=n, missing=missing)
+    details = {"n_samples": R.count("blue_shift", "n_samples"), "identity_share": baseline}
+    if missing:  # deterministic spectra: no sampling, hence no interval and no n
+        return _outcome(ours={a: v for a, v in shares.items() if v is not None} or None, missing=missing,
+                        details=details)
     ok = all(v > baseline + SPECTRAL_TOL for v in shares.values()) and all(present[p] for p in products)
-    return _outcome(ours=shares, n=n, verdict=REPRODUCED if ok else NOT_REPRODUCED,
-                    details={"identity_share": baseline, "products_present": {p: present[p] for p in products}})
+    details["products_present"] = {p: present[p] for p in products}
+    return _outcome(ours=shares, verdict=REPRODUCED if ok else NOT_REPRODUCED, details=details)
 
 
 def _table1_differences(R: _Results) -> tuple[dict, dict, dict, list[str], dict]:
@@ -881,6 +882,10 @@ def write_claims(results_dir: str | os.PathLike[str], path: str | os.PathLike[st
     from .report import load_results
     from .store import atomic_write_json
 
+    target = Path(path)
+    if target.suffix == ".json" and target.parent.resolve() == Path(results_dir).resolve():
+        raise ValueError(f"write claims.json outside the results directory {results_dir}: every *.json there "
+                         "is read back as a result file by fmask.report.load_results")
     entries = evaluate_claims(load_results(results_dir, with_meta=True))
     counts = {v: sum(e["verdict"] == v for e in entries) for v in VERDICTS}
     payload = {"claims": entries, "counts": counts, "results_dir": os.fspath(results_dir)}
