@@ -37,7 +37,8 @@ Quantities each claim needs (recorded today = ✓; to be added by the chapter = 
 
     blue_shift       ✓ shifted_fraction{act}, ✓ intermodulation.products_present{2f1,2f2,f1+f2,f2-f1}
     table1[regime]   ✓ standard, ✓ masked (fractions); + n, + correct{standard,masked} (ints),
-                     + discordant{standard_only, masked_only} (ints: images right on x only / on M(x) only)
+                     + discordant{standard_only, masked_only} (ints: images right on x only / on M(x) only;
+                       with the correct counts they give the 2x2 table of a paired interval)
     energies         ✓ n_bands, ✓ radial_share{regime} (n_bands,), ✓ angular_share{regime} (n_bands,);
                      + replicates{regime}{radial_share, angular_share, angular_share_isotropic}
                        (seeds, n_bands) each, row i = seed i for every regime (seeds paired across regimes;
@@ -199,6 +200,20 @@ def _accuracy_count(R: _Results, table: str, row: str, column: str, meta_n: str 
     return k, n, f"fraction x {how}"
 
 
+def _paired_table(c1: tuple[int, int, str], c2: tuple[int, int, str], only1: int | None,
+                  only2: int | None) -> tuple[int, int, int, int] | None:
+    """The 2x2 table (both, only 1, only 2, neither) from two accuracy counts on the same n items and the
+    discordant counts; None if anything is missing or the counts are inconsistent."""
+    (k1, n1, _), (k2, n2, _) = c1, c2
+    if only1 is None or only2 is None or n1 != n2:
+        return None
+    both = k1 - only1
+    neither = n1 - both - only1 - only2
+    if both < 0 or neither < 0 or both + only2 != k2:
+        return None
+    return both, only1, only2, neither
+
+
 def _half_width(iv: Sequence[float]) -> float:
     return (iv[1] - iv[0]) / 2.0
 
@@ -299,14 +314,15 @@ def _table1_differences(R: _Results) -> tuple[dict, dict, dict, list[str], dict]
             missing.append(f"table1.{r}.standard/masked")
             continue
         ours[r] = m - s
-        n = R.count("table1", r, "n") or _int(R.meta_value("table1", "n_val"))
-        b = R.count("table1", r, "discordant", "masked_only")
-        c = R.count("table1", r, "discordant", "standard_only")
-        if n is not None and b is not None and c is not None and b + c <= n:
-            ivs[r], ns[r], how[r] = stats.paired_difference_interval(b, c, n, CONFIDENCE), n, "paired"
-            continue
         ks = _accuracy_count(R, "table1", r, "standard", "n_val")
         km = _accuracy_count(R, "table1", r, "masked", "n_val")
+        table = None
+        if ks is not None and km is not None:
+            table = _paired_table(km, ks, R.count("table1", r, "discordant", "masked_only"),
+                                  R.count("table1", r, "discordant", "standard_only"))
+        if table is not None:
+            ivs[r], ns[r], how[r] = stats.paired_difference_interval(*table, CONFIDENCE), sum(table), "paired"
+            continue
         if ks is None or km is None:
             missing.append(f"table1.{r}.n and correct counts")
             continue
@@ -519,10 +535,14 @@ def _make_table2_cell(column: str, mode: str) -> Callable[[_Results], dict[str, 
         ours = R.number("table2", "vanilla", column)
         kn = _accuracy_count(R, "table2", "vanilla", column, "n_images")
         details: dict[str, Any] = {}
-        if column == "masked_adversarial":
+        if column == "masked_adversarial":  # for information: the original's binarised masks (not decisive)
+            kb = _accuracy_count(R, "table2", "vanilla", "masked_adversarial_binary", "n_images")
             binary = R.number("table2", "vanilla", "masked_adversarial_binary")
-            if binary is not None:
-                details["masked_adversarial_binary"] = binary
+            if kb is not None:
+                details["masked_adversarial_binary"] = {
+                    "accuracy": kb[0] / kb[1], "interval": _iv(stats.wilson_interval(kb[0], kb[1], CONFIDENCE))}
+            elif binary is not None:
+                details["masked_adversarial_binary"] = {"accuracy": binary, "interval": None}
         if kn is None:
             what = "table2.vanilla." + column if ours is None else f"table2.vanilla.n and correct.{column}"
             return _outcome(ours=ours, missing=[what], details=details)
@@ -548,15 +568,15 @@ def _complement_necessary(R: _Results) -> dict[str, Any]:
         return _outcome(ours=None if m is None or c is None else m - c,
                         missing=["table2.vanilla.n and correct{masked, complement}"])
     (k1, n1, _), (k2, n2, _) = km, kc
-    b = R.count("table2", "vanilla", "discordant", "masked_only")
-    c = R.count("table2", "vanilla", "discordant", "complement_only")
+    table = _paired_table(km, kc, R.count("table2", "vanilla", "discordant", "masked_only"),
+                          R.count("table2", "vanilla", "discordant", "complement_only"))
     missing = []
-    if b is not None and c is not None and n1 == n2 and b + c <= n1:
-        iv, how = stats.paired_difference_interval(b, c, n1, CONFIDENCE), "paired (recorded discordant counts)"
+    if table is not None:
+        iv, how = stats.paired_difference_interval(*table, CONFIDENCE), "paired (recorded discordant counts)"
     elif n1 == n2 and k1 in (0, n1):
-        # every image right (or wrong) on M(x): the discordant counts follow from the two accuracies
-        b, c = (n1 - k2, 0) if k1 == n1 else (0, k2)
-        iv, how = stats.paired_difference_interval(b, c, n1, CONFIDENCE), "paired (implied by M(x) at 0 or 100%)"
+        # every image right (or wrong) on M(x): the joint outcomes follow from the two accuracies
+        table = (k2, n1 - k2, 0, 0) if k1 == n1 else (0, 0, k2, n1 - k2)
+        iv, how = stats.paired_difference_interval(*table, CONFIDENCE), "paired (implied by M(x) at 0 or 100%)"
     else:
         iv, how = stats.newcombe_interval(k1, n1, k2, n2, CONFIDENCE), "Newcombe, independent"
         missing.append("table2.vanilla.discordant{masked_only, complement_only}")

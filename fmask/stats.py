@@ -16,9 +16,9 @@ Methods (standard references):
   (unlike the Wald interval, it never collapses to a point).
 * :func:`newcombe_interval` -- Newcombe (1998, Stat. Med. 17:873, method 10, "hybrid score") interval for
   the difference of two *independent* proportions, built from the two Wilson intervals.
-* :func:`paired_difference_interval` -- difference of two proportions measured on the *same* items
-  (e.g. accuracy on x vs on M(x)), from the discordant counts only, conditional on their number (the
-  McNemar view): Wilson interval for the share of discordant items that favour condition 1, mapped back.
+* :func:`paired_difference_interval` -- Newcombe (1998, Stat. Med. 17:2635, method 10) interval for the
+  difference of two proportions measured on the *same* items (e.g. accuracy on x vs on M(x)), from the
+  2x2 table of joint outcomes; the two Wilson intervals combined with the observed correlation.
 * :func:`bootstrap_interval` -- percentile bootstrap of any statistic of a sample (seeded).
 * :func:`replicate_summary` -- mean, sd and Student-t interval of replicates (e.g. one value per seed).
 * :func:`permutation_null_summary` -- p-value of an observed statistic against null samples (e.g. label
@@ -96,7 +96,7 @@ def newcombe_interval(k1: int, n1: int, k2: int, n2: int, confidence: float = 0.
     ``lo = d - sqrt((p1-l1)² + (u2-p2)²)``, ``hi = d + sqrt((u1-p1)² + (p2-l2)²)``, ``d = p1 - p2``.
     For proportions measured on the same items this ignores their correlation (it is conservative when the
     outcomes are positively correlated, as accuracies of one network on related inputs usually are); use
-    :func:`paired_difference_interval` when the discordant counts are known.
+    :func:`paired_difference_interval` when the joint outcomes are known.
     """
     k1, n1 = _check_count(k1, n1, "k1")
     k2, n2 = _check_count(k2, n2, "k2")
@@ -109,24 +109,43 @@ def newcombe_interval(k1: int, n1: int, k2: int, n2: int, confidence: float = 0.
     return max(-1.0, lo), min(1.0, hi)
 
 
-def paired_difference_interval(b: int, c: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Interval for ``p1 - p2 = (b - c) / n`` of two proportions measured on the same ``n`` items.
+def paired_difference_interval(a: int, b: int, c: int, d: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Newcombe's hybrid score interval (paired method 10) for ``p1 - p2`` measured on the same items.
 
-    ``b``: items that succeed under condition 1 only; ``c``: under condition 2 only (the concordant items
-    do not affect the difference). Conditional on the ``m = b + c`` discordant items, ``b ~ Binomial(m, π)``
-    and ``p1 - p2 = (m/n)(2π - 1)``; the Wilson interval ``(lo, hi)`` of ``π = b/m`` gives
-    ``((m/n)(2lo - 1), (m/n)(2hi - 1))``. With no discordant item (``m = 0``) the observed difference is 0
-    and the interval is ``±u``, ``u`` the Wilson upper bound of a discordance rate of 0/n.
+    The 2x2 table of the ``n = a + b + c + d`` items: ``a`` succeed under both conditions, ``b`` under
+    condition 1 only, ``c`` under condition 2 only, ``d`` under neither; ``p1 = (a+b)/n``, ``p2 = (a+c)/n``,
+    ``p1 - p2 = (b - c)/n``. With Wilson intervals ``(l1, u1)``, ``(l2, u2)`` of the two marginals and the
+    correlation ``φ = (ad - bc) / sqrt((a+b)(c+d)(a+c)(b+d))`` (``ad - bc`` replaced by
+    ``max(ad - bc - n/2, 0)`` when positive; ``φ = 0`` if a margin is empty), Newcombe (1998, Stat. Med.
+    17:2635) gives ``lo = d̂ - sqrt((p1-l1)² - 2φ(p1-l1)(u2-p2) + (u2-p2)²)`` and
+    ``hi = d̂ + sqrt((u1-p1)² - 2φ(u1-p1)(p2-l2) + (p2-l2)²)``. With ``φ = 0`` this is
+    :func:`newcombe_interval` of the two marginals. Raises ``ValueError`` for negative or non-integer
+    counts or an empty table.
     """
-    for name, v in (("b", b), ("c", c)):
+    cells = []
+    for name, v in (("a", a), ("b", b), ("c", c), ("d", d)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
             raise ValueError(f"{name} must be a non-negative integer count; got {v!r}")
-    m, n = _check_count(int(b) + int(c), n, "b + c")
-    if m == 0:
-        u = wilson_interval(0, n, confidence)[1]
-        return -u, u
-    lo, hi = wilson_interval(int(b), m, confidence)
-    return (m / n) * (2.0 * lo - 1.0), (m / n) * (2.0 * hi - 1.0)
+        cells.append(int(v))
+    a, b, c, d = cells
+    n = a + b + c + d
+    if n < 1:
+        raise ValueError("the 2x2 table is empty (a + b + c + d = 0)")
+    p1, p2 = (a + b) / n, (a + c) / n
+    l1, u1 = wilson_interval(a + b, n, confidence)
+    l2, u2 = wilson_interval(a + c, n, confidence)
+    denom = (a + b) * (c + d) * (a + c) * (b + d)
+    if denom == 0:
+        phi = 0.0
+    else:
+        num = a * d - b * c
+        if num > 0:
+            num = max(num - n / 2.0, 0.0)
+        phi = num / math.sqrt(denom)
+    diff = p1 - p2
+    lo = diff - math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
+    hi = diff + math.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
+    return max(-1.0, lo), min(1.0, hi)
 
 
 def bootstrap_interval(

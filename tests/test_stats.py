@@ -68,28 +68,43 @@ def test_newcombe_matches_published_examples_and_its_definition():
     assert (lo2, hi2) == (pytest.approx(-hi), pytest.approx(-lo))
 
 
-def test_paired_difference_interval():
-    n = 200
-    # equal discordant counts: symmetric around 0
-    lo, hi = stats.paired_difference_interval(7, 7, n)
-    assert lo == pytest.approx(-hi) and lo < 0 < hi
-    # mapping of the Wilson interval of b/(b+c)
-    b, c = 30, 5
-    wl, wh = stats.wilson_interval(b, b + c)
-    assert stats.paired_difference_interval(b, c, n) == (
-        pytest.approx((b + c) / n * (2 * wl - 1)), pytest.approx((b + c) / n * (2 * wh - 1)))
-    assert stats.paired_difference_interval(b, c, n)[0] < (b - c) / n < stats.paired_difference_interval(b, c, n)[1]
-    # no discordant pairs: ± the Wilson bound of 0/n
-    u = stats.wilson_interval(0, n)[1]
-    assert stats.paired_difference_interval(0, 0, n) == (pytest.approx(-u), pytest.approx(u))
-    # a paired interval is narrower than the independent one when the outcomes agree on most items
-    k1, k2 = 150 + b, 150 + c  # 150 items correct under both conditions
-    plo, phi = stats.paired_difference_interval(b, c, n)
-    ilo, ihi = stats.newcombe_interval(k1, n, k2, n)
-    assert phi - plo < ihi - ilo
-    for bad in ((-1, 0, 10), (6, 6, 10), (1, 1.0, 10)):
+def test_paired_difference_interval_definition():
+    a, b, c, d = 120, 30, 5, 45
+    n = a + b + c + d
+    p1, p2 = (a + b) / n, (a + c) / n
+    l1, u1 = stats.wilson_interval(a + b, n)
+    l2, u2 = stats.wilson_interval(a + c, n)
+    phi = max(a * d - b * c - n / 2, 0) / math.sqrt((a + b) * (c + d) * (a + c) * (b + d))
+    lo, hi = stats.paired_difference_interval(a, b, c, d)
+    assert lo == pytest.approx(p1 - p2 - math.sqrt((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
+    assert hi == pytest.approx(p1 - p2 + math.sqrt((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
+    assert lo < (b - c) / n < hi
+    # positively correlated outcomes: narrower than the independent-samples interval of the same marginals
+    ilo, ihi = stats.newcombe_interval(a + b, n, a + c, n)
+    assert hi - lo < ihi - ilo
+    # an empty margin gives phi = 0, i.e. exactly the independent interval
+    assert stats.paired_difference_interval(40, 60, 0, 0) == stats.newcombe_interval(100, 100, 40, 100)
+    # swapping the conditions mirrors the interval
+    assert stats.paired_difference_interval(a, c, b, d) == (pytest.approx(-hi), pytest.approx(-lo))
+    for bad in ((-1, 0, 0, 10), (1, 1.0, 0, 1), (0, 0, 0, 0), (True, 0, 0, 1)):
         with pytest.raises(ValueError):
             stats.paired_difference_interval(*bad)
+
+
+@pytest.mark.parametrize("probs,n", [((0.6, 0.05, 0.02), 200), ((0.2, 0.05, 0.0), 128), ((0.0, 0.77, 0.0), 128)])
+def test_paired_difference_interval_coverage(probs, n):
+    """Simulated coverage of the true difference is close to the nominal 95% (seeded)."""
+    rng = np.random.default_rng(0)
+    pa, pb, pc = probs
+    hits, trials = 0, 600
+    for _ in range(trials):
+        u = rng.random(n)
+        a = int((u < pa).sum())
+        b = int(((u >= pa) & (u < pa + pb)).sum())
+        c = int(((u >= pa + pb) & (u < pa + pb + pc)).sum())
+        lo, hi = stats.paired_difference_interval(a, b, c, n - a - b - c)
+        hits += lo <= pb - pc <= hi
+    assert hits / trials >= 0.92
 
 
 def test_bootstrap_is_seeded_and_close_to_scipy():
