@@ -218,9 +218,10 @@ def visible_text(dom: str) -> str:
     return "".join(parser.parts)
 
 
-_RAW_TEX = re.compile(r"\\\(.{0,60}|\\\[.{0,60}|\$\$.{0,60}", re.S)
+# An opening delimiter, with its formula and closing delimiter when they follow within 200 characters.
+_RAW_TEX = re.compile(r"\\\((?:.{0,200}?\\\))?|\\\[(?:.{0,200}?\\\])?|\$\$(?:.{0,200}?\$\$)?", re.S)
 
 
 def raw_tex(dom: str) -> list[str]:
-    """Snippets of visible text starting with a TeX maths delimiter (``\\(``, ``\\[``, ``$$``): untypeset maths."""
-    return [m.group(0).strip() for m in _RAW_TEX.finditer(visible_text(dom))]
+    """Untypeset maths in the visible text: each ``\\(..\\)``, ``\\[..\\]`` or ``$$..$$`` (first 60 characters)."""
+    return [m.group(0).strip()[:60] for m in _RAW_TEX.finditer(visible_text(dom))]
