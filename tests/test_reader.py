@@ -405,3 +405,20 @@ def test_raw_tex_check_catches_untypeset_maths(tmp_path):
         <body><p>inline \\(x^2\\)</p><div class="math">$$y$$</div></body></html>"""))
     dom = site.render_dom(page, chromium=exe, budget_ms=3000)
     assert [s[:2] for s in site.raw_tex(dom)] == ["\\(", "$$"]
+
+
+def test_bare_build_fallback_writes_missing_generated_pages_only(tmp_path, monkeypatch):
+    """A bare `jupyter-book build` (no runner) still gets both includes; pages the runner wrote are kept."""
+    from types import SimpleNamespace
+
+    monkeypatch.delenv("FMASK_DATA", raising=False)
+    (tmp_path / "book").mkdir()
+    config = SimpleNamespace(myst_substitutions={"profile": "(set by fmask book)"})
+    site._ensure_generated_pages(tmp_path, config)
+    gen = tmp_path / "book" / ledger.GENERATED_DIR
+    info = (gen / buildinfo.BUILD_INFO).read_text()
+    assert "Built without `fmask book`" in info and "profile | not recorded" in info  # placeholder not shown
+    assert "not found" in (gen / ledger.CLAIMS_TABLE).read_text()
+    (gen / buildinfo.BUILD_INFO).write_text("from the runner\n")
+    site._ensure_generated_pages(tmp_path, SimpleNamespace(myst_substitutions={"profile": "smoke"}))
+    assert (gen / buildinfo.BUILD_INFO).read_text() == "from the runner\n"
