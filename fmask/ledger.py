@@ -182,15 +182,17 @@ def _cell(text: str) -> str:
 
 
 def claims_table_markdown(claims: Sequence[Mapping[str, Any]], titles: Mapping[str, str | None] | None = None,
-                          *, source: str = "results/claims.json") -> str:
+                          *, linked: Iterable[str] | None = None, source: str = "results/claims.json") -> str:
     """MyST markdown: the claims table, a one-line tally, and a dropdown with each verdict's rule.
 
-    ``titles`` maps chapter names to titles (:func:`chapter_titles`); a chapter with a title is linked as
-    ``[title](chapter)`` (a document link, relative to the including page ``book/intro.md``), one without is
-    shown as its bare name. An empty list gives a one-line note instead of an empty table.
+    ``titles`` maps chapter names to titles (:func:`chapter_titles`). A chapter with a title that is in
+    ``linked`` (default: every chapter with a title) is linked as ``[title](chapter)`` (a document link,
+    relative to the including page ``book/intro.md``); one with a title but no page in this build shows the
+    title alone, one without a title its bare name. An empty list gives a one-line note instead of a table.
     """
     claims = validate_claims(list(claims))
     titles = dict(titles or {})
+    linked = set(titles) if linked is None else set(linked)
     if not claims:
         return f"*The claims ledger (`{source}`) lists no claims for this build.*\n"
     lines = [
@@ -199,7 +201,10 @@ def claims_table_markdown(claims: Sequence[Mapping[str, Any]], titles: Mapping[s
     ]
     for e in claims:
         title = titles.get(e["chapter"])
-        link = f"[{_cell(title)}]({e['chapter']})" if title else f"`{_cell(e['chapter'])}`"
+        if title and e["chapter"] in linked:
+            link = f"[{_cell(title)}]({e['chapter']})"
+        else:
+            link = _cell(title) if title else f"`{_cell(e['chapter'])}`"
         verdict = f"{_VERDICT_MARK[e['verdict']]} {e['verdict']}"
         lines.append("| " + " | ".join([_cell(e["claim"]), _cell(format_value(e["paper"])),
                                          _cell(format_ours(e)), verdict, link]) + " |")
@@ -217,7 +222,8 @@ def write_claims_table(book_dir: str | os.PathLike[str], claims_path: str | os.P
                        *, notebooks_dir: str | os.PathLike[str] | None = None) -> Path:
     """Write ``book_dir/_generated/claims_table.md`` from ``claims_path`` (default ``book_dir/results/claims.json``).
 
-    Chapter titles come from the executed notebooks in ``book_dir`` (or ``notebooks_dir/*.py`` sources).
+    Chapter titles come from the executed notebooks in ``book_dir`` (or ``notebooks_dir/*.py`` sources); only
+    chapters with a page in ``book_dir`` are linked (a link to a page outside the build would be broken).
     If the claims file is missing, the page says so in one line. Returns the written path (atomic write).
     """
     from fmask.store import atomic_write
@@ -230,8 +236,10 @@ def write_claims_table(book_dir: str | os.PathLike[str], claims_path: str | os.P
         shown = claims_path.name
     if claims_path.is_file():
         claims = load_claims(claims_path)
-        titles = chapter_titles(sorted({e["chapter"] for e in claims}), book_dir, notebooks_dir)
-        text = claims_table_markdown(claims, titles, source=shown)
+        chapters = sorted({e["chapter"] for e in claims})
+        titles = chapter_titles(chapters, book_dir, notebooks_dir)
+        pages = {c for c in chapters if (book_dir / f"{c}.ipynb").is_file() or (book_dir / f"{c}.md").is_file()}
+        text = claims_table_markdown(claims, titles, linked=pages, source=shown)
     else:
         text = (f"*No claims ledger in this build: `{shown}` was not found (it is written by the "
                 f"reproduction report; run the whole book with `fmask book`).*\n")

@@ -50,8 +50,8 @@ __all__ = [
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MYBINDER = "https://mybinder.org"
 BADGE_IMAGE = "https://mybinder.org/badge_logo.svg"
-# Launch providers that build their link from the repository URL (sphinx-book-theme's launch_buttons keys).
-_REPO_LAUNCHERS = ("binderhub_url", "jupyterhub_url", "colab_url", "deepnote_url")
+# Launch providers that need the repository URL (sphinx-book-theme's launch_buttons keys; thebe runs on Binder).
+_REPO_LAUNCHERS = ("binderhub_url", "jupyterhub_url", "colab_url", "deepnote_url", "thebe")
 
 
 # --------------------------------------------------------------------------------------- repository
@@ -118,9 +118,24 @@ def _config_inited(app: Any, config: Any) -> None:
     _ensure_generated_pages(Path(app.srcdir), config)
 
 
+FALLBACK_MARK = "% written by fmask.site (a MyST comment): this build did not run through fmask book"
+
+
+def _is_fallback_or_missing(path: Path) -> bool:
+    if not path.exists():
+        return True
+    with open(path, encoding="utf-8") as fh:
+        return fh.readline().rstrip("\n") == FALLBACK_MARK
+
+
 def _ensure_generated_pages(srcdir: Path, config: Any) -> None:
-    """Write the fallback build-info / claims pages when the runner has not written them."""
+    """Write the fallback build-info / claims pages unless the runner wrote them.
+
+    Pages written by :func:`fmask.buildinfo.write_build_info` are kept; missing pages, and fallback pages of an
+    earlier bare build (first line :data:`FALLBACK_MARK`), are (re)written.
+    """
     from fmask import buildinfo, ledger
+    from fmask.store import atomic_write
 
     gen = srcdir / "book" / ledger.GENERATED_DIR
     if not (srcdir / "book").is_dir():
@@ -129,17 +144,18 @@ def _ensure_generated_pages(srcdir: Path, config: Any) -> None:
     profile = subs.get("profile")
     if profile is not None and not re.fullmatch(r"[A-Za-z0-9_.\-/]+", str(profile)):
         profile = None  # e.g. the placeholder "(set by fmask book)" of a bare build
-    if not (gen / buildinfo.BUILD_INFO).exists():
+    if _is_fallback_or_missing(gen / buildinfo.BUILD_INFO):
         data = os.environ.get("FMASK_DATA")
         data = data if data and Path(data).is_dir() else None
         info = buildinfo.build_info(REPO_ROOT, profile, data)
-        text = ("*Built without `fmask book`: the data folder shown is `$FMASK_DATA` (if set), not "
-                "necessarily the one the notebooks used.*\n\n" + buildinfo.render_build_info(info))
-        from fmask.store import atomic_write
-
+        text = (f"{FALLBACK_MARK}\n\n*Built without `fmask book`: the data folder shown is `$FMASK_DATA` (if "
+                "set), not necessarily the one the notebooks used.*\n\n" + buildinfo.render_build_info(info))
         atomic_write(gen / buildinfo.BUILD_INFO, lambda fh: fh.write(text), binary=False)
-    if not (gen / ledger.CLAIMS_TABLE).exists():
+    table = gen / ledger.CLAIMS_TABLE
+    if _is_fallback_or_missing(table):
         ledger.write_claims_table(srcdir / "book", notebooks_dir=REPO_ROOT / "notebooks")
+        text = table.read_text(encoding="utf-8")
+        atomic_write(table, lambda fh: fh.write(f"{FALLBACK_MARK}\n\n{text}"), binary=False)
 
 
 def setup(app: Any) -> dict[str, Any]:

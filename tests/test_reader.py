@@ -84,10 +84,14 @@ def test_claims_table_rows_links_and_tally(tmp_path):
                n=None, verdict="not reproduced", rule="interval excludes chance", chapter="07_class_specificity"),
         _claim(id="c3", claim="blue shift", paper=None, ours=0.5, interval=[0.25, 0.75], n=12,
                verdict="inconclusive", rule="too few samples", chapter="01_blue_shift"),
+        _claim(id="c4", claim="energies", verdict="inconclusive", chapter="05_energies"),
     ]
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "05_energies.py").write_text("# %% [markdown]\n# # 5. Energies\n")
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "claims.json").write_text(json.dumps(claims))
-    out = ledger.write_claims_table(tmp_path)
+    out = ledger.write_claims_table(tmp_path, notebooks_dir=src)
     assert out == tmp_path / "_generated" / "claims_table.md"
     text = out.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| claim")
@@ -98,7 +102,8 @@ def test_claims_table_rows_links_and_tally(tmp_path):
                        "[4. Dataset masks](04_dataset_masks) |")
     assert r"probe \| shuffled labels" in rows[1] and "| 16.42 % | — |" in rows[1]
     assert "[7. Are masks class specific?](07_class_specificity)" in rows[1]
-    assert "`01_blue_shift`" in rows[2] and "](01_blue_shift)" not in rows[2]  # no page -> no link
+    assert rows[2].endswith("| `01_blue_shift` |")  # neither page nor source: the bare name, no link
+    assert rows[3].endswith("| 5. Energies |")      # title from the source, but no page in this build: no link
     tally = {v: sum(c["verdict"] == v for c in claims) for v in ledger.VERDICTS}
     assert f"{len(claims)} claims: " + ", ".join(f"{tally[v]} {v}" for v in ledger.VERDICTS) in text
     for c in claims:
@@ -419,6 +424,12 @@ def test_bare_build_fallback_writes_missing_generated_pages_only(tmp_path, monke
     info = (gen / buildinfo.BUILD_INFO).read_text()
     assert "Built without `fmask book`" in info and "profile | not recorded" in info  # placeholder not shown
     assert "not found" in (gen / ledger.CLAIMS_TABLE).read_text()
-    (gen / buildinfo.BUILD_INFO).write_text("from the runner\n")
+    # a later bare build refreshes its own fallback pages ...
     site._ensure_generated_pages(tmp_path, SimpleNamespace(myst_substitutions={"profile": "smoke"}))
-    assert (gen / buildinfo.BUILD_INFO).read_text() == "from the runner\n"
+    assert "| profile | `smoke`" in (gen / buildinfo.BUILD_INFO).read_text()
+    # ... but keeps what the runner wrote
+    buildinfo.write_build_info(tmp_path / "book", repo_root=ROOT, profile="cpu")
+    runner = {p.name: p.read_text() for p in gen.iterdir()}
+    site._ensure_generated_pages(tmp_path, SimpleNamespace(myst_substitutions={"profile": "smoke"}))
+    assert {p.name: p.read_text() for p in gen.iterdir()} == runner
+    assert not any(t.startswith(site.FALLBACK_MARK) for t in runner.values())
