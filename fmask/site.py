@@ -45,6 +45,7 @@ __all__ = [
     "render_dom",
     "visible_text",
     "raw_tex",
+    "check_maths",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -241,3 +242,26 @@ _RAW_TEX = re.compile(r"\\\((?:.{0,200}?\\\))?|\\\[(?:.{0,200}?\\\])?|\$\$(?:.{0
 def raw_tex(dom: str) -> list[str]:
     """Untypeset maths in the visible text: each ``\\(..\\)``, ``\\[..\\]`` or ``$$..$$`` (first 60 characters)."""
     return [m.group(0).strip()[:60] for m in _RAW_TEX.finditer(visible_text(dom))]
+
+
+def check_maths(html_dir: str | os.PathLike[str], *, chromium: str | None = None,
+                budget_ms: int = 10000) -> dict[str, list[str]]:
+    """Untypeset maths per built page: ``{page: raw_tex(...)}`` for the pages that have any (empty dict: all good).
+
+    Every ``*.html`` under ``html_dir`` except Sphinx's own (``_static``/hidden folders, ``search.html``,
+    ``genindex.html``, the root redirect) is opened with :func:`render_dom` (no network).
+    """
+    html_dir = Path(html_dir)
+    if not html_dir.is_dir():
+        raise ValueError(f"{html_dir} is not a built book (no such folder)")
+    bad: dict[str, list[str]] = {}
+    for page in sorted(html_dir.rglob("*.html")):
+        rel = page.relative_to(html_dir)
+        if any(p.startswith(("_", ".")) for p in rel.parts) or rel.name in ("search.html", "genindex.html"):
+            continue
+        if 'http-equiv="refresh"' in page.read_text(encoding="utf-8", errors="replace")[:2000].lower():
+            continue
+        raw = raw_tex(render_dom(page, chromium=chromium, budget_ms=budget_ms))
+        if raw:
+            bad[rel.as_posix()] = raw
+    return bad

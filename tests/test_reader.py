@@ -401,6 +401,13 @@ def test_maths_renders_offline_in_chromium(built):
         assert n >= (N_MATHS if name == "maths" else 4), (name, n)  # the intro has several formulas too
 
 
+def test_check_maths_over_the_whole_build(built):
+    exe = _chromium_or_skip()
+    assert site.check_maths(built, chromium=exe) == {}
+    with pytest.raises(ValueError):
+        site.check_maths(built / "no-such-dir", chromium=exe)
+
+
 def test_raw_tex_check_catches_untypeset_maths(tmp_path):
     """Control: a page whose MathJax cannot load (CDN behind the dead proxy) keeps its TeX, and is caught."""
     exe = _chromium_or_skip()
@@ -410,6 +417,7 @@ def test_raw_tex_check_catches_untypeset_maths(tmp_path):
         <body><p>inline \\(x^2\\)</p><div class="math">$$y$$</div></body></html>"""))
     dom = site.render_dom(page, chromium=exe, budget_ms=3000)
     assert [s[:2] for s in site.raw_tex(dom)] == ["\\(", "$$"]
+    assert site.check_maths(tmp_path, chromium=exe, budget_ms=3000) == {"cdn.html": site.raw_tex(dom)}
 
 
 def test_bare_build_fallback_writes_missing_generated_pages_only(tmp_path, monkeypatch):
