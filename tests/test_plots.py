@@ -65,7 +65,7 @@ def test_image_grid_rows_and_columns():
     fig = P.image_grid({"X": imgs, "M(X)": imgs - 3.0, "mask": masks}, col_titles=["a", "b", "c"], mask_rows=["mask"],
                        rescale_rows=["M(X)"])
     assert _n_images(fig) == 9
-    assert len(fig.axes) == 9
+    assert len(fig.axes) == 10  # 9 panels + the colour bar of the mask row
     rescaled = np.asarray(fig.axes[3].images[0].get_array())  # row 2, column 1: shifted image, rescaled
     assert rescaled.min() == pytest.approx(0.0) and rescaled.max() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="same number of columns"):

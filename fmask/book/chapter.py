@@ -37,7 +37,7 @@ from fmask import report
 __all__ = ["Chapter", "open", "figure_png"]
 
 #: display resolution of the PNGs relative to their size at 96 px/in (2 = "retina")
-PNG_SCALE = 2.0
+PNG_SCALE = 2.0  # keep equal to fmask.plots.style.PNG_DPI / 96
 _SCREEN_DPI = 96.0
 
 
@@ -166,7 +166,7 @@ class Chapter:
         """Show ``fig`` as a numbered figure: label ``name`` (``{numref}`name```), ``caption`` (MyST allowed)
         and ``alt`` text (default: the caption). The runner turns the output's ``fmask`` metadata into
         myst-nb cell metadata (``mystnb.figure`` / ``mystnb.image.alt``); in plain Jupyter the figure simply
-        shows. The figure is closed afterwards."""
+        shows."""
         from IPython.display import display
 
         if not name or not caption:
@@ -175,10 +175,6 @@ class Chapter:
         alt = alt or caption
         display({"image/png": data, "text/plain": f"Figure: {alt}"}, raw=True,
                 metadata={"image/png": size, "fmask": {"figure": {"name": name, "caption": caption, "alt": alt}}})
-        with contextlib.suppress(Exception):
-            import matplotlib.pyplot as plt  # only to release figures a caller made with pyplot
-
-            plt.close(fig)
 
 
 def open(profile: str | os.PathLike[str], *, data_root: str | os.PathLike[str] | None = None,  # noqa: A001
