@@ -118,10 +118,10 @@ class Chapter:
 
     # ------------------------------------------------------------------------------------ bookkeeping
     def glue(self, name: str, value: Any, fmt: str | None = None) -> None:
-        """Glue ``value`` (formatted with ``fmt`` if given; ``None`` -> ``"n/a"``) for ``{glue:text}`name```."""
+        """Glue ``value`` (formatted with ``fmt`` if given; ``None``/NaN -> ``"n/a"``) for ``{glue:text}`name```."""
         from myst_nb import glue
 
-        if value is None:
+        if value is None or (isinstance(value, float) and value != value):
             value = "n/a"
         elif fmt is not None:
             value = format(value, fmt)
