@@ -21,14 +21,16 @@
 # spectra.
 
 # %% tags=["parameters"]
+from typing import Optional  # the annotations below are what `papermill --help-notebook` shows
+
 profile: str = "cpu"              # profile name (smoke, cpu, paper) or path to a YAML profile
-data_root: str | None = None      # Imagenette root; None -> the profile's data.root, else $FMASK_DATA
-artifacts_dir: str | None = None  # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
+data_root: Optional[str] = None      # Imagenette root; None -> the profile's data.root, else $FMASK_DATA
+artifacts_dir: Optional[str] = None  # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
 results_dir: str = "results"      # result files of this chapter (fmask.report), relative to the book folder
-device: str | None = None         # auto | cpu | cuda; None -> the profile's device
+device: Optional[str] = None         # auto | cpu | cuda; None -> the profile's device
 seed: int = 0                     # choice of the sample images
 n_spectrum: int = 64              # validation images per class averaged for the mean spectrum
-image_size: int | None = None     # None -> the profile's data.image_size
+image_size: Optional[int] = None     # None -> the profile's data.image_size
 
 # %% tags=["remove-cell"]
 from fmask.book import chapter

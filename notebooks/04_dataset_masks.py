@@ -23,11 +23,13 @@
 # (the paper's Fig. 3); Table 1 compares the accuracy on the original and on the masked images.
 
 # %% tags=["parameters"]
+from typing import Optional  # the annotations below are what `papermill --help-notebook` shows
+
 profile: str = "cpu"              # profile name (smoke, cpu, paper) or path to a YAML profile
-data_root: str | None = None      # Imagenette root; None -> the profile's data.root, else $FMASK_DATA
-artifacts_dir: str | None = None  # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
+data_root: Optional[str] = None      # Imagenette root; None -> the profile's data.root, else $FMASK_DATA
+artifacts_dir: Optional[str] = None  # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
 results_dir: str = "results"      # result files of this chapter (fmask.report), relative to the book folder
-device: str | None = None         # auto | cpu | cuda; None -> the profile's device
+device: Optional[str] = None         # auto | cpu | cuda; None -> the profile's device
 
 # %% tags=["remove-cell"]
 from fmask.book import chapter

@@ -22,12 +22,14 @@
 # (adversarial), C−A (scale), D−A (translation), E−A (rotation).
 
 # %% tags=["parameters"]
+from typing import Optional  # the annotations below are what `papermill --help-notebook` shows
+
 profile: str = "cpu"              # profile name (smoke, cpu, paper) or path to a YAML profile
-data_root: str | None = None      # Imagenette root; None -> the profile's data.root, else $FMASK_DATA
-artifacts_dir: str | None = None  # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
+data_root: Optional[str] = None      # Imagenette root; None -> the profile's data.root, else $FMASK_DATA
+artifacts_dir: Optional[str] = None  # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
 results_dir: str = "results"      # result files of this chapter (fmask.report), relative to the book folder
-device: str | None = None         # auto | cpu | cuda; None -> the profile's device
-n_bands: int | None = None        # None -> the profile's analysis.n_bands (the paper: 64)
+device: Optional[str] = None         # auto | cpu | cuda; None -> the profile's device
+n_bands: Optional[int] = None        # None -> the profile's analysis.n_bands (the paper: 64)
 
 # %% tags=["remove-cell"]
 from fmask.book import chapter

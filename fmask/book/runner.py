@@ -78,6 +78,7 @@ FAILED_SUFFIX = ".failed.ipynb"
 BENIGN_KERNEL_NOISE = re.compile(
     r"KeyboardInterrupt|^\s*$|IProgress not found|frozen modules|Xfrozen_modules|PYDEVD_DISABLE_FILE_VALIDATION"
     r"|Debugger warning|debugging will be slow|make the debugger|font cache|^\s*warnings\.warn\(|^\s*0\.00s - "
+    r"|running over TCP without encryption"
 )
 
 
@@ -399,7 +400,12 @@ def execute_notebook(
                 nb = nbformat.read(str(tmp_out), as_version=4)
         if error is None and nb is not None and notebook_status(tmp_out) == "completed":
             postprocess_notebook(nb, replacements=replacements, status="completed")
-            _write_notebook(nb, out_ipynb)  # the only place a good notebook is (atomically) replaced
+            try:
+                _write_notebook(nb, out_ipynb)  # the only place a good notebook is (atomically) replaced
+            except OSError as exc:
+                keep = "the previous notebook is unchanged" if out_ipynb.exists() else "nothing was written"
+                raise OSError(exc.errno, f"could not write {out_ipynb} ({exc.strerror or exc}); {keep}",
+                              str(out_ipynb)) from exc
             with contextlib.suppress(FileNotFoundError):
                 failed_path.unlink()
             return out_ipynb
