@@ -207,7 +207,7 @@ def runtime_table(results_dir: str | os.PathLike[str], *, extra: Mapping[str, fl
     shown = []
     if any(r["chapter"] == "pipeline" for r in rows):  # one header row for the stages inside the chapters
         first = next(i for i, r in enumerate(rows) if r["chapter"] == "pipeline")
-        rows = rows[:first] + [{"chapter": "pipeline", "stage": "", "minutes": None, "ok": True,
+        rows = rows[:first] + [{"chapter": "pipeline", "stage": "", "minutes": "", "ok": True,
                                 "profile": rows[first]["profile"]}] + rows[first:]
     for r in rows:
         if r["stage"] == "":
@@ -221,10 +221,10 @@ def runtime_table(results_dir: str | os.PathLike[str], *, extra: Mapping[str, fl
     columns = ["stage", "minutes"]
     notes = []
     for col, what in (("ok", "completed"), ("profile", "profile")):
-        values = {s[col] for s in shown}
+        values = {s[col] for s in shown} - {"-"}  # "-": not recorded (e.g. training times from the models)
         if len(values) > 1:
             columns.append(col)
-        elif col == "profile" and values != {"-"}:
+        elif col == "profile" and values:
             notes.append(f"profile: {next(iter(values))}")
         elif col == "ok" and values == {"yes"}:
             notes.append("every stage completed")
