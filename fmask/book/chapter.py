@@ -36,21 +36,22 @@ from fmask import report
 
 __all__ = ["Chapter", "open", "figure_png"]
 
-#: display resolution of the PNGs relative to their size at 96 px/in (2 = "retina")
-PNG_SCALE = 2.0  # keep equal to fmask.plots.style.PNG_DPI / 96
 _SCREEN_DPI = 96.0
 
 
 def figure_png(fig) -> tuple[bytes, dict[str, int]]:
-    """A Matplotlib figure as PNG bytes at ``PNG_SCALE × 96`` dpi, and its display size ``{"width", "height"}``
+    """A Matplotlib figure as PNG bytes at :data:`fmask.plots.style.PNG_DPI` (2 × 96) dpi, and its display size ``{"width", "height"}``
     in CSS pixels (96 px per inch of figure size), so text set in points keeps its size on the page."""
+    from fmask.plots.style import PNG_DPI
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=PNG_SCALE * _SCREEN_DPI, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=PNG_DPI, bbox_inches="tight")
     data = buf.getvalue()
     import struct
 
     w, h = struct.unpack(">II", data[16:24])  # PNG IHDR: width, height in pixels
-    return data, {"width": int(round(w / PNG_SCALE)), "height": int(round(h / PNG_SCALE))}
+    scale = PNG_DPI / _SCREEN_DPI
+    return data, {"width": int(round(w / scale)), "height": int(round(h / scale))}
 
 
 class Chapter:

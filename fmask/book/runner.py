@@ -33,7 +33,6 @@ filtered of benign noise, and the number of Sphinx warnings at the end.
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import re
 import shutil
