@@ -8,12 +8,15 @@ BIN := $(VENV)/bin
 #   make test TORCH_SPEC="torch==2.9.1 torchvision==0.24.1"
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PROFILE ?= cpu
+# Output root of `make book`: empty = fmask's default (the repository for cpu, _build/<profile> for others,
+# so `make book PROFILE=smoke` never overwrites the committed book). `make book OUT=.` forces the repository.
+OUT ?=
 STAMP := $(VENV)/.fmask-installed
 
 .PHONY: install test book bench clean-book help
 
 help:
-	@echo "make book    # execute notebooks (PROFILE=$(PROFILE)) and build the book into _build/html"
+	@echo "make book    # execute the chapters (PROFILE=$(PROFILE)) and build the book (cpu: ./_build/html, else _build/<profile>/_build/html)"
 	@echo "make test    # run the test suite"
 	@echo "make bench   # run the speed benchmarks (prints a table)"
 
@@ -31,7 +34,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 book: $(STAMP)
-	$(BIN)/fmask book --profile $(PROFILE)
+	$(BIN)/fmask book --profile $(PROFILE) $(if $(OUT),--out $(OUT),) $(if $(ONLY),--only $(ONLY),)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_learn.py

@@ -10,7 +10,7 @@ Conventions: signals are 1-D, ``t = arange(n) / n`` over one window; ``spectrum`
 magnitudes ``|rfft(s)| / n`` indexed by integer frequency (cycles per window), DC at index 0.
 The original notebook (BlueShift.ipynb) sampled ``sin`` on ``arange(-2π, 2π, 0.2)`` (a non-integer number
 of periods, hence leakage) and plotted the shifted |FFT| against the sample positions; we plot against
-frequency and use hardtanh's limits ±0.3 like the original.
+frequency and use hardtanh's limits ±0.3 like the original. The figures are drawn by :mod:`fmask.plots.signals`.
 """
 from __future__ import annotations
 
@@ -151,41 +151,14 @@ def intermodulation(
 
 
 def plot_activation_spectra(res: ActivationSpectra, *, max_freq: int | None = None):
-    """One panel per activation (|spectrum| vs frequency, input frequency marked). Returns the Figure."""
-    import matplotlib.pyplot as plt
+    """Deprecated alias of :func:`fmask.plots.signals.activation_spectra` (figures live in :mod:`fmask.plots`)."""
+    from fmask.plots.signals import activation_spectra as draw
 
-    names = list(res.spectra)
-    top = max_freq if max_freq is not None else min(res.n // 2, 8 * res.base)
-    fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.6), sharey=True)
-    axes = np.atleast_1d(axes)
-    for ax, letter, name in zip(axes, "ABCDEFGH", names):
-        f = res.freqs[: top + 1]
-        ax.stem(f, res.spectra[name][: top + 1], basefmt=" ")
-        ax.axvline(res.base, color="tab:red", lw=0.8, ls="--")
-        ax.set_title(f"({letter}) {name}")
-        ax.set_xlabel("frequency (cycles/window)")
-    axes[0].set_ylabel("|F(act(s))|")
-    fig.tight_layout()
-    return fig
+    return draw(res, max_freq=max_freq)
 
 
 def plot_intermodulation(res: Mapping[str, object], *, max_freq: int | None = None):
-    """Input vs output spectrum of the two-tone example, intermodulation products marked. Returns the Figure."""
-    import matplotlib.pyplot as plt
+    """Deprecated alias of :func:`fmask.plots.signals.intermodulation` (figures live in :mod:`fmask.plots`)."""
+    from fmask.plots.signals import intermodulation as draw
 
-    freqs = np.asarray(res["freqs"])
-    top = max_freq if max_freq is not None else min(len(freqs) - 1, 3 * max(res["f1"], res["f2"]))
-    fig, axes = plt.subplots(1, 2, figsize=(9, 2.8), sharey=True)
-    axes[0].stem(freqs[: top + 1], np.asarray(res["input_magnitude"])[: top + 1], basefmt=" ")
-    axes[0].set_title(f"input: sin {res['f1']}t + sin {res['f2']}t")
-    axes[1].stem(freqs[: top + 1], np.asarray(res["magnitude"])[: top + 1], basefmt=" ")
-    axes[1].set_title(f"after {res['activation']}")
-    for name, p in res["products"].items():
-        if p["freq"] <= top:
-            axes[1].axvline(p["freq"], color="tab:red", lw=0.8, ls="--")
-            axes[1].text(p["freq"], axes[1].get_ylim()[1] * 0.9, name, rotation=90, fontsize=7, ha="right")
-    for ax in axes:
-        ax.set_xlabel("frequency (cycles/window)")
-    axes[0].set_ylabel("magnitude")
-    fig.tight_layout()
-    return fig
+    return draw(res, max_freq=max_freq)

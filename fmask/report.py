@@ -1,4 +1,5 @@
-"""Result files -> the paper-vs-ours reproduction table.
+"""Result files and runtimes: what the chapters compute, on disk (the paper-vs-ours table is built from
+them by :mod:`fmask.book.tables`).
 
 Every notebook that produces a number the book reports writes it through this module, one JSON file
 per *result name*, into the run's results directory (by convention ``<book out dir>/results/``, see
@@ -67,7 +68,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-import yaml
+
 
 __all__ = [
     "RESULTS_SUBDIR",
@@ -78,16 +79,30 @@ __all__ = [
     "record_runtime",
     "timed",
     "load_runtimes",
-    "paper_values",
-    "paper_vs_ours",
-    "table_markdown",
-    "runtime_rows",
     "library_versions",
+    "profile_name",
 ]
+
+#: names that moved to the book package (:mod:`fmask.book.tables`, :mod:`fmask.book.findings`); still
+#: importable from here, lazily, so the library never imports the book tooling.
+_MOVED = {
+    "paper_values": "fmask.book.tables",
+    "paper_vs_ours": "fmask.book.tables",
+    "table_markdown": "fmask.book.tables",
+    "runtime_rows": "fmask.book.tables",
+    "onecycle_lr_trace": "fmask.book.findings",
+}
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'fmask.report' has no attribute {name!r}")
 
 RESULTS_SUBDIR = "results"
 RUNTIMES_SUBDIR = "runtimes"
-PAPER_VALUES_FILE = Path(__file__).with_name("paper_values.yaml")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
@@ -256,124 +271,6 @@ def load_runtimes(results_dir: str | os.PathLike[str]) -> dict[str, dict[str, An
     return out
 
 
-def runtime_rows(results_dir: str | os.PathLike[str]):
-    """Runtimes as a table (DataFrame if pandas is installed, else list of dicts): stage, seconds, minutes, ok."""
-    rows = [
-        {
-            "stage": stage,
-            "seconds": round(rec["seconds"], 1),
-            "minutes": round(rec["seconds"] / 60.0, 2),
-            "ok": rec.get("ok", True),
-            "profile": rec.get("meta", {}).get("profile"),
-        }
-        for stage, rec in load_runtimes(results_dir).items()
-    ]
-    return _frame(rows, ["stage", "seconds", "minutes", "ok", "profile"])
-
-
-# ------------------------------------------------------------------------------------ paper vs ours
-def paper_values(path: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
-    """The paper's reference values (Tables 1-3), one dict per cell.
-
-    Each has ``table`` (result name), ``row``, ``column``, ``value`` (paper's number or ``None`` if it
-    could not be verified), ``unit`` (``percent`` or ``fraction``) and ``source`` (where in the paper).
-    """
-    p = Path(path) if path is not None else PAPER_VALUES_FILE
-    with open(p, encoding="utf-8") as fh:
-        doc = yaml.safe_load(fh)
-    entries = doc.get("values") if isinstance(doc, dict) else None
-    if not isinstance(entries, list):
-        raise ValueError(f"{p}: expected a top-level 'values' list")
-    out = []
-    for i, e in enumerate(entries):
-        missing = {"table", "row", "column", "value", "unit", "source"} - set(e)
-        if missing:
-            raise ValueError(f"{p}: entry {i} lacks {sorted(missing)}")
-        if e["unit"] not in ("percent", "fraction"):
-            raise ValueError(f"{p}: entry {i} has unit {e['unit']!r}; expected 'percent' or 'fraction'")
-        if e["value"] is not None and not isinstance(e["value"], (int, float)):
-            raise ValueError(f"{p}: entry {i} value must be a number or null; got {e['value']!r}")
-        out.append(dict(e))
-    return out
-
-
-def _lookup(results: Mapping[str, Any], table: str, row: str, column: str) -> float | None:
-    try:
-        v = results[table][row][column]
-    except (KeyError, TypeError, IndexError):
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    return float(v)
-
-
-def _frame(rows: list[dict[str, Any]], columns: list[str]):
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - pandas comes with jupyter-book
-        return rows
-    return pd.DataFrame(rows, columns=columns)
-
-
-def paper_vs_ours(
-    results_dir: str | os.PathLike[str],
-    *,
-    paper: list[dict[str, Any]] | None = None,
-    as_frame: bool = True,
-):
-    """One row per paper value: table, row, column, paper, ours, difference (ours - paper), unit, source.
-
-    ``ours`` is read from the result files (accuracies stored as fractions are shown in the paper's
-    unit, percent); ``None`` where the result or the paper value is missing. Returns a pandas
-    DataFrame (``as_frame`` and pandas installed) or a list of dicts.
-    """
-    entries = paper if paper is not None else paper_values()
-    results = load_results(results_dir)
-    rows = []
-    for e in entries:
-        ours = _lookup(results, e["table"], str(e["row"]), str(e["column"]))
-        if ours is not None and e["unit"] == "percent":
-            ours = 100.0 * ours
-        ref = None if e["value"] is None else float(e["value"])
-        diff = ours - ref if (ours is not None and ref is not None) else None
-        rows.append(
-            {
-                "table": e["table"],
-                "row": e["row"],
-                "column": e["column"],
-                "paper": ref,
-                "ours": ours,
-                "difference": diff,
-                "unit": e["unit"],
-                "source": e["source"],
-            }
-        )
-    cols = ["table", "row", "column", "paper", "ours", "difference", "unit", "source"]
-    return _frame(rows, cols) if as_frame else rows
-
-
-def _fmt(v: Any, digits: int) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "n/a"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
-
-
-def table_markdown(rows, *, digits: int = 1, columns: list[str] | None = None) -> str:
-    """Render rows (list of dicts or DataFrame) as a Markdown table; missing numbers show as ``n/a``."""
-    if hasattr(rows, "to_dict"):
-        rows = rows.to_dict("records")
-    rows = list(rows)
-    if not rows:
-        return "_(no rows)_"
-    cols = columns or list(rows[0].keys())
-    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
-    for r in rows:
-        lines.append("| " + " | ".join(_fmt(r.get(c), digits).replace("|", "\\|") for c in cols) + " |")
-    return "\n".join(lines)
-
-
 # ------------------------------------------------------------------------------------------- helpers
 def profile_name(profile: str | os.PathLike[str]) -> str:
     """The name recorded for a profile argument: ``"cpu"`` stays ``"cpu"``, ``path/to/x.yaml`` gives ``"x"``."""
@@ -381,28 +278,3 @@ def profile_name(profile: str | os.PathLike[str]) -> str:
     if not s:
         raise ValueError("profile must be a non-empty name or YAML path")
     return Path(s).stem if s.endswith((".yml", ".yaml")) else s
-
-
-def onecycle_lr_trace(
-    max_lr: float, *, epochs: int, steps_per_epoch: int, pct_start: float, steps_taken: int
-) -> list[float]:
-    """Learning rates that ``torch.optim.lr_scheduler.OneCycleLR(max_lr, epochs, steps_per_epoch,
-    pct_start)`` gives for the first ``steps_taken`` optimizer steps (defaults of torch: div_factor 25,
-    cosine annealing). Used to show the effective learning rate of the original single-image masks, whose
-    schedule was sized for ``epochs * steps_per_epoch`` steps but stepped at most ``epochs`` times.
-    """
-    import torch
-
-    if steps_taken < 1 or steps_taken > epochs * steps_per_epoch:
-        raise ValueError(f"steps_taken must be in [1, {epochs * steps_per_epoch}]; got {steps_taken}")
-    p = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.Adam([p], lr=max_lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr, epochs=epochs, steps_per_epoch=steps_per_epoch, pct_start=pct_start
-    )
-    lrs = []
-    for _ in range(steps_taken):
-        lrs.append(float(opt.param_groups[0]["lr"]))
-        opt.step()
-        sched.step()
-    return lrs

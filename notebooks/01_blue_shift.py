@@ -15,57 +15,54 @@
 #
 # *Profile: **{glue:text}`profile`**.*
 #
-# The paper's Fig. 1 argues that the pointwise nonlinearities of a network move signal energy towards
-# higher frequencies (a *blue shift*): a pure sinusoid keeps all its energy at its own frequency, but after
-# softplus, tanh, ReLU or hardtanh its spectrum gains harmonics. With two input frequencies, the output
-# also contains *intermodulation* products (sums and differences of the input frequencies).
+# **Overview.** The paper's Fig. 1 argues that the pointwise nonlinearities of a network move signal energy
+# towards higher frequencies (a *blue shift*): a pure sinusoid keeps all its energy at its own frequency,
+# but after softplus, tanh, ReLU or hardtanh its spectrum gains harmonics. With two input frequencies, the
+# output also contains *intermodulation* products (sums and differences of the input frequencies).
 
 # %% tags=["parameters"]
-profile = "cpu"          # parameter profile (smoke, cpu, paper or a YAML path); this chapter only records it
-data_root = None         # unused here
-artifacts_dir = None     # unused here
-results_dir = "results"  # where fmask.report writes this chapter's numbers
-n_samples = 128          # samples per window
-base_freq = 4            # cycles per window of the single sinusoid
-f1 = 5                   # intermodulation example: first frequency (cycles per window)
-f2 = 12                  # second frequency
+from typing import Optional  # the annotations below are what `papermill --help-notebook` shows
+
+profile: str = "cpu"              # profile name (smoke, cpu, paper) or path to a YAML profile
+data_root: Optional[str] = None      # Imagenette root; None -> the profile's data.root, else $FMASK_DATA
+artifacts_dir: Optional[str] = None  # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
+results_dir: str = "results"      # result files of this chapter (fmask.report), relative to the book folder
+device: Optional[str] = None         # auto | cpu | cuda; None -> the profile's device
+n_samples: int = 128              # samples per window
+base_freq: int = 4                # cycles per window of the single sinusoid
+f1: int = 5                       # intermodulation example: first frequency (cycles per window)
+f2: int = 12                      # second frequency
+
+# %% tags=["remove-cell"]
+from fmask.book import chapter
+ch = chapter.open(profile=profile, data_root=data_root, artifacts_dir=artifacts_dir, results_dir=results_dir, device=device)
 
 # %%
-import matplotlib.pyplot as plt
-from myst_nb import glue
-
-from fmask import blueshift, report
-
-profile_name = report.profile_name(profile)
-glue("profile", profile_name, display=False)
-print(f"profile: {profile_name}")
+from fmask import blueshift, plots
 
 # %% [markdown]
 # ## A sinusoid through four nonlinearities
 #
 # We sample $s(t) = \sin(2\pi f t)$ with an integer number of periods per window (so the discrete spectrum
 # has no leakage: the original notebook used a non-integer number of periods and plotted against sample
-# positions rather than frequency) and plot the magnitude of its Fourier transform after each activation.
-# The dashed line marks the input frequency.
+# positions rather than frequency) and take the magnitude of its Fourier transform after each activation.
 
 # %%
 spec = blueshift.activation_spectra(n=n_samples, base=base_freq)
-fig = blueshift.plot_activation_spectra(spec)
-plt.show()
-
-# %% [markdown]
-# The share of (non-DC) energy above the input frequency:
-
-# %%
+ch.figure(plots.signals.activation_spectra(spec), "fig-blue-shift",
+          "Magnitude spectra of a sinusoid after each activation; the dashed line marks the input frequency.",
+          alt="Five stem plots of magnitude against frequency: the identity has one peak at the input "
+              "frequency, the nonlinear activations add peaks at its multiples.")
 for name, frac in spec.shifted.items():
-    glue(f"shift_{name}", f"{100 * frac:.2f}%", display=False)
-    print(f"{name:>9}: {100 * frac:6.2f}% of the energy above f = {base_freq}")
+    ch.glue_pct(f"shift_{name}", frac, digits=2)
+ch.table([{"activation": k, "energy above the input frequency (%)": 100 * v} for k, v in spec.shifted.items()],
+         digits=2)
 
 # %% [markdown]
-# The identity keeps {glue:text}`shift_identity` of the energy above the input frequency; ReLU moves
-# {glue:text}`shift_relu`, hardtanh (clipped at ±0.3 as in the original) {glue:text}`shift_hardtanh`,
-# softplus {glue:text}`shift_softplus` and tanh {glue:text}`shift_tanh`. Odd-symmetric activations (tanh,
-# hardtanh) create only odd harmonics; ReLU and softplus also even ones.
+# **What it shows.** The identity keeps {glue:text}`shift_identity` of the energy above the input frequency;
+# ReLU moves {glue:text}`shift_relu`, hardtanh (clipped at ±0.3 as in the original)
+# {glue:text}`shift_hardtanh`, softplus {glue:text}`shift_softplus` and tanh {glue:text}`shift_tanh`.
+# Odd-symmetric activations (tanh, hardtanh) create only odd harmonics; ReLU and softplus also even ones.
 #
 # ## Intermodulation
 #
@@ -74,35 +71,23 @@ for name, frac in spec.shifted.items():
 
 # %%
 im = blueshift.intermodulation(n=2 * n_samples, f1=f1, f2=f2, activation="relu")
-fig = blueshift.plot_intermodulation(im)
-plt.show()
+ch.figure(plots.signals.intermodulation(im), "fig-intermodulation",
+          "Spectrum of a two-tone signal before and after ReLU; dashed lines mark the low-order "
+          "intermodulation frequencies.",
+          alt="Two stem plots: the input has two peaks, the ReLU output has additional peaks at the sum, "
+              "the difference and the doubles of the input frequencies.")
 present = {k: v["present"] for k, v in im["products"].items()}
-print("intermodulation products present after ReLU:", present)
-glue("im_new_count", len(im["new"]), display=False)
-glue("im_shift", f"{100 * im['shifted']:.1f}%", display=False)
-glue("im_f1", f1, display=False)
-glue("im_f2", f2, display=False)
+ch.glue("im_new_count", len(im["new"]))
+ch.glue_pct("im_shift", im["shifted"])
+ch.glue("im_f1", f1)
+ch.glue("im_f2", f2)
+ch.save("blue_shift", {
+    "n_samples": n_samples, "base_freq": base_freq, "shifted_fraction": spec.shifted,
+    "intermodulation": {"f1": f1, "f2": f2, "new_frequencies": im["new"], "products_present": present,
+                        "shifted_fraction": im["shifted"]},
+})
 
 # %% [markdown]
-# After ReLU the two-tone input with frequencies {glue:text}`im_f1` and {glue:text}`im_f2` has
-# {glue:text}`im_new_count` frequency components it did not have before, and {glue:text}`im_shift` of its
-# non-DC energy lies above the higher input frequency.
-
-# %%
-report.save_result(
-    results_dir,
-    "blue_shift",
-    {
-        "n_samples": n_samples,
-        "base_freq": base_freq,
-        "shifted_fraction": spec.shifted,
-        "intermodulation": {
-            "f1": f1,
-            "f2": f2,
-            "new_frequencies": im["new"],
-            "products_present": present,
-            "shifted_fraction": im["shifted"],
-        },
-    },
-    profile=profile_name,
-)
+# **What it shows.** After ReLU the two-tone input with frequencies {glue:text}`im_f1` and
+# {glue:text}`im_f2` has {glue:text}`im_new_count` frequency components it did not have before, and
+# {glue:text}`im_shift` of its non-DC energy lies above the higher input frequency.

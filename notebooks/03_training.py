@@ -39,33 +39,31 @@
 # paper's.
 
 # %% tags=["parameters"]
-profile = "cpu"          # parameter profile (smoke, cpu, paper or a YAML path)
-data_root = None         # Imagenette root; None -> $FMASK_DATA
-artifacts_dir = None     # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
-results_dir = "results"  # where fmask.report writes this chapter's numbers
-device = None            # None -> the profile's device
+from typing import Optional  # the annotations below are what `papermill --help-notebook` shows
+
+profile: str = "cpu"              # profile name (smoke, cpu, paper) or path to a YAML profile
+data_root: Optional[str] = None      # Imagenette root; None -> the profile's data.root, else $FMASK_DATA
+artifacts_dir: Optional[str] = None  # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
+results_dir: str = "results"      # result files of this chapter (fmask.report), relative to the book folder
+device: Optional[str] = None         # auto | cpu | cuda; None -> the profile's device
+
+# %% tags=["remove-cell"]
+from fmask.book import chapter
+ch = chapter.open(profile=profile, data_root=data_root, artifacts_dir=artifacts_dir, results_dir=results_dir, device=device)
 
 # %%
-from IPython.display import Markdown, display
-import matplotlib.pyplot as plt  # activates the inline backend, which renders the returned Figures
-from myst_nb import glue
+from fmask import analysis, plots
 
-from fmask import analysis, plots, report
-from fmask.pipeline import Run
-
-run = Run.from_profile(profile, data_root=data_root, artifacts=artifacts_dir, results_dir=results_dir, device=device)
-cfg = run.profile
-glue("profile", report.profile_name(profile), display=False)
-glue("arch", str(cfg["model"]["arch"]), display=False)
-glue("image_size", str(cfg["data"]["image_size"]), display=False)
-glue("epochs", str(cfg["train"]["epochs"]), display=False)
-_eps = float(cfg["train"]["adv_eps"])
-_alpha = cfg["train"].get("adv_alpha") or _eps / 8
-glue("adv_steps", str(cfg["train"]["adv_steps"]), display=False)
-glue("adv_eps", f"{_eps:g}", display=False)
-glue("adv_alpha", f"{float(_alpha):.4g}" + (" (ε/8)" if cfg["train"].get("adv_alpha") is None else ""), display=False)
+run = ch.run
+ch.glue("arch", str(ch.setting("model", "arch")))
+ch.glue("image_size", str(ch.setting("data", "image_size")))
+ch.glue("epochs", str(ch.setting("train", "epochs")))
+_eps = float(ch.setting("train", "adv_eps"))
+_alpha = ch.setting("train", "adv_alpha")
+ch.glue("adv_steps", str(ch.setting("train", "adv_steps")))
+ch.glue("adv_eps", f"{_eps:g}")
+ch.glue("adv_alpha", f"{float(_alpha):.4g}" if _alpha is not None else f"{_eps / 8:.4g} (ε/8)")
 letters = analysis.PAPER_LETTERS
-print(run)
 
 # %%
 with run.timed("03_training.models"):
@@ -79,7 +77,9 @@ for r, m in models.items():
 # %%
 hist = {f"({letters[r]}) {r}": m.history for r, m in models.items()}
 keys = [k for k in ("train_loss", "train_acc", "val_acc") if any(k in h for h in hist.values())]
-plots.learning_curves(hist, keys=keys or None)
+ch.figure(plots.learning_curves(hist, keys=keys or None), "fig-learning-curves",
+          "Training loss and accuracies per epoch of the five networks.",
+          alt="Line plots per metric against epoch, one line per training regime.")
 
 # %% [markdown]
 # ## Clean accuracy
@@ -88,15 +88,15 @@ plots.learning_curves(hist, keys=keys or None)
 
 # %%
 x_val, y_val = run.val_data()
-glue("n_val", f"{len(y_val):,}", display=False)
+ch.glue("n_val", f"{len(y_val):,}")
 rows = []
 clean = {}
 for r, m in models.items():
     clean[r] = analysis.accuracy(m.model, x_val, y_val)
     rows.append({"model": f"({letters[r]}) {r}", "validation accuracy (%)": 100 * clean[r],
                  "best epoch": m.metrics.get("best_epoch"), "training time (s)": m.metrics.get("seconds")})
-    glue(f"clean_{r}", f"{100 * clean[r]:.1f}%", display=False)
-display(Markdown(report.table_markdown(rows, digits=1)))
+    ch.glue(f"clean_{r}", f"{100 * clean[r]:.1f}%")
+ch.table(rows, digits=1)
 
 # %% [markdown]
 # ## Robustness to PGD
@@ -107,16 +107,16 @@ display(Markdown(report.table_markdown(rows, digits=1)))
 
 # %%
 pgd = run.pgd_settings()
-glue("pgd_eps", f"{pgd['eps']:.4g}", display=False)
-glue("pgd_steps", str(pgd["steps"]), display=False)
-robust_regimes = [r for r in cfg["train"].get("robust_eval_regimes", ["vanilla", "adversarial"]) if r in models]
+ch.glue("pgd_eps", f"{pgd['eps']:.4g}")
+ch.glue("pgd_steps", str(pgd["steps"]))
+robust_regimes = [r for r in ch.setting("train", "robust_eval_regimes", ["vanilla", "adversarial"]) if r in models]
 with run.timed("03_training.pgd"):
     robust = {r: run.robust_accuracy(r) for r in robust_regimes}
-display(Markdown(report.table_markdown(
+ch.table(
     [{"model": f"({letters[r]}) {r}", "clean (%)": 100 * v["clean"], "PGD (%)": 100 * v["pgd"]} for r, v in robust.items()],
-    digits=1)))
+    digits=1)
 for r in ("vanilla", "adversarial"):
-    glue(f"pgd_{r}", f"{100 * robust[r]['pgd']:.1f}%" if r in robust else "n/a", display=False)
+    ch.glue(f"pgd_{r}", f"{100 * robust[r]['pgd']:.1f}%" if r in robust else "n/a")
 
 # %% [markdown]
 # The vanilla network keeps {glue:text}`pgd_vanilla` of its accuracy under attack (clean:
@@ -124,12 +124,12 @@ for r in ("vanilla", "adversarial"):
 # {glue:text}`clean_adversarial`).
 
 # %%
-_ = run.save_result(
+ch.save(
     "training",
     {
         r: {"clean": clean[r], **({"pgd": robust[r]["pgd"]} if r in robust else {}),
             "best_epoch": models[r].metrics.get("best_epoch"), "seconds": models[r].metrics.get("seconds")}
         for r in models
     },
-    meta={"pgd": pgd, "n_val": int(len(y_val)), "arch": cfg["model"]["arch"]},
+    meta={"pgd": pgd, "n_val": int(len(y_val)), "arch": ch.setting("model", "arch")},
 )

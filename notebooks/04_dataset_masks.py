@@ -23,34 +23,32 @@
 # (the paper's Fig. 3); Table 1 compares the accuracy on the original and on the masked images.
 
 # %% tags=["parameters"]
-profile = "cpu"          # parameter profile (smoke, cpu, paper or a YAML path)
-data_root = None         # Imagenette root; None -> $FMASK_DATA
-artifacts_dir = None     # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
-results_dir = "results"  # where fmask.report writes this chapter's numbers
-device = None            # None -> the profile's device
+from typing import Optional  # the annotations below are what `papermill --help-notebook` shows
+
+profile: str = "cpu"              # profile name (smoke, cpu, paper) or path to a YAML profile
+data_root: Optional[str] = None      # Imagenette root; None -> the profile's data.root, else $FMASK_DATA
+artifacts_dir: Optional[str] = None  # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
+results_dir: str = "results"      # result files of this chapter (fmask.report), relative to the book folder
+device: Optional[str] = None         # auto | cpu | cuda; None -> the profile's device
+
+# %% tags=["remove-cell"]
+from fmask.book import chapter
+ch = chapter.open(profile=profile, data_root=data_root, artifacts_dir=artifacts_dir, results_dir=results_dir, device=device)
 
 # %%
-from IPython.display import Markdown, display
-import matplotlib.pyplot as plt  # activates the inline backend, which renders the returned Figures
-from myst_nb import glue
+from fmask import analysis, plots
 
-from fmask import analysis, plots, report
-from fmask.pipeline import Run
-
-run = Run.from_profile(profile, data_root=data_root, artifacts=artifacts_dir, results_dir=results_dir, device=device)
-glue("profile", report.profile_name(profile), display=False)
+run = ch.run
 letters = analysis.PAPER_LETTERS
 x_val, y_val = run.val_data()
-glue("n_val", f"{len(y_val):,}", display=False)
-print(run)
-print(f"validation images: {tuple(x_val.shape)}")
+ch.glue("n_val", len(y_val), ",")
 
 # %%
 with run.timed("04_dataset_masks.learn"):
     models = run.models()
     masks = run.dataset_masks()
 lam = masks["vanilla"].params["lam"]
-glue("lam", f"{lam:g}", display=False)
+ch.glue("lam", f"{lam:g}")
 for r, res in masks.items():
     print(f"{letters[r]} {r:>11}: {run.provenance.get('dataset_mask.' + r, 'in memory')}, "
           f"{int(res.steps[0])} steps, converged={bool(res.converged[0])}, mean(M)={float(res.masks.mean()):.3f}")
@@ -67,7 +65,10 @@ for r, res in masks.items():
 titled = {f"({letters[r]}) {r}": masks[r].masks for r in masks}
 diffs = analysis.mask_differences({r: masks[r].masks for r in masks}, reference="vanilla")
 titled_diffs = {f"({letters[r]}−A)": d for r, d in diffs.items()}
-plots.dataset_masks_figure(titled, titled_diffs)
+ch.figure(plots.dataset_masks_figure(titled, titled_diffs), "fig-dataset-masks",
+          "Dataset masks of the five networks (top, centred, DC in the middle) and their differences to the "
+          "vanilla network's mask (bottom; white = no difference).",
+          alt="Top row: five square masks, bright in the centre. Bottom row: four difference maps in red and blue.")
 
 # %% [markdown]
 # **A note on the original figure.** The original code min-max normalised all four differences jointly
@@ -82,8 +83,10 @@ stack = [d for d in diffs.values()]
 lo = min(float(d.min()) for d in stack)
 hi = max(float(d.max()) for d in stack)
 zero_shift = (0.0 - lo) / (hi - lo) - 0.5 if hi > lo else 0.0
-glue("zero_shift", f"{zero_shift:+.3f}", display=False)
-plots.difference_grid(rescaled, vmax=0.5)
+ch.glue("zero_shift", f"{zero_shift:+.3f}")
+ch.figure(plots.difference_grid(rescaled, vmax=0.5), "fig-original-rescaling",
+          "The same differences after the original code's joint min-max rescaling: zero is no longer white.",
+          alt="Four difference maps whose background is tinted instead of white.")
 
 # %% [markdown]
 # ## Masked accuracy (Table 1)
@@ -97,18 +100,18 @@ table1 = {}
 for r in masks:
     table1[r] = analysis.table1_row(models[r].model, x_val, y_val, masks[r].masks)
     table1[r]["mask_mean"] = float(masks[r].masks.mean())
-run.save_result("table1", {r: {"standard": v["standard"], "masked": v["masked"]} for r, v in table1.items()},
+ch.save("table1", {r: {"standard": v["standard"], "masked": v["masked"]} for r, v in table1.items()},
                 meta={"n_val": int(len(y_val)), "lam": lam})
-run.save_result("dataset_masks", {r: {"mask_mean": v["mask_mean"], "steps": int(masks[r].steps[0]),
+ch.save("dataset_masks", {r: {"mask_mean": v["mask_mean"], "steps": int(masks[r].steps[0]),
                                       "converged": bool(masks[r].converged[0])} for r, v in table1.items()})
-display(Markdown(report.table_markdown(
+ch.table(
     [{"model": f"({letters[r]}) {r}", "standard (%)": 100 * v["standard"], "masked (%)": 100 * v["masked"],
-      "mean of M (%)": 100 * v["mask_mean"]} for r, v in table1.items()], digits=1)))
+      "mean of M (%)": 100 * v["mask_mean"]} for r, v in table1.items()], digits=1)
 for r in analysis.REGIMES:  # "n/a" for regimes this profile does not train
     v = table1.get(r)
-    glue(f"std_{r}", f"{100 * v['standard']:.1f}%" if v else "n/a", display=False)
-    glue(f"masked_{r}", f"{100 * v['masked']:.1f}%" if v else "n/a", display=False)
-    glue(f"kept_{r}", f"{100 * v['mask_mean']:.1f}%" if v else "n/a", display=False)
+    ch.glue(f"std_{r}", f"{100 * v['standard']:.1f}%" if v else "n/a")
+    ch.glue(f"masked_{r}", f"{100 * v['masked']:.1f}%" if v else "n/a")
+    ch.glue(f"kept_{r}", f"{100 * v['mask_mean']:.1f}%" if v else "n/a")
 
 # %% [markdown]
 # The vanilla network reaches {glue:text}`std_vanilla` on the clean images and {glue:text}`masked_vanilla`

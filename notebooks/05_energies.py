@@ -22,29 +22,28 @@
 # (adversarial), C−A (scale), D−A (translation), E−A (rotation).
 
 # %% tags=["parameters"]
-profile = "cpu"          # parameter profile (smoke, cpu, paper or a YAML path)
-data_root = None         # Imagenette root; None -> $FMASK_DATA
-artifacts_dir = None     # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
-results_dir = "results"  # where fmask.report writes this chapter's numbers
-device = None            # None -> the profile's device
-n_bands = None           # None -> the profile's analysis.n_bands (the paper: 64)
+from typing import Optional  # the annotations below are what `papermill --help-notebook` shows
+
+profile: str = "cpu"              # profile name (smoke, cpu, paper) or path to a YAML profile
+data_root: Optional[str] = None      # Imagenette root; None -> the profile's data.root, else $FMASK_DATA
+artifacts_dir: Optional[str] = None  # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
+results_dir: str = "results"      # result files of this chapter (fmask.report), relative to the book folder
+device: Optional[str] = None         # auto | cpu | cuda; None -> the profile's device
+n_bands: Optional[int] = None        # None -> the profile's analysis.n_bands (the paper: 64)
+
+# %% tags=["remove-cell"]
+from fmask.book import chapter
+ch = chapter.open(profile=profile, data_root=data_root, artifacts_dir=artifacts_dir, results_dir=results_dir, device=device)
 
 # %%
-import numpy as np
-import matplotlib.pyplot as plt  # activates the inline backend, which renders the returned Figures
-from myst_nb import glue
+from fmask import analysis, plots
 
-from fmask import analysis, plots, report
-from fmask.pipeline import Run
-
-run = Run.from_profile(profile, data_root=data_root, artifacts=artifacts_dir, results_dir=results_dir, device=device)
-glue("profile", report.profile_name(profile), display=False)
-n_bands = int(n_bands or run.analysis_params.get("n_bands", 64))
-glue("n_bands", str(n_bands), display=False)
+run = ch.run
+n_bands = int(n_bands or ch.setting("analysis", "n_bands", 64))
+ch.glue("n_bands", str(n_bands))
 letters = analysis.PAPER_LETTERS
 masks = {r: res.masks for r, res in run.dataset_masks().items()}  # loaded from chapter 4's artifacts
 size = tuple(masks["vanilla"].shape[-2:])
-print(run, f"mask size {size}, {n_bands} bands")
 
 # %% [markdown]
 # ## The partitions
@@ -54,7 +53,9 @@ print(run, f"mask size {size}, {n_bands} bands")
 # partition the plane, so the band shares of a mask add up to 1).
 
 # %%
-plots.band_partitions(size, n_bands)
+ch.figure(plots.band_partitions(size, n_bands), "fig-bands",
+          "The radial bands (rings around DC) and angular sectors that partition the centred spectrum.",
+          alt="Two square maps: concentric rings coloured from centre to edge, and sectors coloured by angle.")
 
 # %% [markdown]
 # ## Energy differences to the vanilla mask (Fig. 4)
@@ -63,8 +64,12 @@ plots.band_partitions(size, n_bands)
 radial = analysis.band_energy_differences(masks, "vanilla", n_bands, "radial")
 angular = analysis.band_energy_differences(masks, "vanilla", n_bands, "angular")
 label = {r: f"{letters[r]}−A ({r})" for r in radial}
-plots.band_energy_lines({label[r]: v for r, v in radial.items()}, {label[r]: v for r, v in angular.items()},
-                        ylabel="energy share difference")
+ch.figure(plots.band_energy_lines({label[r]: v for r, v in radial.items()},
+                                  {label[r]: v for r, v in angular.items()}, ylabel="energy share difference"),
+          "fig-band-energies",
+          "Difference of each network's share of mask energy per radial band (left) and angular sector (right) "
+          "to the vanilla network's.",
+          alt="Two line plots, one line per network, around a zero line.")
 
 # %% [markdown]
 # A positive value means that the network keeps a larger share of its mask in that band than the
@@ -72,22 +77,20 @@ plots.band_energy_lines({label[r]: v for r, v in radial.items()}, {label[r]: v f
 # half of the radius range and report each mask's share of energy in the upper half:
 
 # %%
-from IPython.display import Markdown
-
 energy = {r: analysis.band_energies(m, n_bands, "radial")[0].numpy() for r, m in masks.items()}
 half = n_bands // 2
 high_share = {r: float(e[half:].sum()) for r, e in energy.items()}
 ang = {r: analysis.band_energies(m, n_bands, "angular")[0].numpy() for r, m in masks.items()}
 ang_spread = {r: float(e.max() / max(e.mean(), 1e-12)) for r, e in ang.items()}
-Markdown(report.table_markdown(
+ch.table(
     [{"model": f"({letters[r]}) {r}", "energy in upper half of radii (%)": 100 * high_share[r],
-      "max/mean angular share": ang_spread[r]} for r in masks], digits=2))
+      "max/mean angular share": ang_spread[r]} for r in masks], digits=2)
 
 # %%
 for r in analysis.REGIMES:  # "n/a" for regimes this profile does not train
-    glue(f"high_{r}", f"{100 * high_share[r]:.1f}%" if r in masks else "n/a", display=False)
-    glue(f"aniso_{r}", f"{ang_spread[r]:.2f}" if r in masks else "n/a", display=False)
-run.save_result(
+    ch.glue(f"high_{r}", f"{100 * high_share[r]:.1f}%" if r in masks else "n/a")
+    ch.glue(f"aniso_{r}", f"{ang_spread[r]:.2f}" if r in masks else "n/a")
+ch.save(
     "energies",
     {
         "n_bands": n_bands,

@@ -27,29 +27,28 @@
 # $M'$ is the binary complement of $M$ (1 exactly where $M$ switched a frequency off).
 
 # %% tags=["parameters"]
-profile = "cpu"          # parameter profile (smoke, cpu, paper or a YAML path)
-data_root = None         # Imagenette root; None -> $FMASK_DATA
-artifacts_dir = None     # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
-results_dir = "results"  # where fmask.report writes this chapter's numbers
-device = None            # None -> the profile's device
-n_bands = None           # None -> the profile's analysis.n_bands (the paper: 64)
+from typing import Optional  # the annotations below are what `papermill --help-notebook` shows
+
+profile: str = "cpu"              # profile name (smoke, cpu, paper) or path to a YAML profile
+data_root: Optional[str] = None      # Imagenette root; None -> the profile's data.root, else $FMASK_DATA
+artifacts_dir: Optional[str] = None  # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
+results_dir: str = "results"      # result files of this chapter (fmask.report), relative to the book folder
+device: Optional[str] = None         # auto | cpu | cuda; None -> the profile's device
+n_bands: Optional[int] = None        # None -> the profile's analysis.n_bands (the paper: 64)
+
+# %% tags=["remove-cell"]
+from fmask.book import chapter
+ch = chapter.open(profile=profile, data_root=data_root, artifacts_dir=artifacts_dir, results_dir=results_dir, device=device)
 
 # %%
-import numpy as np
 import torch
-from IPython.display import Markdown, display
-import matplotlib.pyplot as plt  # activates the inline backend, which renders the returned Figures
-from myst_nb import glue
 
-from fmask import analysis, plots, report
+from fmask import analysis, plots
 from fmask.mask import filter_images
-from fmask.pipeline import Run
 
-run = Run.from_profile(profile, data_root=data_root, artifacts=artifacts_dir, results_dir=results_dir, device=device)
-glue("profile", report.profile_name(profile), display=False)
-n_bands = int(n_bands or run.analysis_params.get("n_bands", 64))
+run = ch.run
+n_bands = int(n_bands or ch.setting("analysis", "n_bands", 64))
 models = run.models(["vanilla", "adversarial"])
-print(run)
 
 # %% [markdown]
 # ## Which images
@@ -58,14 +57,13 @@ print(run)
 with run.timed("06_single_image_masks.select"):
     sel = run.single_image_selection()
 c = sel.counts
-print(f"selection rule: {sel.criterion}")
-Markdown(report.table_markdown([{"criterion": k, "images": v} for k, v in c.items()]))
+ch.table([{"criterion": k, "images": v} for k, v in c.items()])
 
 # %%
 for k, v in c.items():
-    glue(f"count_{k}", f"{v:,}", display=False)
-glue("pgd_eps", f"{run.pgd_settings()['eps']:.4g}", display=False)
-glue("criterion", sel.criterion.replace("_", " "), display=False)
+    ch.glue(f"count_{k}", v, ",")
+ch.glue("pgd_eps", f"{run.pgd_settings()['eps']:.4g}")
+ch.glue("criterion", sel.criterion.replace("_", " "))
 
 # %% [markdown]
 # Of the {glue:text}`count_validation` validation images, the vanilla network classifies
@@ -84,7 +82,7 @@ for w, res in sm.items():
           f"converged {int(res.converged.sum())}/{len(res.converged)}, "
           f"median steps {int(res.steps.median())}, mean(M) {float(res.masks.mean()):.3f}")
 conv = {w: float(res.converged.float().mean()) for w, res in sm.items()}
-glue("converged_vanilla", f"{100 * conv['vanilla']:.0f}%", display=False)
+ch.glue("converged_vanilla", f"{100 * conv['vanilla']:.0f}%")
 
 # %% [markdown]
 # {glue:text}`converged_vanilla` of the vanilla masks met the original's stopping rule within the step
@@ -111,8 +109,11 @@ rows = {
     "M of X_A": sm["pgd"].masks[first],
     "M_B": sm["adversarial"].masks[first],
 }
-plots.image_grid(rows, col_titles=[names[int(y[i])] for i in first], mask_rows=["M", "M of X_A", "M_B"],
-                 rescale_rows=["M(X)", "M'(X)"])
+ch.figure(plots.image_grid(rows, col_titles=[names[int(y[i])] for i in first], mask_rows=["M", "M of X_A", "M_B"],
+                           rescale_rows=["M(X)", "M'(X)"]), "fig-single-masks",
+          "One image per class: the image X, its mask M, the filtered images M(X) and M'(X), the adversarial "
+          "image X_A, its mask, and the adversarially trained network's mask M_B (masks centred).",
+          alt="A grid with one column per class and seven rows of images and masks.")
 
 # %% [markdown]
 # The filtered images leave $[0, 1]$ (the filter does not clip; $M'(X)$ has no DC when $M$ kept it), so
@@ -132,14 +133,14 @@ t2 = {
     "adversarial": analysis.table2_accuracies(models["adversarial"].model, sel.images, sel.labels,
                                               sm["adversarial"].masks),
 }
-run.save_result("table2", t2, meta={"n_images": int(len(sel.labels))})
+ch.save("table2", t2, meta={"n_images": int(len(sel.labels))})
 cols = {"masked": "M(X)", "complement": "M'(X)", "adversarial": "X_A", "masked_adversarial": "M(X_A)",
         "masked_adversarial_binary": "M(X_A), binarised M"}
-display(Markdown(report.table_markdown(
-    [{"model": m, **{cols[k] + " (%)": 100 * a for k, a in v.items()}} for m, v in t2.items()], digits=1)))
+ch.table(
+    [{"model": m, **{cols[k] + " (%)": 100 * a for k, a in v.items()}} for m, v in t2.items()], digits=1)
 for m, v in t2.items():
     for k, a in v.items():
-        glue(f"t2_{m}_{k}", f"{100 * a:.1f}%", display=False)
+        ch.glue(f"t2_{m}_{k}", f"{100 * a:.1f}%")
 
 # %% [markdown]
 # The vanilla network keeps {glue:text}`t2_vanilla_masked` accuracy on $M(X)$ and drops to
@@ -161,7 +162,10 @@ for m, v in t2.items():
 # %%
 dom_r = analysis.band_dominance(sm["adversarial"].masks, sm["vanilla"].masks, n_bands, "radial")
 dom_a = analysis.band_dominance(sm["adversarial"].masks, sm["vanilla"].masks, n_bands, "angular")
-plots.band_dominance_bars(dom_r, dom_a, ylabel="images with M_B > M in band (%)")
+ch.figure(plots.band_dominance_bars(dom_r, dom_a, ylabel="images with M_B > M (%)"), "fig-dominance-adv",
+          "Per radial band (left) and angular sector (right): share of images whose adversarially trained "
+          "network's mask M_B has more energy in the band than the vanilla mask M.",
+          alt="Two bar charts of percentages with a dashed line at 50 %.")
 
 # %% [markdown]
 # The same comparison between the vanilla network's masks of the adversarial and of the clean images:
@@ -169,13 +173,15 @@ plots.band_dominance_bars(dom_r, dom_a, ylabel="images with M_B > M in band (%)"
 # %%
 pdom_r = analysis.band_dominance(sm["pgd"].masks, sm["vanilla"].masks, n_bands, "radial")
 pdom_a = analysis.band_dominance(sm["pgd"].masks, sm["vanilla"].masks, n_bands, "angular")
-plots.band_dominance_bars(pdom_r, pdom_a, ylabel="images with M(X_A) > M(X) in band (%)")
+ch.figure(plots.band_dominance_bars(pdom_r, pdom_a, ylabel="images with M(X_A) > M(X) (%)"), "fig-dominance-pgd",
+          "The same comparison between the vanilla network's masks of the adversarial and of the clean images.",
+          alt="Two bar charts of percentages with a dashed line at 50 %.")
 
 # %%
 half = n_bands // 2
-glue("dom_low", f"{100 * float(dom_r[:half].mean()):.0f}%", display=False)
-glue("dom_high", f"{100 * float(dom_r[half:].mean()):.0f}%", display=False)
-run.save_result(
+ch.glue("dom_low", f"{100 * float(dom_r[:half].mean()):.0f}%")
+ch.glue("dom_high", f"{100 * float(dom_r[half:].mean()):.0f}%")
+ch.save(
     "single_image",
     {
         "counts": c,

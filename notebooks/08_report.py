@@ -15,35 +15,33 @@
 #
 # *Profile: **{glue:text}`profile`**.*
 #
-# Everything on this page is generated from the result files the previous chapters wrote (through
+# **Overview.** Everything on this page is generated from the result files the previous chapters wrote (through
 # `fmask.report`) and from the paper's reference values in `fmask/paper_values.yaml`, which list the
 # source of every number. Missing values show as "n/a": a paper value that could not be verified from a
 # stored source, or a result that this run did not produce.
 
 # %% tags=["parameters"]
-profile = "cpu"          # parameter profile (smoke, cpu, paper or a YAML path)
-data_root = None         # unused here
-artifacts_dir = None     # unused here
-results_dir = "results"  # the results the other chapters wrote
+from typing import Optional  # the annotations below are what `papermill --help-notebook` shows
+
+profile: str = "cpu"              # profile name (smoke, cpu, paper) or path to a YAML profile
+data_root: Optional[str] = None      # Imagenette root; None -> the profile's data.root, else $FMASK_DATA
+artifacts_dir: Optional[str] = None  # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
+results_dir: str = "results"      # result files of this chapter (fmask.report), relative to the book folder
+device: Optional[str] = None         # auto | cpu | cuda; None -> the profile's device
+
+# %% tags=["remove-cell"]
+from fmask.book import chapter
+ch = chapter.open(profile=profile, data_root=data_root, artifacts_dir=artifacts_dir, results_dir=results_dir, device=device)
 
 # %%
-from IPython.display import Markdown, display
-from myst_nb import glue
-
 from fmask import report
+from fmask.book import findings, tables
+from fmask.profiles import load_profile
 
-profile_name = report.profile_name(profile)
-glue("profile", profile_name, display=False)
 results = report.load_results(results_dir, with_meta=True)
-print(f"profile: {profile_name}; result files: {', '.join(sorted(results)) or 'none'}")
-other_profiles = sorted({r['meta'].get('profile') for r in results.values()} - {profile_name})
+other_profiles = sorted({r["meta"].get("profile") for r in results.values()} - {ch.name})
 if other_profiles:
-    print(f"WARNING: some results were written with other profiles: {other_profiles}")
-
-
-def fmt(v, digits=1, suffix=""):
-    """A number for the text, or 'n/a'."""
-    return "n/a" if v is None else f"{v:.{digits}f}{suffix}"
+    ch.markdown(f"**Warning:** some results were written with other profiles: {', '.join(other_profiles)}.")
 
 
 def get(name, *keys):
@@ -58,21 +56,20 @@ def get(name, *keys):
 # %% [markdown]
 # ## Paper vs ours: Tables 1-3
 #
-# Accuracies in percent; *difference* is ours minus the paper's.
+# Accuracies in percent; *difference* is ours minus the paper's; *source* refers to the numbered sources
+# under each table.
 
 # %%
-rows = report.paper_vs_ours(results_dir, as_frame=False)
-cols = ["table", "row", "column", "paper", "ours", "difference", "source"]
+rows = tables.paper_vs_ours(results_dir, as_frame=False)
+first = 1
 for t in ("table1", "table2", "table3"):
-    sub = [r for r in rows if r["table"] == t]
-    display(Markdown(f"**{t.replace('table', 'Table ')}**\n\n" + report.table_markdown(sub, columns=cols)))
-n_ours = sum(r["ours"] is not None for r in rows)
-n_paper = sum(r["paper"] is not None for r in rows)
-n_both = sum(r["difference"] is not None for r in rows)
-glue("n_cells", len(rows), display=False)
-glue("n_ours", n_ours, display=False)
-glue("n_paper", n_paper, display=False)
-glue("n_both", n_both, display=False)
+    md, notes = tables.paper_table(rows, table=t, first_key=first)
+    first += len(notes)
+    ch.markdown(f"**{t.replace('table', 'Table ')}**\n\n{md}\n\n" + "\n".join(f"{n}  " for n in notes))
+ch.glue("n_cells", len(rows))
+ch.glue("n_ours", sum(r["ours"] is not None for r in rows))
+ch.glue("n_paper", sum(r["paper"] is not None for r in rows))
+ch.glue("n_both", sum(r["difference"] is not None for r in rows))
 
 # %% [markdown]
 # Of the {glue:text}`n_cells` cells, this run produced {glue:text}`n_ours`; {glue:text}`n_paper` paper
@@ -93,10 +90,10 @@ subsets = get("data", "subsets") or {}
 for key, subset in (("code", "paper"), ("text", "first5")):
     s = subsets.get(subset, {})
     tr, va = s.get("train"), s.get("val")
-    glue(f"{key}_train", "n/a" if tr is None else f"{tr:,}", display=False)
-    glue(f"{key}_val", "n/a" if va is None else f"{va:,}", display=False)
-    glue(f"{key}_total", "n/a" if tr is None or va is None else f"{tr + va:,}", display=False)
-    glue(f"{key}_classes", ", ".join(s.get("classes", [])) or "n/a", display=False)
+    ch.glue(f"{key}_train", tr, ",")
+    ch.glue(f"{key}_val", va, ",")
+    ch.glue(f"{key}_total", None if tr is None or va is None else tr + va, ",")
+    ch.glue(f"{key}_classes", ", ".join(s.get("classes", [])) or None)
 
 # %% [markdown]
 # **2. Effective learning rate of the single-image masks.** The original (`flags.py`,
@@ -109,20 +106,14 @@ for key, subset in (("code", "paper"), ("text", "first5")):
 # `torch.optim.lr_scheduler.OneCycleLR` below.)
 
 # %%
-# The original's settings (flags.py: single_img_mask_lr, single_img_mask_epochs, single_img_mask_schedule;
-# train_single_img_masks.py: steps_per_epoch=200, one scheduler step per iteration).
-orig = dict(max_lr=0.2, epochs=20000, steps_per_epoch=200, pct_start=0.1)
-trace = report.onecycle_lr_trace(orig["max_lr"], epochs=orig["epochs"], steps_per_epoch=orig["steps_per_epoch"],
-                                 pct_start=orig["pct_start"], steps_taken=orig["epochs"])
-warmup_steps = orig["pct_start"] * orig["epochs"] * orig["steps_per_epoch"]
-glue("orig_lr", f"{orig['max_lr']}", display=False)
-glue("orig_epochs", f"{orig['epochs']:,}", display=False)
-glue("orig_spe", f"{orig['steps_per_epoch']:,}", display=False)
-glue("lr_first", f"{trace[0]:.4f}", display=False)
-glue("lr_last", f"{trace[-1]:.4f}", display=False)
-glue("lr_ratio", f"{100 * max(trace) / orig['max_lr']:.1f}%", display=False)
-glue("warmup_share", f"{100 * orig['epochs'] / warmup_steps:.0f}%", display=False)
-print(f"lr over the first {len(trace)} steps: {trace[0]:.5f} -> {trace[-1]:.5f} (nominal {orig['max_lr']})")
+lr = findings.single_mask_lr_summary()
+ch.glue("orig_lr", lr["max_lr"])
+ch.glue("orig_epochs", lr["epochs"], ",")
+ch.glue("orig_spe", lr["steps_per_epoch"], ",")
+ch.glue("lr_first", lr["first"], ".4f")
+ch.glue("lr_last", lr["last"], ".4f")
+ch.glue_pct("lr_ratio", lr["peak_share"])
+ch.glue_pct("warmup_share", lr["warmup_share"], 0)
 
 # %% [markdown]
 # **3. In-place binarisation.** The original notebook computed the complement of a mask with a function
@@ -132,10 +123,8 @@ print(f"lr over the first {len(trace)} steps: {trace[0]:.5f} -> {trace[-1]:.5f} 
 # computed it, {glue:text}`mxa_bin`.
 
 # %%
-mxa = get("table2", "vanilla", "masked_adversarial")
-mxa_b = get("table2", "vanilla", "masked_adversarial_binary")
-glue("mxa_cont", fmt(None if mxa is None else 100 * mxa, 1, "%"), display=False)
-glue("mxa_bin", fmt(None if mxa_b is None else 100 * mxa_b, 1, "%"), display=False)
+ch.glue_pct("mxa_cont", get("table2", "vanilla", "masked_adversarial"))
+ch.glue_pct("mxa_bin", get("table2", "vanilla", "masked_adversarial_binary"))
 
 # %% [markdown]
 # **4. The random-label control.** The original's control dataset drew a new random label every time an
@@ -148,10 +137,9 @@ glue("mxa_bin", fmt(None if mxa_b is None else 100 * mxa_b, 1, "%"), display=Fal
 # %%
 for key, row in (("tl", "true_labels"), ("rl", "random_labels")):
     for col in ("train", "test"):
-        v = get("table3", row, col)
-        glue(f"{key}_{col}", fmt(None if v is None else 100 * v, 1, "%"), display=False)
-n_classes = len(get("data", "subsets", "paper", "classes") or []) or None
-glue("chance", fmt(None if n_classes is None else 100 / n_classes, 0, "%"), display=False)
+        ch.glue_pct(f"{key}_{col}", get("table3", row, col))
+n_classes = len(get("data", "subsets", "paper", "classes") or [])
+ch.glue_pct("chance", 1 / n_classes if n_classes else None, 0)
 
 # %% [markdown]
 # **5. The input of UMAP.** The paper shows UMAP embeddings of the masks, but the original `3_Umap.ipynb`
@@ -172,76 +160,32 @@ glue("chance", fmt(None if n_classes is None else 100 / n_classes, 0, "%"), disp
 # e.g. $\epsilon/8$ for a PGD step size, all images for a count):
 
 # %%
-from fmask.profiles import load_profile
-
-
-def _flatten(d, prefix=""):
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
-_ours = _flatten(load_profile(profile))
-_paper = _flatten(load_profile("paper"))
-_absent = object()
-
-
-def _show(v):
-    """Settings as written in the YAML files: '-' = not set in that profile, 'null' = default/automatic."""
-    return "-" if v is _absent else "null" if v is None else str(v)
-
-
-setting_rows = [
-    {"setting": k, "this profile": _show(_ours.get(k, _absent)), "paper": _show(_paper.get(k, _absent))}
-    for k in sorted(set(_ours) | set(_paper))
-    if k != "name" and _ours.get(k, _absent) != _paper.get(k, _absent)
-]
-glue("n_setting_diffs", len(setting_rows), display=False)
-display(Markdown(report.table_markdown(setting_rows, columns=["setting", "this profile", "paper"])
-                 if setting_rows else "*None: this build used the paper's settings.*"))
+setting_rows = tables.settings_differences(load_profile(profile), load_profile("paper"))
+if setting_rows:
+    ch.table(setting_rows, columns=["setting", "this profile", "paper"])
+else:
+    ch.markdown("*None: this build used the paper's settings.*")
 
 # %% [markdown]
 # ## Runtime of every stage
 #
-# Wall-clock seconds of each notebook of this build (and of finer stages the chapters recorded), and the
-# training time of each network (which may come from an earlier run: trained models are reused from the
+# Wall-clock minutes of each chapter of this build (bold; the finer stages it recorded below it), of the
+# book build, of the pipeline stages inside the chapters, and the training time of each network (which may come from an earlier run: trained models are reused from the
 # artifact store). This page's own runtime and the book build are recorded after it has run, so they appear
 # in the next build.
 
 # %%
-import re
-
-rt = report.runtime_rows(results_dir)
-rt_rows = rt.to_dict("records") if hasattr(rt, "to_dict") else rt
-for _r, _v in sorted((get("training") or {}).items()):
-    if isinstance(_v, dict) and _v.get("seconds") is not None:
-        rt_rows.append({"stage": f"training {_r}",
-                        "seconds": float(_v["seconds"]), "minutes": float(_v["seconds"]) / 60,
-                        "ok": True, "profile": profile_name})
-display(Markdown(report.table_markdown(rt_rows, columns=["stage", "seconds", "minutes", "ok", "profile"])))
-# Totals count each piece of work once: whole notebooks, the book build and the training of each network
-# (finer stages such as "04_dataset_masks.learn" are parts of their notebook).
-_top = [r for r in rt_rows if re.fullmatch(r"\d\d_[a-z0-9_]+|book_build", r["stage"])]
-_train = [r for r in rt_rows if r["stage"].startswith("training ")]
-glue("runtime_book_min", f"{sum(r['seconds'] for r in _top) / 60:.1f}", display=False)
-glue("runtime_train_min", f"{sum(r['seconds'] for r in _train) / 60:.1f}", display=False)
-glue("n_stages", len(rt_rows), display=False)
+training = {f"training {r}": v["seconds"] for r, v in sorted((get("training") or {}).items())
+            if isinstance(v, dict) and v.get("seconds") is not None}
+md, totals = tables.runtime_table(results_dir, extra=training)
+ch.markdown(md)
+ch.glue("runtime_book_min", totals["chapters"] + totals["build"], ".1f")
+ch.glue("runtime_train_min", sum(training.values()) / 60, ".1f")
+ch.save("report", {"cells": len(rows), "ours": sum(r["ours"] is not None for r in rows),
+                   "compared": sum(r["difference"] is not None for r in rows),
+                   "single_mask_lr": {"first": lr["first"], "last": lr["last"]}})
 
 # %% [markdown]
-# Executing the notebooks and building the book took {glue:text}`runtime_book_min` minutes; training the
+# **What it shows.** Executing the chapters and building the book took {glue:text}`runtime_book_min` minutes; training the
 # networks took {glue:text}`runtime_train_min` minutes (as measured when they were trained, on a machine that
 # may have been shared).
-
-# %%
-report.save_result(
-    results_dir,
-    "report",
-    {"cells": len(rows), "ours": n_ours, "paper": n_paper, "compared": n_both,
-     "single_mask_lr": {"first": trace[0], "last": trace[-1]}},
-    profile=profile_name,
-)

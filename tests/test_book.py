@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from fmask import blueshift, book, report
+from fmask.book import tables
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -44,6 +45,10 @@ def test_repository_notebooks_have_parameters_cells():
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, f"{n} needs exactly one cell tagged 'parameters'"
         assert "profile" in tagged[0].source, n
+        assert "profile: str" in tagged[0].source, f"{n}: parameters need type annotations (papermill --help-notebook)"
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        assert "chapter.open(" in code, f"{n} must start with the chapter helper"
+        assert "matplotlib.pyplot" not in code and "display=False" not in code, n
         assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{n} has outputs"
 
 
@@ -88,18 +93,102 @@ def test_failing_cell_names_notebook_and_cell_and_keeps_partial_notebook(tmp_pat
         book.run_book("smoke", out=out, src_dir=src, build=False, log=lambda s: None)
     msg = str(err.value)
     assert "02_broken" in msg and "cell" in msg and "deliberate failure" in msg
-    partial = out / "book" / "02_broken.ipynb"
+    partial = out / "book" / "02_broken.failed.ipynb"
     assert partial.exists() and str(partial) in msg
+    assert not (out / "book" / "02_broken.ipynb").exists(), "a failed chapter must not be published"
     nb = json.loads(partial.read_text())
     outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
     assert any(o.get("output_type") == "error" for o in outputs)
     assert not (out / "book" / "03_after.ipynb").exists(), "the run must stop at the failing notebook"
     rts = report.load_runtimes(out / "book" / "results")
     assert rts["01_ok"]["ok"] is True and rts["02_broken"]["ok"] is False
-    # parameters were injected into the executed notebook
+    # parameters reached the kernel (the injected cell itself is removed from the page)
     ok_nb = json.loads((out / "book" / "01_ok.ipynb").read_text())
+    assert not any("injected-parameters" in c["metadata"].get("tags", []) for c in ok_nb["cells"])
     text = "".join("".join(o.get("text", "")) for c in ok_nb["cells"] for o in c.get("outputs", []))
     assert "fine smoke" in text
+
+
+def _write_chapter(src, body):
+    (src / "01_x.py").write_text('# %% tags=["parameters"]\nprofile = "x"\n# %%\n' + textwrap.dedent(body))
+
+
+def test_failed_or_killed_rerun_never_replaces_a_good_notebook(tmp_path):
+    src, out = tmp_path / "nbs", tmp_path / "out"
+    src.mkdir()
+    _write_chapter(src, 'print("good run", profile)\n')
+    book.run_book("smoke", out=out, src_dir=src, build=False, log=lambda s: None)
+    good = out / "book" / "01_x.ipynb"
+    good_bytes = good.read_bytes()
+    assert book.notebook_status(good) == "completed"
+    # 1. a cell raises
+    _write_chapter(src, 'print("second run")\nraise RuntimeError("boom")\n')
+    with pytest.raises(book.BookError, match="boom") as err:
+        book.run_book("smoke", out=out, src_dir=src, build=False, log=lambda s: None)
+    assert "left unchanged" in str(err.value)
+    assert good.read_bytes() == good_bytes
+    failed = out / "book" / "01_x.failed.ipynb"
+    assert book.notebook_status(failed) == "failed"
+    # 2. the kernel dies mid-run (like a killed process)
+    _write_chapter(src, 'import os\nos._exit(1)\n')
+    with pytest.raises(book.BookError, match="01_x"):
+        book.run_book("smoke", out=out, src_dir=src, build=False, log=lambda s: None)
+    assert good.read_bytes() == good_bytes
+    # 3. a good run replaces the notebook and removes the stale failed copy
+    _write_chapter(src, 'print("third run")\n')
+    book.run_book("smoke", out=out, src_dir=src, build=False, log=lambda s: None)
+    assert "third run" in good.read_text() and not failed.exists()
+
+
+def test_build_refuses_to_publish_an_incomplete_chapter(tmp_path):
+    import nbformat
+
+    root = tmp_path / "site"
+    book.prepare_book_dir(root)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")])
+    nb.cells[0].metadata["papermill"] = {"status": "failed"}
+    nb.metadata["papermill"] = {"exception": True}
+    nbformat.write(nb, str(root / "book" / "03_training.ipynb"))
+    nb.cells[0].metadata["papermill"] = {"status": "pending"}
+    nb.metadata["papermill"] = {"exception": None}
+    nbformat.write(nb, str(root / "book" / "04_dataset_masks.ipynb"))
+    assert book.unpublishable(root) == {"03_training": "failed", "04_dataset_masks": "pending"}
+    with pytest.raises(book.BookError, match=r"refusing to publish.*03_training \(failed\).*04_dataset_masks"):
+        book.build_book(root, profile="smoke", log=lambda s: None)
+
+
+def test_postprocess_removes_plumbing_widgets_and_paths_and_makes_figures():
+    import nbformat
+
+    v4 = nbformat.v4
+    nb = v4.new_notebook(cells=[
+        v4.new_code_cell('profile = "cpu"', metadata={"tags": ["parameters"]}),
+        v4.new_code_cell('profile = "smoke"\ndata_root = "/work/data"', metadata={"tags": ["injected-parameters"]}),
+        v4.new_code_cell("x", outputs=[
+            v4.new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "1"}}),
+            v4.new_output("stream", name="stdout", text="read /work/data/train and /home/u/x\n"),
+            v4.new_output("display_data", data={"image/png": "AAAA", "text/plain": "fig"},
+                          metadata={"fmask": {"figure": {"name": "fig-a", "caption": "A caption", "alt": "Alt"}}}),
+        ]),
+    ])
+    nb.metadata["widgets"] = {"state": {}}
+    nb.metadata["papermill"] = {"input_path": "/tmp/in.ipynb", "output_path": "/tmp/out.ipynb",
+                                "parameters": {"data_root": "/work/data"}}
+    book.postprocess_notebook(nb, replacements=[("/work/data", "<data>"), ("/home/u", "~")], status="completed")
+    assert len(nb.cells) == 2 and "remove-cell" in nb.cells[0].metadata["tags"]
+    outs = nb.cells[1].outputs
+    assert len(outs) == 2 and outs[0].text == "read <data>/train and ~/x\n"
+    assert nb.cells[1].metadata["mystnb"] == {"figure": {"caption": "A caption", "name": "fig-a"},
+                                              "image": {"alt": "Alt"}}
+    assert "fmask" not in outs[1].metadata and "widgets" not in nb.metadata
+    assert nb.metadata["papermill"] == {"parameters": {"data_root": "<data>"}}
+    assert nb.metadata["fmask"]["status"] == "completed"
+
+
+def test_non_default_profiles_do_not_write_the_committed_book():
+    assert book.default_out("cpu") == book.REPO_ROOT
+    assert book.default_out("smoke") == book.REPO_ROOT / "_build" / "smoke"
+    assert book.default_out("/x/mine.yaml") == book.REPO_ROOT / "_build" / "mine"
 
 
 def test_missing_parameters_cell_is_an_error(tmp_path):
@@ -174,6 +263,27 @@ def test_smoke_book_executes_every_notebook_and_builds(smoke_book):
     assert run.book_dir != book.REPO_ROOT / "book"
     results = report.load_results(run.results_dir)
     assert "blue_shift" in results and "data" in results
+    # the reader's page: no plumbing, no widget state, no machine-local paths, captioned figures
+    local = [str(book.REPO_ROOT), "/work/", "/home/", "/tmp/", "/root/", str(run.root)]
+    n_figures = 0
+    for n in names:
+        text = (run.book_dir / f"{n}.ipynb").read_text()
+        assert "application/vnd.jupyter.widget" not in text, n
+        assert '"widgets"' not in text, n
+        for p in local:
+            assert p not in text, f"{n} contains the machine-local path {p}"
+        nb = json.loads(text)
+        assert not any("injected-parameters" in c["metadata"].get("tags", []) for c in nb["cells"]), n
+        assert book.notebook_status(run.book_dir / f"{n}.ipynb") == "completed"
+        for c in nb["cells"]:
+            fig = c["metadata"].get("mystnb", {}).get("figure")
+            if fig:
+                n_figures += 1
+                assert fig["caption"] and fig["name"] and c["metadata"]["mystnb"]["image"]["alt"], n
+            for o in c.get("outputs", []):
+                assert o.get("name") != "stderr", f"{n} has stderr output: {o.get('text', '')[:200]}"
+    assert n_figures >= 8
+    assert run.sphinx_warnings is not None
     assert results["data"]["subsets"]["paper"]["train"] > 0
     if "08_report" in names:
         html = (run.html_dir / "book" / "08_report.html").read_text()
@@ -193,6 +303,8 @@ def test_smoke_book_pages_render_in_chromium(smoke_book):
     by_page = {c.page: c for c in checks}
     assert by_page["book/01_blue_shift.html"].images >= 2
     assert by_page["book/02_data.html"].images >= 2
+    html = (run.html_dir / "book" / "04_dataset_masks.html").read_text()
+    assert "Fig. " in html and "figcaption" in html  # numbered, captioned figures
 
 
 # ------------------------------------------------------------------------------------ blue shift

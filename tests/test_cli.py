@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
+import torch
 
 from fmask import cli
 from fmask.data import write_fake_imagenette
@@ -97,3 +99,128 @@ def test_train_command_reports_missing_data(tmp_path, capsys):
     rc = cli.main(["train", "--profile", "smoke", "--data", str(tmp_path / "missing"), "--artifacts", str(tmp_path)])
     assert rc == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ one CLI, one-line errors
+def test_version_and_examples_in_every_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0
+    from fmask import __version__
+
+    assert __version__ in capsys.readouterr().out
+    for command in ("train", "masks", "book", "distribute", "profiles"):
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        out = capsys.readouterr().out
+        assert "example" in out and f"fmask {command}" in out, command
+    with pytest.raises(SystemExit):
+        cli.main(["book", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "numbers (4 or 04)" in out and "comma lists" in out
+
+
+def _assert_one_line_error(capsys, rc, *needles):
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fmask: error: "), err
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+    return lines[0]
+
+
+def test_yaml_syntax_error_in_a_profile_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("name: x\nseed: [0\n")
+    line = _assert_one_line_error(capsys, cli.main(["profiles", "--show", str(bad)]), str(bad), "YAML", "line")
+    assert "fix the profile" in line
+
+
+def test_refused_pickle_is_one_line(tmp_path, capsys):
+    evil = tmp_path / "evil.pt"
+    torch.save({"arch": "vgg_small", "state_dict": _NotATensor()}, evil)
+    rc = cli.main(["distribute", "--checkpoint", str(evil), "--images", str(evil), "--out", str(tmp_path / "o.pt")])
+    line = _assert_one_line_error(capsys, rc, str(evil), "weights_only")
+    assert "trust" in line
+    assert not (tmp_path / "o.pt").exists()
+
+
+class _NotATensor:  # a pickled Python object that torch.load(weights_only=True) must refuse
+    pass
+
+
+def _tiny_repo(tmp_path, monkeypatch, body='print("ok", profile)\n'):
+    """A repository with one trivial chapter, so `fmask book` runs in seconds."""
+    from fmask.book import runner
+
+    repo = tmp_path / "repo"
+    (repo / "notebooks").mkdir(parents=True)
+    (repo / "book").mkdir()
+    (repo / "notebooks" / "01_x.py").write_text('# %% tags=["parameters"]\nprofile = "x"\n# %%\n' + body)
+    (repo / "book" / "intro.md").write_text("# intro\n")
+    (repo / "_config.yml").write_text("title: t\n")
+    (repo / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n- file: book/01_x\n")
+    monkeypatch.setattr(runner, "REPO_ROOT", repo)
+    return repo
+
+
+def test_read_only_out_fails_before_running_and_names_the_folder(tmp_path, monkeypatch, capsys):
+    import errno
+    import tempfile
+
+    from fmask.book import runner
+
+    _tiny_repo(tmp_path, monkeypatch)
+    out = tmp_path / "out"
+    (out / "book").mkdir(parents=True)
+    good = out / "book" / "01_x.ipynb"
+    good.write_text("{}")
+    if os.geteuid() != 0:  # a real read-only folder; root ignores permissions, so simulate EROFS there
+        os.chmod(out / "book", 0o500)
+    else:
+        real = tempfile.mkstemp
+
+        def mkstemp(*a, **k):
+            if str(k.get("dir", "")).startswith(str(out)):
+                raise OSError(errno.EROFS, "Read-only file system")
+            return real(*a, **k)
+
+        monkeypatch.setattr(runner.tempfile, "mkstemp", mkstemp)
+    try:
+        rc = cli.main(["book", "--profile", "smoke", "--out", str(out), "--no-build", "--no-progress"])
+    finally:
+        os.chmod(out / "book", 0o700)
+    line = _assert_one_line_error(capsys, rc, str(out / "book"))
+    assert "choose another --out" in line
+    assert good.read_text() == "{}"
+
+
+def test_disk_full_while_publishing_keeps_the_good_notebook(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from fmask import store
+
+    _tiny_repo(tmp_path, monkeypatch)
+    out = tmp_path / "out"
+    args = ["book", "--profile", "smoke", "--out", str(out), "--no-build", "--no-progress"]
+    assert cli.main(args) == 0
+    capsys.readouterr()
+    good = out / "book" / "01_x.ipynb"
+    before = good.read_bytes()
+
+    def full(path, write, *, binary):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store, "atomic_write", full)
+    line = _assert_one_line_error(capsys, cli.main(args), str(good), "No space left on device")
+    assert "previous notebook is unchanged" in line
+    assert good.read_bytes() == before
+
+
+def test_failed_chapter_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    _tiny_repo(tmp_path, monkeypatch, body='raise ValueError("deliberate")\n')
+    rc = cli.main(["book", "--profile", "smoke", "--out", str(tmp_path / "o"), "--no-build", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("fmask: error:") == 1 and "deliberate" in err and "01_x.failed.ipynb" in err

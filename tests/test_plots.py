@@ -65,7 +65,7 @@ def test_image_grid_rows_and_columns():
     fig = P.image_grid({"X": imgs, "M(X)": imgs - 3.0, "mask": masks}, col_titles=["a", "b", "c"], mask_rows=["mask"],
                        rescale_rows=["M(X)"])
     assert _n_images(fig) == 9
-    assert len(fig.axes) == 9
+    assert len(fig.axes) == 10  # 9 panels + the colour bar of the mask row
     rescaled = np.asarray(fig.axes[3].images[0].get_array())  # row 2, column 1: shifted image, rescaled
     assert rescaled.min() == pytest.approx(0.0) and rescaled.max() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="same number of columns"):
@@ -84,3 +84,45 @@ def test_learning_curves_and_umap_scatter():
     assert len(sc.axes[0].collections) == 3
     with pytest.raises(ValueError, match="N, 2"):
         P.umap_scatter({"m": emb[:, :1]}, y)
+
+
+def test_book_figures_fit_the_column_with_10pt_text():
+    from fmask.plots.style import FONT_PT, MAX_WIDTH_IN
+
+    figs = [P.mask_grid(_masks(5)), P.dataset_masks_figure(_masks(5), {"B": torch.rand(8, 8) - 0.5}),
+            P.band_energy_lines({"B-A": np.zeros(8)}, {"B-A": np.zeros(8)}),
+            P.image_grid({"X": torch.rand(5, 1, 8, 8), "M": torch.rand(5, 1, 8, 8)}, mask_rows=["M"])]
+    for fig in figs:
+        assert fig.get_figwidth() <= MAX_WIDTH_IN + 1e-9
+        fig.canvas.draw()
+        sizes = [t.get_fontsize() for ax in fig.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label,
+                                                              *ax.get_xticklabels(), *ax.get_yticklabels())
+                 if t.get_text()]
+        assert sizes and min(sizes) >= FONT_PT
+        data, meta = fig._repr_png_()
+        assert data[:4] == b"\x89PNG" and meta["width"] <= 7.2 * 96
+
+
+def test_blue_shift_and_data_figures():
+    from fmask import blueshift
+
+    fig = P.signals.activation_spectra(blueshift.activation_spectra(n=64, base=4))
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 5
+    im = P.signals.intermodulation(blueshift.intermodulation(n=128, f1=5, f2=12))
+    assert len(im.axes) == 2 and len(im.axes[1].texts) == 4
+    imgs = torch.rand(3, 1, 8, 8)
+    sp = P.data.samples_and_spectra(imgs, imgs, ["a", "b", "c"])
+    assert _n_images(sp) == 6
+    rp = P.data.radial_power(np.array([4.0, 1.0, 0.5, 0.2]), alpha=2.0)
+    assert len(rp.axes[0].get_lines()) == 2
+    with pytest.raises(ValueError):
+        P.data.samples_and_spectra(imgs, imgs[:2], ["a", "b", "c"])
+
+
+def test_no_pyplot_outside_the_plots_package():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    offenders = [str(p.relative_to(root)) for p in [*root.glob("fmask/**/*.py"), *root.glob("notebooks/*.py")]
+                 if "matplotlib.pyplot" in p.read_text() and "fmask/plots" not in str(p)]
+    assert offenders == []

@@ -54,10 +54,9 @@ def test_runtimes_and_timed(tmp_path):
     assert rts["boom"]["ok"] is False and rts["inner"]["seconds"] >= 0
     # runtimes are not mistaken for results
     assert report.load_results(tmp_path) == {}
-    rows = report.runtime_rows(tmp_path)
-    rows = rows.to_dict("records") if hasattr(rows, "to_dict") else rows
-    assert {r["stage"] for r in rows} == {"02_data", "inner", "boom"}
-    assert "12.5" in report.table_markdown(rows)
+    rows = report.runtime_rows(tmp_path)  # moved to fmask.book.tables, still importable from fmask.report
+    assert {(r["chapter"], r["stage"]) for r in rows} == {("02_data", ""), ("pipeline", "inner"), ("pipeline", "boom")}
+    assert "0.21" in report.table_markdown(rows, digits=2)  # 12.5 s in minutes
 
 
 def test_paper_values_file_is_well_formed():
@@ -116,3 +115,61 @@ def test_onecycle_trace_stays_in_warmup():
 def test_profile_name():
     assert report.profile_name("cpu") == "cpu"
     assert report.profile_name("/x/y/mine.yaml") == "mine"
+
+
+# ------------------------------------------------------------------------------ book tables (fmask.book.tables)
+def test_paper_table_uses_short_source_keys_and_footnotes(tmp_path):
+    from fmask.book import tables
+
+    paper = [
+        {"table": "table1", "row": "vanilla", "column": "masked", "value": 80.0, "unit": "percent", "source": "long A"},
+        {"table": "table1", "row": "scale", "column": "masked", "value": None, "unit": "percent", "source": "long A"},
+        {"table": "table3", "row": "true_labels", "column": "test", "value": 78.4, "unit": "percent", "source": "long B"},
+    ]
+    report.save_result(tmp_path, "table1", {"vanilla": {"masked": 0.75}}, profile="smoke")
+    rows = tables.paper_vs_ours(tmp_path, paper=paper, as_frame=False)
+    md, notes = tables.paper_table(rows, table="table1", first_key=3)
+    assert notes == ["[3] long A"]
+    assert md.count("[3]") == 2 and "long A" not in md and "75.0" in md
+    md_all, notes_all = tables.paper_table(rows)
+    assert notes_all == ["[1] long A", "[2] long B"]
+
+
+def test_runtime_table_groups_by_chapter_and_drops_constant_columns(tmp_path):
+    from fmask.book import tables
+
+    for stage, secs in (("04_dataset_masks", 120.0), ("04_dataset_masks.learn", 90.0), ("01_blue_shift", 6.0),
+                        ("dataset_mask.vanilla", 30.0), ("book_build", 60.0)):
+        report.record_runtime(tmp_path, stage, secs, profile="cpu")
+    md, totals = tables.runtime_table(tmp_path, extra={"training vanilla": 600.0})
+    lines = md.splitlines()
+    assert lines[0] == "| stage | minutes |"  # ok and profile are constant -> dropped, said in the note
+    assert "every stage completed; profile: cpu" in md
+    order = [next(i for i, l in enumerate(lines) if key in l) for key in
+             ("**01 blue_shift**", "**04 dataset_masks**", "↳ learn", "**book build**", "dataset_mask.vanilla",
+              "training vanilla")]
+    assert order == sorted(order)
+    assert sum("↳ learn" in l for l in lines) == 1  # each stage once
+    assert totals["chapters"] == pytest.approx(126.0 / 60) and totals["build"] == pytest.approx(1.0)
+    assert totals["pipeline"] == pytest.approx(630.0 / 60)
+    report.record_runtime(tmp_path, "05_energies", 1.0, profile="cpu", ok=False)
+    md2, _ = tables.runtime_table(tmp_path)
+    assert md2.splitlines()[0] == "| stage | minutes | ok |"
+
+
+def test_settings_differences():
+    from fmask.book import tables
+
+    rows = tables.settings_differences({"name": "a", "train": {"epochs": 1, "lr": 0.1}, "x": None},
+                                       {"name": "b", "train": {"epochs": 50, "lr": 0.1}})
+    assert rows == [{"setting": "train.epochs", "this profile": "1", "paper": "50"},
+                    {"setting": "x", "this profile": "null", "paper": "-"}]
+
+
+def test_single_mask_lr_summary_matches_trace():
+    from fmask.book import findings
+
+    s = findings.single_mask_lr_summary({"max_lr": 0.2, "epochs": 100, "steps_per_epoch": 200, "pct_start": 0.1})
+    trace = report.onecycle_lr_trace(0.2, epochs=100, steps_per_epoch=200, pct_start=0.1, steps_taken=100)
+    assert s["first"] == trace[0] and s["last"] == trace[-1]
+    assert s["warmup_share"] == pytest.approx(100 / 2000) and s["peak_share"] == pytest.approx(max(trace) / 0.2)

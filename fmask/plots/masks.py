@@ -1,4 +1,4 @@
-"""Matplotlib figures for the book. Every function returns a :class:`matplotlib.figure.Figure`.
+"""Mask, band and image figures (Figs. 3-8). Every function returns a :class:`BookFigure`.
 
 Never calls ``plt.show()``; figures are created without pyplot state (:class:`BookFigure`, a
 :class:`matplotlib.figure.Figure` that renders itself as PNG in Jupyter), so the library runs headless and
@@ -9,7 +9,6 @@ are centred here with :func:`fmask.spectral.centered` before drawing).
 """
 from __future__ import annotations
 
-import io
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -18,6 +17,7 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from fmask.plots.style import BookFigure, styled
 from fmask.spectral import angular_bands, centered, radial_bands
 
 __all__ = [
@@ -37,15 +37,6 @@ __all__ = [
 
 MASK_CMAP = "turbo"  # the original's colormap for masks
 DIFF_CMAP = "coolwarm"  # diverging; with a TwoSlopeNorm centred at 0, "no difference" is the middle colour
-
-
-class BookFigure(Figure):
-    """A :class:`~matplotlib.figure.Figure` with ``_repr_png_``, so Jupyter displays it without pyplot."""
-
-    def _repr_png_(self) -> bytes:
-        buf = io.BytesIO()
-        self.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-        return buf.getvalue()
 
 
 def _to_display_mask(m: Tensor | np.ndarray, already_centered: bool = False) -> np.ndarray:
@@ -91,6 +82,7 @@ def _image_grid(arrays: Mapping[str, np.ndarray], *, ncols: int, panel_size: flo
     return fig
 
 
+@styled
 def mask_grid(
     masks: Mapping[str, Tensor],
     *,
@@ -108,6 +100,7 @@ def mask_grid(
                        cmap=cmap, vmin=0.0, vmax=1.0)
 
 
+@styled
 def difference_grid(
     diffs: Mapping[str, Tensor | np.ndarray],
     *,
@@ -137,6 +130,7 @@ def difference_grid(
                        cmap=cmap, norm=norm)
 
 
+@styled
 def dataset_masks_figure(
     masks: Mapping[str, Tensor],
     diffs: Mapping[str, Tensor | np.ndarray],
@@ -173,6 +167,7 @@ def dataset_masks_figure(
     return fig
 
 
+@styled
 def band_partitions(size: tuple[int, int] = (64, 64), n_bands: int = 64, *, cmap: str = "viridis") -> Figure:
     """The radial and angular band maps (centred layout) side by side: 2 images."""
     h, w = size
@@ -188,6 +183,7 @@ def band_partitions(size: tuple[int, int] = (64, 64), n_bands: int = 64, *, cmap
     return fig
 
 
+@styled
 def band_energy_lines(
     radial: Mapping[str, np.ndarray],
     angular: Mapping[str, np.ndarray] | None = None,
@@ -203,7 +199,7 @@ def band_energy_lines(
     panels = [("radial frequency band (low → high)", radial)]
     if angular:
         panels.append(("angular frequency band (0 → 2π)", angular))
-    fig = BookFigure(figsize=(5.0 * len(panels), 3.4), layout="constrained")
+    fig = BookFigure(figsize=(3.5 * len(panels), 3.4), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (xlabel, series) in zip(axes, panels):
         for name, v in series.items():
@@ -212,10 +208,12 @@ def band_energy_lines(
         ax.axhline(0.0, color="black", lw=0.8)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
-        ax.legend(fontsize="small")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), fontsize=10, frameon=False)
     return fig
 
 
+@styled
 def band_dominance_bars(
     radial: np.ndarray, angular: np.ndarray | None = None, *, ylabel: str = "images (%)"
 ) -> Figure:
@@ -226,7 +224,7 @@ def band_dominance_bars(
     panels = [("radial frequency band (low → high)", np.asarray(radial, dtype=float))]
     if angular is not None:
         panels.append(("angular frequency band (0 → 2π)", np.asarray(angular, dtype=float)))
-    fig = BookFigure(figsize=(5.0 * len(panels), 3.2), layout="constrained")
+    fig = BookFigure(figsize=(3.5 * len(panels), 3.0), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (xlabel, v) in zip(axes, panels):
         if v.ndim != 1 or v.size == 0:
@@ -251,6 +249,7 @@ def _to_display_image(x: Tensor | np.ndarray) -> tuple[np.ndarray, str | None]:
     raise ValueError(f"an image must be (1|3, H, W) or (H, W); got {tuple(t.shape)}")
 
 
+@styled
 def image_grid(
     rows: Mapping[str, Tensor | Sequence[Tensor]],
     *,
@@ -278,11 +277,12 @@ def image_grid(
         raise ValueError(f"{len(col_titles)} column titles for {ncols} columns")
     fig = BookFigure(figsize=(panel_size * ncols + 1.2, panel_size * len(data)), layout="constrained")
     axes = fig.subplots(len(data), ncols, squeeze=False)
+    mask_im = None
     for i, (label, imgs) in enumerate(data.items()):
         for j in range(ncols):
             ax = axes[i, j]
             if label in mask_rows:
-                ax.imshow(_to_display_mask(imgs[j]), cmap=cmap_masks, vmin=0.0, vmax=1.0)
+                mask_im = ax.imshow(_to_display_mask(imgs[j]), cmap=cmap_masks, vmin=0.0, vmax=1.0)
             else:
                 img = torch.as_tensor(imgs[j]).detach().float().cpu()
                 if label in rescale_rows:
@@ -296,9 +296,14 @@ def image_grid(
                 ax.set_ylabel(label)
             if i == 0 and col_titles is not None:
                 ax.set_title(col_titles[j])
+    if mask_im is not None:  # one shared scale for every mask row (all masks are drawn in [0, 1])
+        rows_with_masks = [i for i, label in enumerate(data) if label in mask_rows]
+        fig.colorbar(mask_im, ax=[axes[i, j] for i in rows_with_masks for j in range(ncols)], shrink=0.9,
+                     label="mask value")
     return fig
 
 
+@styled
 def learning_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], *, keys: Sequence[str] | None = None) -> Figure:
     """Training histories: one axis per metric key, one line per regime.
 
@@ -324,7 +329,7 @@ def learning_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], *, k
                 ax.plot(np.arange(1, v.size + 1), v, marker=".", label=regime)
         ax.set_xlabel("epoch")
         ax.set_title(k)
-        ax.legend(fontsize="small")
+        ax.legend(fontsize=10)
     return fig
 
 
@@ -336,6 +341,7 @@ def _is_series(v) -> bool:
     return a.ndim == 1
 
 
+@styled
 def umap_scatter(
     embeddings: Mapping[str, np.ndarray],
     labels: Mapping[str, np.ndarray] | np.ndarray,
@@ -366,5 +372,6 @@ def umap_scatter(
         ax.set_title(title)
         ax.set_xticks([])
         ax.set_yticks([])
-    axes[-1].legend(fontsize="small", markerscale=2, loc="best")
+    handles, names = axes[-1].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside right center", fontsize=10, markerscale=2, frameon=False)
     return fig

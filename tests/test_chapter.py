@@ -1,0 +1,96 @@
+"""fmask.book.chapter (the set-up every chapter shares), fmask.datastats and fmask.probe."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fmask.book import chapter
+
+
+@pytest.fixture
+def displayed(monkeypatch):
+    """Capture what the helper displays and glues instead of sending it to a kernel."""
+    shown, glued = [], {}
+    import IPython.display
+    import myst_nb
+
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **k: shown.append((a, k)))
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: glued.__setitem__(name, (value, display)))
+    return shown, glued
+
+
+def test_open_glues_profile_and_bookkeeping_returns_none(tmp_path, displayed):
+    shown, glued = displayed
+    ch = chapter.open(profile="smoke", results_dir=tmp_path, extra_param=1)
+    assert glued["profile"] == ("smoke", False)
+    assert repr(ch) == "Chapter(profile='smoke')" and str(tmp_path) not in repr(ch)
+    assert ch.glue("a", 0.1234, ".2f") is None and glued["a"] == ("0.12", False)
+    assert ch.glue("b", None) is None and glued["b"] == ("n/a", False)
+    assert ch.glue_pct("c", 0.5) is None and glued["c"] == ("50.0%", False)
+    assert ch.glue_pct("d", float("nan")) is None and glued["d"] == ("n/a", False)
+    assert ch.table([{"x": 1.0}]) is None and "| x |" in shown[-1][0][0].data
+    assert ch.save("res", {"v": 1}) is None
+    rec = json.loads((tmp_path / "res.json").read_text())
+    assert rec["meta"]["profile"] == "smoke" and rec["meta"]["seed"] == ch.seed
+    assert ch.setting("train", "epochs") == 1 and ch.setting("train", "nope", 7) == 7
+
+
+def test_figure_sends_hidpi_png_with_size_and_caption_metadata(tmp_path, displayed):
+    from fmask import plots
+
+    shown, _ = displayed
+    ch = chapter.Chapter("smoke", results_dir=tmp_path)
+    fig = plots.band_partitions((16, 16), 4)
+    assert ch.figure(fig, "fig-x", "A caption.", alt="Alt text") is None
+    (bundle,), kw = shown[-1]
+    assert kw["raw"] is True and bundle["image/png"][:4] == b"\x89PNG"
+    meta = kw["metadata"]
+    assert meta["fmask"]["figure"] == {"name": "fig-x", "caption": "A caption.", "alt": "Alt text"}
+    w = meta["image/png"]["width"]
+    assert w <= 7.2 * 96  # fits the ~690 px column at 96 px per inch
+    import struct
+
+    png_w = struct.unpack(">II", bundle["image/png"][16:24])[0]
+    assert png_w == pytest.approx(2 * w, abs=2)  # twice the display resolution
+    with pytest.raises(ValueError, match="caption"):
+        ch.figure(fig, "fig-y", "")
+
+
+def test_datastats_radial_spectrum_and_power_law():
+    from fmask import datastats
+
+    # an image with a known 1/f^2 power spectrum (amplitude 1/f), random phases, seeded
+    g = torch.Generator().manual_seed(0)
+    n = 64
+    fy, fx = torch.meshgrid(torch.fft.fftfreq(n) * n, torch.fft.fftfreq(n) * n, indexing="ij")
+    r = torch.sqrt(fx ** 2 + fy ** 2).clamp_min(1.0)
+    phase = torch.rand(8, 1, n, n, generator=g) * 2 * torch.pi
+    imgs = torch.fft.ifft2(torch.polar(1.0 / r, phase)).real
+    radial = datastats.radial_power_spectrum(imgs)
+    assert radial.shape == (n // 2,)
+    assert datastats.power_law_exponent(radial) == pytest.approx(2.0, abs=0.3)
+    with pytest.raises(ValueError):
+        datastats.radial_power_spectrum(imgs[0])
+
+
+def test_probe_study_is_seeded_and_handles_tiny_sets():
+    from fmask import probe
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(40) % 4
+    masks = torch.rand(40, 1, 8, 8, generator=g) * 0.1
+    for k in range(4):  # class-specific frequencies
+        masks[labels == k, 0, k + 1, k + 1] = 1.0
+    a = probe.class_specificity_study(masks, labels, seed=3, repeats=2, umap_neighbors=5)
+    b = probe.class_specificity_study(masks, labels, seed=3, repeats=2, umap_neighbors=5)
+    assert a.table3 == b.table3 and a.test_repeats == b.test_repeats
+    assert np.array_equal(a.embeddings["masks"], b.embeddings["masks"])
+    assert a.table3["true_labels"]["test"] > a.table3["random_labels"]["test"]
+    assert set(a.embeddings) == {"masks", "true_labels", "random_labels"} and len(a.test_repeats["true_labels"]) == 2
+    tiny = probe.class_specificity_study(masks[:2], labels[:2], seed=0)
+    assert tiny.table3 == {} and "too few" in tiny.reason and tiny.summary()["n_masks"] == 2 and not tiny.embeddings
+    with pytest.raises(ValueError, match="labels"):
+        probe.class_specificity_study(masks, labels[:5], seed=0)
