@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -39,12 +39,12 @@ from fmask.learn import DatasetMask, MaskResult, PerImageMasks
 from fmask.profiles import Profile, load_profile, profile_from_mapping
 from fmask.regimes import REGIMES, check_regime
 from fmask.runtime import resolve_device
-from fmask.selection import select_images
+from fmask.selection import Selection, select_images
 from fmask.stages import cached_stage
 from fmask.store import ArtifactStore
 from fmask.train import TrainedModel
 
-__all__ = ["Run", "TrainedModel", "Selection", "STAGE_VERSION", "SINGLE_MASK_KINDS"]
+__all__ = ["Run", "TrainedModel", "Selection", "STAGE_VERSION", "SINGLE_MASK_KINDS", "REGIMES"]  # re-exports too
 
 #: bump when a stage's computation changes so that old artifacts are not reused (3: typed profiles, content ids)
 STAGE_VERSION = 3
@@ -52,27 +52,6 @@ STAGE_VERSION = 3
 SINGLE_MASK_KINDS: tuple[str, ...] = ("vanilla", "adversarial", "pgd")
 _MASK_IO = {"serialise": MaskResult.to_payload, "deserialise": MaskResult.from_payload}
 _SELECTION_TENSORS = ("idx", "images", "labels", "adv_images", "adv_predictions", "predictions")
-
-
-@dataclass
-class Selection:
-    """Validation images chosen for single-image masks (:func:`fmask.selection.select_images`).
-
-    ``idx``: indices into :meth:`Run.val_data` (sorted); ``images`` (n, C, S, S) in [0, 1]; ``labels`` (n,)
-    true labels; ``adv_images`` (n, C, S, S) PGD images of the vanilla model; ``adv_predictions`` (n,) its
-    predictions on them; ``counts``: how many validation images passed each criterion; ``criterion``: the rule
-    used; ``predictions``: the vanilla model's predictions on ``images``; ``params``: the artifact key.
-    """
-
-    idx: Tensor
-    images: Tensor
-    labels: Tensor
-    adv_images: Tensor
-    adv_predictions: Tensor
-    counts: dict[str, int]
-    params: dict[str, Any] = field(default_factory=dict)
-    criterion: str = "both_correct_and_fooled"
-    predictions: Tensor | None = None
 
 
 class Run:
@@ -316,6 +295,3 @@ class Run:
 
         return self._stage("single_image_masks", f"single_image_masks.{which}", key, compute, **_MASK_IO)
 
-
-# names kept importable for existing callers
-__all__ += ["REGIMES"]

@@ -12,10 +12,13 @@ so a caller can say which rule produced its images.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import torch
 from torch import Tensor
 
-__all__ = ["CRITERIA", "select_images"]
+__all__ = ["CRITERIA", "Selection", "select_images"]
 
 #: the selection rules, strictest (the paper's) first
 CRITERIA: tuple[str, ...] = ("both_correct_and_fooled", "vanilla_fooled", "vanilla_correct", "all")
@@ -75,3 +78,25 @@ def select_images(
         idx = torch.sort(idx[torch.randperm(idx.numel(), generator=g)[: int(n_images)]]).values
     counts["selected"] = int(idx.numel())
     return idx, criterion, counts
+
+
+@dataclass
+class Selection:
+    """Validation images chosen for single-image masks by :func:`select_images` (what
+    :meth:`fmask.pipeline.Run.single_image_selection` returns and caches).
+
+    ``idx``: indices into the validation set (sorted); ``images`` (n, C, S, S) in [0, 1]; ``labels`` (n,)
+    true labels; ``adv_images`` (n, C, S, S) PGD images of the vanilla model; ``adv_predictions`` (n,) its
+    predictions on them; ``counts``: how many validation images passed each criterion; ``criterion``: the rule
+    used; ``predictions``: the vanilla model's predictions on ``images``; ``params``: the artifact key.
+    """
+
+    idx: Tensor
+    images: Tensor
+    labels: Tensor
+    adv_images: Tensor
+    adv_predictions: Tensor
+    counts: dict[str, int]
+    params: dict[str, Any] = field(default_factory=dict)
+    criterion: str = "both_correct_and_fooled"
+    predictions: Tensor | None = None
