@@ -1,13 +1,12 @@
 """Cached stages the notebooks call: models -> validation data -> dataset masks -> single-image masks.
 
-:class:`Run` is wiring only: models come from :mod:`fmask.train`, data from :mod:`fmask.data`, attacks from
-:mod:`fmask.attacks` (:func:`~fmask.attacks.pgd_settings`, :func:`~fmask.attacks.robust_accuracy`), the
-single-image rule from :func:`fmask.selection.select_images`, masks from :class:`fmask.learn.DatasetMask` /
-:class:`fmask.learn.PerImageMasks` (called with their profile sections as keyword arguments), and the
-load-or-compute-save-time pattern from :func:`fmask.stages.cached_stage`. Every stage is an artifact keyed by
-*all* parameters that shape it (its profile section, the seed, the identity of the upstream artifacts, a
-stage format version); computed stages record their seconds (stage names ``dataset_mask.<regime>``,
-``single_image_selection``, ``single_image_masks.<which>``, ``robust_accuracy.<regime>``).
+:class:`Run` is wiring only: models from :mod:`fmask.train`, data from :mod:`fmask.data`, PGD from
+:mod:`fmask.attacks`, the single-image rule from :func:`fmask.selection.select_images`, masks from
+:class:`fmask.learn.DatasetMask` / :class:`~fmask.learn.PerImageMasks` (given their profile sections as keyword
+arguments), load-or-compute-save-time from :func:`fmask.stages.cached_stage`. Every stage is an artifact keyed
+by *all* parameters that shape it (profile section, seed, upstream identities, :data:`STAGE_VERSION`);
+computed stages record their seconds (``dataset_mask.<regime>``, ``single_image_selection``,
+``single_image_masks.<which>``, ``robust_accuracy.<regime>``, ``train.<regime>``).
 
 Usage (what the notebooks do)::
 
@@ -51,7 +50,6 @@ STAGE_VERSION = 3
 #: which single-image mask sets :meth:`Run.single_image_masks` learns
 SINGLE_MASK_KINDS: tuple[str, ...] = ("vanilla", "adversarial", "pgd")
 _MASK_IO = {"serialise": MaskResult.to_payload, "deserialise": MaskResult.from_payload}
-_SELECTION_TENSORS = ("idx", "images", "labels", "adv_images", "adv_predictions", "predictions")
 
 
 class Run:
@@ -256,15 +254,8 @@ class Run:
                              adv_predictions=p_pgd[idx].clone(), counts=counts, params=key, criterion=criterion,
                              predictions=p_van[idx].clone())
 
-        def serialise(s: Selection) -> dict[str, Any]:
-            return {**{k: getattr(s, k) for k in _SELECTION_TENSORS}, "counts": s.counts, "criterion": s.criterion}
-
-        def deserialise(p: Mapping[str, Any], meta: Mapping[str, Any]) -> Selection:
-            return Selection(**{k: p[k] for k in _SELECTION_TENSORS}, counts={k: int(v) for k, v in p["counts"].items()},
-                             params=key, criterion=str(p["criterion"]))
-
-        return self._stage("single_image_selection", "single_image_selection", key, compute, serialise=serialise,
-                           deserialise=deserialise)
+        return self._stage("single_image_selection", "single_image_selection", key, compute,
+                           serialise=Selection.to_payload, deserialise=lambda p, m: Selection.from_payload(p, key))
 
     def single_image_masks(self, which: Sequence[str] = SINGLE_MASK_KINDS) -> dict[str, MaskResult]:
         """Per-image masks of the selected images (:class:`fmask.learn.PerImageMasks`, ``single_mask`` section).

@@ -36,7 +36,7 @@ import difflib
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
@@ -136,6 +136,8 @@ def _check(sec: str, key: str, v: Any, kind: str, spec: Mapping[str, Any]) -> An
             raise ValueError(f"{sec}.{key}: {exc}") from None
         v = v if isinstance(v, str) else tuple(v)
     lo, hi = spec.get("min"), spec.get("max")
+    if kind == "int" and lo == 1 and v < 1:
+        raise ValueError(f"{sec}.{key} must be a positive integer, got {v!r}")
     if lo is not None and (v < lo if spec.get("min_inclusive", True) else v <= lo):
         rel = ">=" if spec.get("min_inclusive", True) else ">"
         raise ValueError(f"{sec}.{key} must be {rel} {lo}, got {v!r}")

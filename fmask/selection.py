@@ -13,7 +13,7 @@ so a caller can say which rule produced its images.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import Tensor
@@ -100,3 +100,16 @@ class Selection:
     params: dict[str, Any] = field(default_factory=dict)
     criterion: str = "both_correct_and_fooled"
     predictions: Tensor | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        """Tensors and counts for the artifact store (``params`` is the artifact's key, not stored twice)."""
+        return {**{k: getattr(self, k) for k in _TENSORS}, "counts": dict(self.counts), "criterion": self.criterion}
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> "Selection":
+        """Inverse of :meth:`to_payload`; ``params``: the artifact key it was stored under."""
+        return cls(**{k: payload[k] for k in _TENSORS}, counts={k: int(v) for k, v in payload["counts"].items()},
+                   params=dict(params or {}), criterion=str(payload["criterion"]))
+
+
+_TENSORS = ("idx", "images", "labels", "adv_images", "adv_predictions", "predictions")

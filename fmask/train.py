@@ -41,7 +41,7 @@ from .data import TensorImageDataset, load_split, resolve_classes
 from .models import build_model
 from .profiles import Profile, profile_from_mapping
 from .regimes import REGIMES, check_regime
-from .runtime import progress_bar, resolve_device
+from .runtime import progress_bar, resolve_device, seeded
 from .store import ArtifactStore, versions
 
 __all__ = [
@@ -291,9 +291,15 @@ def train_model(
         if found is not None:
             return _trained(_build(params, dev), params, found[0], found[1], store.path(MODEL_KIND, params))
 
+    with seeded(seed, dev):  # the caller's global random state is left as it was
+        return _fit(regime, t, seed, params, train_ds, val_ds, store, dev, progress, callback)
+
+
+def _fit(regime: str, t, seed: int, params: dict, train_ds: TensorImageDataset, val_ds: TensorImageDataset,
+         store: ArtifactStore, dev: torch.device, progress: bool, callback) -> TrainedModel:
+    """The training loop of :func:`train_model` (global RNGs already seeded with ``seed``; resumes from the
+    stored state when there is one)."""
     epochs, bs, lr = t.epochs, t.batch_size, t.lr  # validated by the profile
-    torch.manual_seed(seed)
-    random.seed(seed)
     model = _build(params, dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=t.weight_decay)
     steps_per_epoch = math.ceil(len(train_ds) / bs)

@@ -127,9 +127,9 @@ def test_mask_settings_are_checked_at_load_time(tmp_path):
         load_profile("smoke", {"dataset_mask.lam": -1})
     with pytest.raises(ValueError, match=r"dataset_mask\.lr must be > 0"):
         load_profile("smoke", {"dataset_mask.lr": 0})
-    with pytest.raises(ValueError, match=r"single_mask\.steps must be >= 1"):
+    with pytest.raises(ValueError, match=r"single_mask\.steps must be a positive integer, got 0"):
         load_profile("smoke", {"single_mask.steps": 0})
-    with pytest.raises(ValueError, match=r"selection\.n_images must be >= 1"):
+    with pytest.raises(ValueError, match=r"selection\.n_images must be a positive integer"):
         load_profile("smoke", {"selection.n_images": 0})
     assert load_profile("smoke", {"single_mask.lam": 0}).single_mask.lam == 0.0  # λ = 0 is allowed
 
