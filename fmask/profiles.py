@@ -236,10 +236,14 @@ class ModelSection(Section):
     """The classifier (:func:`fmask.models.build_model`); ``width_div`` only for ``vgg_small`` (null: its default)."""
 
     NAME: ClassVar[str] = "model"
-    arch: str = _f("vgg11_bn", "choice", choices=("vgg11_bn", "resnet18", "vgg_small"))
+    arch: str = _f("vgg11_bn", "str")
     width_div: int | None = _f(None, "int", optional=True, min=1)
 
     def _validate(self) -> None:
+        from .models import ARCHS
+
+        if self.arch not in ARCHS:
+            raise ValueError(f"model.arch must be one of {sorted(ARCHS)}, got {self.arch!r}")
         if self.width_div is not None and self.arch != "vgg_small":
             raise ValueError(f"model.width_div applies to arch 'vgg_small' only, not {self.arch!r}")
 

@@ -166,3 +166,20 @@ def test_learners_get_the_profile_sections_as_keyword_arguments(first_run, fake_
     assert seen["dataset"] == {**asdict(prof.dataset_mask), **common}
     assert seen["single"] == {**asdict(prof.single_mask), **common}
     assert seen["dataset"]["lam"] == 0.3 and seen["single"]["lam"] == 0.05
+
+
+def test_robust_accuracy_stage_and_one_trained_model_type(first_run, fake_imagenette):
+    from fmask import train
+
+    run = first_run["run"]
+    assert pipeline.TrainedModel is train.TrainedModel
+    tm = run.model("vanilla")
+    assert isinstance(tm, train.TrainedModel) and tm.key == tm.params and tm.checkpoint.exists()
+    r = run.robust_accuracy("vanilla")
+    assert set(r) == {"clean", "pgd"} and 0 <= r["pgd"] <= 1 and 0 <= r["clean"] <= 1
+    assert run.provenance["robust_accuracy.vanilla"] == "computed"
+    run2 = Run.from_profile(_profile(fake_imagenette), artifacts=first_run["art"], results_dir=first_run["res"],
+                            progress=False)
+    assert run2.robust_accuracy("vanilla") == r and run2.provenance["robust_accuracy.vanilla"] == "loaded"
+    assert run.pgd_settings() == {"eps": run.profile.train.adv_eps, "alpha": run.profile.train.adv_eps / 8,
+                                  "steps": run.profile.train.adv_steps}

@@ -11,7 +11,8 @@ uint8 levels exactly; train items go through :mod:`fmask.data.augment`.
 
 The disk cache (kind ``"imagecache"`` of an :class:`fmask.store.ArtifactStore`) is keyed by the *content* of
 the files: their relative paths, byte sizes and a BLAKE2b hash of their bytes (measured on the shared
-6,644-image copy: 0.2 s for hashing, vs. ~13 s for decoding), plus the decoding parameters. Editing or
+6,644-image copy, 76 MB, warm file cache: 0.85 s for both splits, vs. ~13 s for decoding them), plus the
+decoding parameters. Editing or
 replacing an image in place therefore yields a new key, new pixels and (through :func:`fmask.train.data_id`)
 new models; an unchanged folder is never decoded twice.
 """
@@ -239,7 +240,7 @@ def _decode_all(paths: list[Path], image_size: int, channels: int, skip_corrupt:
 
 def content_key(paths: Sequence[Path], root: Path) -> dict[str, Any]:
     """What identifies a list of image files by content: count, and one BLAKE2b over every file's relative
-    path, byte size and bytes (0.2 s for the 6,644 images of the paper's subset)."""
+    path, byte size and bytes (0.85 s for the 6,644 images of the paper's subset, warm file cache)."""
     h = hashlib.blake2b(digest_size=32)
     for p in paths:
         rel = Path(p).relative_to(root).as_posix()
