@@ -22,7 +22,6 @@ Regimes: :data:`fmask.regimes.REGIMES` (the paper's A-E order).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -55,14 +54,10 @@ _MASK_IO = {"serialise": MaskResult.to_payload, "deserialise": MaskResult.from_p
 class Run:
     """One profile's run of the pipeline: where data, artifacts and results live, and the cached stages.
 
-    Args:
-        profile: a :class:`fmask.profiles.Profile` or a plain profile dict (validated; missing sections take
-            their defaults).
-        data_root: Imagenette folder; None -> the profile's ``data.root``, else ``$FMASK_DATA`` (then the
-            download cache, see :func:`fmask.data.find_data_root`).
-        artifacts: artifact folder or store; None -> ``$FMASK_ARTIFACTS`` or ``./artifacts``.
-        results_dir: where :mod:`fmask.report` result files go; None -> ``./results``.
-        device: overrides the profile's ``device`` (``auto`` | ``cpu`` | ``cuda``).
+    ``profile``: a :class:`fmask.profiles.Profile` or a plain dict (validated; missing sections: defaults);
+    ``data_root``: None -> ``data.root``, else ``$FMASK_DATA`` (:func:`fmask.data.find_data_root`);
+    ``artifacts``: folder or store (None -> ``$FMASK_ARTIFACTS`` or ``./artifacts``); ``results_dir``: for
+    :mod:`fmask.report` (None -> ``./results``); ``device``: overrides the profile's.
     """
 
     def __init__(self, profile: Profile | Mapping[str, Any], data_root: str | os.PathLike | None = None,
@@ -81,7 +76,6 @@ class Run:
         self._models: dict[str, TrainedModel] = {}
         self._ds = None
         self._val: tuple[Tensor, Tensor] | None = None
-        self._val_meta: dict[str, Any] = {}
         self._cache: dict[tuple[str, str], Any] = {}
         #: stage name -> "computed" | "loaded" for everything this Run produced
         self.provenance: dict[str, str] = {}
@@ -164,13 +158,8 @@ class Run:
     def val_data(self) -> tuple[Tensor, Tensor]:
         """The validation images (N, C, S, S) float32 in [0, 1] and labels (N,), eval transform (as training)."""
         if self._val is None:
-            ds = self._datasets()[1]
-            x, y = ds.tensors()
+            x, y = self._datasets()[1].tensors()
             self._val = (x.float(), y.long())
-            h = hashlib.sha256(self._val[0].numpy().tobytes())
-            h.update(self._val[1].numpy().tobytes())
-            self._val_meta = {"n": int(y.numel()), "classes": list(ds.classes), "files": list(ds.paths),
-                              "content_sha256": h.hexdigest()}
         return self._val
 
     @property
@@ -178,14 +167,13 @@ class Run:
         """Human-readable names of the classes, in label order."""
         from fmask.data import CLASS_NAMES
 
-        self.val_data()
-        return [CLASS_NAMES.get(w, w) for w in self._val_meta["classes"]]
+        return [CLASS_NAMES.get(w, w) for w in self._datasets()[1].classes]
 
     def _val_identity(self) -> dict[str, Any]:
-        """What identifies the validation tensors: the data section (minus root) and their content hash."""
-        self.val_data()
-        return {"data": {k: v for k, v in self.data_params.items() if k != "root"}, "n": self._val_meta["n"],
-                "content_sha256": self._val_meta["content_sha256"]}
+        """What identifies the validation tensors: the data section (minus root) and their content."""
+        ds = self._datasets()[1]
+        return {"data": {k: v for k, v in self.data_params.items() if k != "root"}, "n": len(ds),
+                "content_sha256": ds.fingerprint()}
 
     def _key(self, stage: str, **parts: Any) -> dict[str, Any]:
         return {"stage": stage, "version": STAGE_VERSION, **parts, "seed": self.seed}

@@ -147,6 +147,16 @@ class TensorImageDataset(Dataset):
         self._item_tf = train_transform(self.image_size, self.regime) if self.train else eval_transform(self.image_size)
         self.batch_transform = BatchTrainTransform(self.image_size, self.regime)
 
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the decoded content: packed pixels, sizes, labels, S and C (names the data a model
+        or mask saw; the train flag and regime are views, not content)."""
+        if getattr(self, "_fingerprint", None) is None:
+            h = hashlib.sha256(f"{self.image_size}:{self.channels}:{len(self)}".encode())
+            for t in (self.images, self.sizes, self.labels):
+                h.update(t.contiguous().numpy().tobytes())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
     @property
     def num_classes(self) -> int:
         return len(self.classes) if self.classes else int(self.labels.max()) + 1
