@@ -32,7 +32,7 @@ from torch import Tensor
 
 from fmask import report
 from fmask.analysis import predict
-from fmask.attacks import pgd_images, pgd_settings, robust_accuracy
+from fmask.attacks import PGDSettings, pgd_images, pgd_settings, robust_accuracy
 from fmask.learn import DatasetMask, MaskResult, PerImageMasks
 from fmask.profiles import Profile, load_profile, profile_from_mapping
 from fmask.regimes import REGIMES, check_regime
@@ -92,7 +92,6 @@ class Run:
     def __repr__(self) -> str:
         return f"Run(profile={self.name!r}, store={self.store!r}, results_dir={str(self.results_dir)!r}, device={self.device})"
 
-    # ----------------------------------------------------------------------- sections (plain-dict views)
     data_params = property(lambda self: self.profile["data"], doc="The ``data`` section as a plain dict.")
     dataset_mask_params = property(lambda self: self.profile["dataset_mask"], doc="``dataset_mask`` as a dict.")
     single_mask_params = property(lambda self: self.profile["single_mask"], doc="``single_mask`` as a dict.")
@@ -104,7 +103,6 @@ class Run:
         """The profile's regimes in the paper's order A-E."""
         return list(self.profile.train.regimes)
 
-    # ---------------------------------------------------------------------------------------- helpers
     @contextlib.contextmanager
     def timed(self, stage: str) -> Iterator[None]:
         """Time a block and record it with :func:`fmask.report.record_runtime` under this profile."""
@@ -125,7 +123,6 @@ class Run:
             self._cache[(kind, name)] = value
         return self._cache[(kind, name)]
 
-    # ----------------------------------------------------------------------------------------- models
     def models(self, regimes: Sequence[str] | None = None) -> dict[str, TrainedModel]:
         """Trained models for ``regimes`` (default: the profile's), trained or loaded via :mod:`fmask.train`."""
         return {r: self.model(r) for r in (regimes or self.regimes)}
@@ -154,7 +151,6 @@ class Run:
             self._ds = load_datasets(self.profile, self.data_root, self.store, self.progress)
         return self._ds
 
-    # --------------------------------------------------------------------------------------- val data
     def val_data(self) -> tuple[Tensor, Tensor]:
         """The validation images (N, C, S, S) float32 in [0, 1] and labels (N,), eval transform (as training)."""
         if self._val is None:
@@ -178,7 +174,6 @@ class Run:
     def _key(self, stage: str, **parts: Any) -> dict[str, Any]:
         return {"stage": stage, "version": STAGE_VERSION, **parts, "seed": self.seed}
 
-    # ---------------------------------------------------------------------------------- dataset masks
     def dataset_masks(self, regimes: Sequence[str] | None = None) -> dict[str, MaskResult]:
         """One dataset mask per model, learned on the validation set (the original's choice), cached."""
         return {r: self.dataset_mask(r) for r in (regimes or self.regimes)}
@@ -199,11 +194,14 @@ class Run:
         return self._stage("dataset_mask", f"dataset_mask.{regime}", self.dataset_mask_key(check_regime(regime)),
                            compute, **_MASK_IO)
 
-    # ------------------------------------------------------------------------------------------- PGD
     def pgd_settings(self) -> dict[str, Any]:
         """The analyses' PGD (pixel units) ``{"eps", "alpha", "steps"}``: :func:`fmask.attacks.pgd_settings`
         of the profile's ``train`` and ``analysis`` sections."""
-        return pgd_settings(self.profile.train, self.profile.analysis).as_dict()
+        return self._pgd.as_dict()
+
+    @property
+    def _pgd(self) -> PGDSettings:
+        return pgd_settings(self.profile.train, self.profile.analysis)
 
     def robust_accuracy(self, regime: str) -> dict[str, float]:
         """Clean and PGD accuracy (fractions) ``{"clean", "pgd"}`` of one regime's model on the validation set."""
@@ -212,14 +210,12 @@ class Run:
 
         def compute() -> dict[str, float]:
             x, y = self.val_data()
-            r = robust_accuracy(self.model(regime).model, x, y, pgd_settings(self.profile.train, self.profile.analysis),
-                                seed=self.seed, device=self.device)
+            r = robust_accuracy(self.model(regime).model, x, y, self._pgd, seed=self.seed, device=self.device)
             return {"clean": float(r["clean_acc"]), "pgd": float(r["robust_acc"])}
 
         return self._stage("robust_accuracy", f"robust_accuracy.{regime}", key, compute,
                            deserialise=lambda p, m: {k: float(v) for k, v in p.items()})
 
-    # ---------------------------------------------------------------------------------- single images
     def single_image_selection(self) -> Selection:
         """Validation images for single-image masks: :func:`fmask.selection.select_images` (the paper's rule,
         weaker ones only if it leaves nothing; ``Selection.criterion`` says which) on the vanilla and the
@@ -234,8 +230,7 @@ class Run:
             van, adv = self.model("vanilla").model, self.model("adversarial").model
             p_van = predict(van, x, device=self.device)
             p_adv = predict(adv, x, device=self.device)
-            xa = pgd_images(van, x, y, pgd_settings(self.profile.train, self.profile.analysis), seed=self.seed,
-                            device=self.device)
+            xa = pgd_images(van, x, y, self._pgd, seed=self.seed, device=self.device)
             p_pgd = predict(van, xa, device=self.device)
             idx, criterion, counts = select_images(p_van, p_adv, p_pgd, y, n_images, self.seed)
             return Selection(idx=idx, images=x[idx].clone(), labels=y[idx].clone(), adv_images=xa[idx].clone(),
