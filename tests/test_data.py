@@ -257,3 +257,13 @@ def test_extreme_aspect_ratio_does_not_pad_the_split(tmp_path, fake_root):
     from torchvision.transforms.v2 import functional as F
 
     assert torch.allclose(x[k], F.center_crop(ds._raw(k), [32, 32]).float() / 255, rtol=0, atol=1e-6)
+
+
+def test_fake_imagenette_lives_in_fmask_testing_and_is_re_exported(tmp_path):
+    from fmask import testing
+
+    a = testing.write_fake_imagenette(tmp_path / "a", n_train=1, n_val=1, size=(16, 20))
+    b = D.write_fake_imagenette(tmp_path / "b", n_train=1, n_val=1, size=(16, 20))
+    files_a = sorted(p.relative_to(a) for p in a.rglob("*.JPEG"))
+    assert len(files_a) == 20 and files_a == sorted(p.relative_to(b) for p in b.rglob("*.JPEG"))
+    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files_a)  # same seeded content
