@@ -102,7 +102,7 @@ def _int(sec: str, key: str, v: Any) -> int:
 
 
 def _check(sec: str, key: str, v: Any, kind: str, spec: Mapping[str, Any]) -> Any:
-    """Coerce and validate one value. ``kind``: int, float, str, bool, choice, regimes, classes, any."""
+    """Coerce and validate one value. ``kind``: int, float, str, path, bool, choice, regimes, classes, any."""
     if v is None:
         if spec.get("optional"):
             return None
@@ -114,6 +114,10 @@ def _check(sec: str, key: str, v: Any, kind: str, spec: Mapping[str, Any]) -> An
     elif kind == "bool":
         if not isinstance(v, bool):
             raise ValueError(f"{sec}.{key} must be true or false, got {v!r}")
+    elif kind == "path":
+        if not isinstance(v, (str, os.PathLike)) or not os.fspath(v):
+            raise ValueError(f"{sec}.{key} must be a folder path (or null), got {v!r}")
+        v = os.fspath(v)
     elif kind == "str":
         if not isinstance(v, str):
             raise ValueError(f"{sec}.{key} must be a string, got {v!r}")
@@ -127,6 +131,8 @@ def _check(sec: str, key: str, v: Any, kind: str, spec: Mapping[str, Any]) -> An
         if bad:
             raise ValueError(f"{sec}.{key}: unknown regimes {bad}; choose from {list(REGIMES)}")
         v = tuple(in_paper_order(v))
+        if spec.get("nonempty") and not v:
+            raise ValueError(f"{sec}.{key} must name at least one regime")
     elif kind == "classes":
         from .data import resolve_classes
 
@@ -222,7 +228,7 @@ class DataSection(Section):
     """Which images (:func:`fmask.data.load_split`). ``max_per_class_val`` null: same as ``max_per_class``."""
 
     NAME: ClassVar[str] = "data"
-    root: str | None = _f(None, "str", optional=True)
+    root: str | None = _f(None, "path", optional=True)
     classes: Any = _f("paper", "classes")
     image_size: int = _f(128, "int", min=8)
     channels: int = _f(1, "choice", choices=(1, 3))
@@ -262,7 +268,7 @@ class TrainSection(Section):
     """
 
     NAME: ClassVar[str] = "train"
-    regimes: tuple[str, ...] = _f(REGIMES, "regimes")
+    regimes: tuple[str, ...] = _f(REGIMES, "regimes", nonempty=True)
     epochs: int = _f(50, "int", min=1)
     batch_size: int = _f(128, "int", min=1)
     lr: float = _f(1e-3, "float", min=0, min_inclusive=False)

@@ -132,6 +132,12 @@ def test_mask_settings_are_checked_at_load_time(tmp_path):
     with pytest.raises(ValueError, match=r"selection\.n_images must be a positive integer"):
         load_profile("smoke", {"selection.n_images": 0})
     assert load_profile("smoke", {"single_mask.lam": 0}).single_mask.lam == 0.0  # λ = 0 is allowed
+    with pytest.raises(ValueError, match=r"train\.regimes must name at least one regime"):
+        load_profile("smoke", {"train.regimes": []})
+    with pytest.raises(ValueError, match=r"train\.regimes: unknown regimes \['shear'\]"):
+        load_profile("smoke", {"train.regimes": ["vanilla", "shear"]})
+    assert load_profile("smoke", {"train.robust_eval_regimes": []}).train.robust_eval_regimes == ()
+    assert load_profile("smoke", {"data.root": tmp_path}).data.root == str(tmp_path)  # paths become strings
 
 
 def test_legacy_schedule_values_are_translated():
