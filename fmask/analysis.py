@@ -9,8 +9,14 @@ Conventions (see CONTRIBUTING.md):
 * nothing here mutates its inputs (the original notebook binarised masks in place, which silently
   changed later numbers; :func:`table2_accuracies` reports both the continuous and the binarised value).
 
-Regimes use the names of :mod:`fmask.train`; the paper's letters are ``A`` vanilla, ``B`` adversarial,
-``C`` scale, ``D`` translate, ``E`` rotate (:data:`PAPER_LETTERS`).
+* filtering (masked, complement and Table 2 accuracies) uses the learner's convention: with ``space="auto"``
+  (default) a model that declares its normalisation (:class:`fmask.models.Normalized`) has its masks act on the
+  normalised image, ``x̄ = Re F⁻¹(M ⊙ F x) + (1 − M[c,0,0])·μ_c`` (:func:`fmask.mask.pixel_offset`), as the
+  original code does; ``space="pixel"`` filters the pixel image. Pass the profile's mask section's ``space``;
+* labels must be class indices the model can output (0..K-1); others raise ``ValueError``.
+
+Regimes and the paper's letters (``A`` vanilla, ``B`` adversarial, ``C`` scale, ``D`` translate, ``E``
+rotate) come from :mod:`fmask.regimes` (re-exported here as :data:`REGIMES`, :data:`PAPER_LETTERS`).
 """
 from __future__ import annotations
 
@@ -21,7 +27,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fmask.mask import complement, filter_images
+from fmask.mask import complement, filter_images, pixel_offset
+from fmask.regimes import PAPER_LETTERS, REGIMES
+from fmask.runtime import model_device
 from fmask.spectral import band_energy, centered
 
 __all__ = [
@@ -49,9 +57,6 @@ __all__ = [
     "umap_embedding",
 ]
 
-#: The five training regimes in the paper's order, and their letters in Figs. 3-4 / Table 1.
-REGIMES: tuple[str, ...] = ("vanilla", "adversarial", "scale", "translate", "rotate")
-PAPER_LETTERS: dict[str, str] = dict(zip(REGIMES, "ABCDE"))
 #: The original's complement threshold: a mask entry counts as "kept" when it exceeds this value.
 COMPLEMENT_THRESHOLD: float = 1e-8
 
@@ -190,28 +195,9 @@ def band_dominance(masks_a: Tensor, masks_b: Tensor, n_bands: int = 64, kind: st
 
 
 # ----------------------------------------------------------------------------------------- accuracy
-@torch.no_grad()
 def predict(model: nn.Module, images: Tensor, batch_size: int = 128, device: str | torch.device | None = None) -> Tensor:
     """Arg-max predictions of ``model`` (eval mode) on (N, C, H, W) images in [0, 1]; returns (N,) long, CPU."""
-    x = _as_4d(images, "images")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1; got {batch_size}")
-    dev = torch.device(device) if device is not None else _model_device(model)
-    was_training = model.training
-    model.eval()
-    preds = []
-    try:
-        for i in range(0, x.shape[0], batch_size):
-            preds.append(model(x[i : i + batch_size].to(dev)).argmax(dim=1).cpu())
-    finally:
-        model.train(was_training)
-    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
+    return _predict_checked(model, images, batch_size, device)[0]
 
 
 def accuracy(
@@ -221,14 +207,47 @@ def accuracy(
     labels = _labels(labels, images.shape[0])
     if labels.numel() == 0:
         raise ValueError("accuracy of an empty set is undefined")
-    return float((predict(model, images, batch_size, device) == labels).float().mean())
+    preds, n_out = _predict_checked(model, images, batch_size, device)
+    _check_label_range(labels, n_out)
+    return float((preds == labels).float().mean())
 
 
 def _labels(labels: Tensor | Sequence[int], n: int) -> Tensor:
-    y = torch.as_tensor(labels).long().cpu().reshape(-1)
+    y = torch.as_tensor(labels)
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise ValueError(f"labels must be integer class indices, got dtype {y.dtype}")
+    y = y.long().cpu().reshape(-1)
     if y.numel() != n:
         raise ValueError(f"expected {n} labels, got {y.numel()}")
+    if y.numel() and int(y.min()) < 0:
+        raise ValueError(f"labels must be class indices >= 0, got {int(y.min())}")
     return y
+
+
+def _check_label_range(y: Tensor, n_classes: int | None) -> None:
+    """ValueError when a label is no class the model can output (e.g. label 7 for a 5-class model)."""
+    if n_classes is not None and y.numel() and int(y.max()) >= n_classes:
+        raise ValueError(f"label {int(y.max())} is out of range for a model with {n_classes} classes (0..{n_classes - 1})")
+
+
+@torch.no_grad()
+def _predict_checked(model: nn.Module, images: Tensor, batch_size: int, device) -> tuple[Tensor, int | None]:
+    """(predictions (N,), number of model outputs K) — K from the logits, to check labels against."""
+    x = _as_4d(images, "images")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+    dev = torch.device(device) if device is not None else model_device(model)
+    was_training = model.training
+    model.eval()
+    preds, k = [], None
+    try:
+        for i in range(0, x.shape[0], batch_size):
+            out = model(x[i : i + batch_size].to(dev))
+            k = int(out.shape[1])
+            preds.append(out.argmax(dim=1).cpu())
+    finally:
+        model.train(was_training)
+    return (torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)), k
 
 
 def masked_accuracy(
@@ -238,18 +257,28 @@ def masked_accuracy(
     masks: Tensor,
     batch_size: int = 128,
     device: str | torch.device | None = None,
+    space: str = "auto",
 ) -> float:
-    """Accuracy on images filtered with ``masks`` ((1, C, H, W) dataset mask or (N, C, H, W) per image)."""
+    """Accuracy on images filtered with ``masks`` ((1, C, H, W) dataset mask or (N, C, H, W) per image).
+
+    ``space``: where the mask acts (see the module docstring and :func:`fmask.mask.pixel_offset`); use the
+    value the masks were learned with (the profile's ``dataset_mask.space`` / ``single_mask.space``).
+    """
     x = _as_4d(images, "images")
     m = _as_4d(masks, "masks").to(x.dtype)
     if m.shape[0] not in (1, x.shape[0]) or m.shape[-2:] != x.shape[-2:]:
         raise ValueError(f"masks {tuple(m.shape)} do not fit images {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError("accuracy of an empty set is undefined")
     y = _labels(labels, x.shape[0])
+    offset = pixel_offset(model, space, channels=x.shape[1])
     correct = 0
     for i in range(0, x.shape[0], batch_size):
         mi = m if m.shape[0] == 1 else m[i : i + batch_size]
-        xb = filter_images(x[i : i + batch_size], mi)
-        correct += int((predict(model, xb, batch_size, device) == y[i : i + batch_size]).sum())
+        xb = filter_images(x[i : i + batch_size], mi, offset=offset)
+        preds, k = _predict_checked(model, xb, batch_size, device)
+        _check_label_range(y[i : i + batch_size], k)
+        correct += int((preds == y[i : i + batch_size]).sum())
     return correct / x.shape[0]
 
 
@@ -269,12 +298,12 @@ def complement_mask(masks: Tensor, threshold: float = COMPLEMENT_THRESHOLD) -> T
 
 
 def table1_row(
-    model: nn.Module, images: Tensor, labels: Tensor, mask: Tensor, batch_size: int = 128
+    model: nn.Module, images: Tensor, labels: Tensor, mask: Tensor, batch_size: int = 128, space: str = "auto"
 ) -> dict[str, float]:
     """Table 1 entries for one network: ``{"standard": acc on X, "masked": acc on M(X)}`` (fractions)."""
     return {
         "standard": accuracy(model, images, labels, batch_size),
-        "masked": masked_accuracy(model, images, labels, mask, batch_size),
+        "masked": masked_accuracy(model, images, labels, mask, batch_size, space=space),
     }
 
 
@@ -286,6 +315,7 @@ def table2_accuracies(
     adv_images: Tensor | None = None,
     batch_size: int = 128,
     threshold: float = COMPLEMENT_THRESHOLD,
+    space: str = "auto",
 ) -> dict[str, float]:
     """Table 2 for one model's single-image masks (fractions in [0, 1]; inputs are not modified).
 
@@ -295,22 +325,25 @@ def table2_accuracies(
     * ``masked_adversarial``: on M(X_A), the PGD image filtered with its clean image's continuous mask;
     * ``masked_adversarial_binary``: the same with binarised masks, as the original notebook computed it
       after its complement had overwritten the masks.
+
+    ``space``: where the masks act (:func:`masked_accuracy`); the learner's value (``single_mask.space``).
     """
     x = _as_4d(images, "images")
     m = _as_4d(masks, "masks")
     if m.shape[0] != x.shape[0]:
         raise ValueError(f"need one mask per image: masks {tuple(m.shape)}, images {tuple(x.shape)}")
     out = {
-        "masked": masked_accuracy(model, x, labels, m, batch_size),
-        "complement": masked_accuracy(model, x, labels, complement_mask(m, threshold), batch_size),
+        "masked": masked_accuracy(model, x, labels, m, batch_size, space=space),
+        "complement": masked_accuracy(model, x, labels, complement_mask(m, threshold), batch_size, space=space),
     }
     if adv_images is not None:
         xa = _as_4d(adv_images, "adv_images")
         if xa.shape != x.shape:
             raise ValueError(f"adv_images {tuple(xa.shape)} must match images {tuple(x.shape)}")
         out["adversarial"] = accuracy(model, xa, labels, batch_size)
-        out["masked_adversarial"] = masked_accuracy(model, xa, labels, m, batch_size)
-        out["masked_adversarial_binary"] = masked_accuracy(model, xa, labels, binarize(m, threshold), batch_size)
+        out["masked_adversarial"] = masked_accuracy(model, xa, labels, m, batch_size, space=space)
+        out["masked_adversarial_binary"] = masked_accuracy(model, xa, labels, binarize(m, threshold), batch_size,
+                                                           space=space)
     return out
 
 

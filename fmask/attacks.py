@@ -1,15 +1,19 @@
 """L∞ PGD in pixel units on images in [0, 1] (torchattacks 3.5 underneath).
 
 The original code attacked normalised inputs with ε = 0.06; in pixel units (std 0.226) that is
-0.06 × 0.226 ≈ 0.0136, the default here. The model given must take [0, 1] inputs (e.g. a
+0.06 × 0.226 ≈ 0.0136, the default here. :func:`pgd_settings` is the one rule that reads an attack from a
+profile; :func:`robust_accuracy` the one clean-and-PGD accuracy (used by training metrics and the pipeline). The model given must take [0, 1] inputs (e.g. a
 :class:`fmask.models.Normalized` network), so ε, α and the clamp to [0, 1] are all in pixel units.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, Mapping
+
 import torch
 from torch import nn
 
-__all__ = ["PGD", "DEFAULT_EPS", "robust_accuracy"]
+__all__ = ["PGD", "DEFAULT_EPS", "PGDSettings", "pgd_settings", "pgd_images", "robust_accuracy"]
 
 DEFAULT_EPS = 0.0136  # = 0.06 (original, normalised units) × 0.226 (std)
 
@@ -61,49 +65,111 @@ class PGD:
         return adv.detach()
 
 
-@torch.no_grad()
-def _correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
-    return int((model(x).argmax(1) == y).sum())
+@dataclass(frozen=True)
+class PGDSettings:
+    """One L∞ PGD attack in pixel units: ``eps``, ``alpha`` (step size), ``steps``."""
+
+    eps: float
+    alpha: float
+    steps: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"eps": float(self.eps), "alpha": float(self.alpha), "steps": int(self.steps)}
+
+
+def pgd_settings(train: Mapping[str, Any] | None, analysis: Mapping[str, Any] | None = None) -> PGDSettings:
+    """The one rule that turns profile sections into a PGD attack (training metrics and analyses alike).
+
+    ``eps``: ``analysis.pgd_eps``, else ``train.adv_eps`` (the original attacked with its training ε), else
+    :data:`DEFAULT_EPS`. ``steps`` and ``alpha`` come as a pair from the first level that sets the steps:
+    ``analysis.pgd_steps`` / ``pgd_alpha``, else ``train.robust_eval_steps`` / ``robust_eval_alpha``, else the
+    training attack ``train.adv_steps`` / ``adv_alpha``, else 10 steps; a null ``alpha`` is ε/8 (the paper's).
+    (An ``alpha`` is never borrowed from another level: a 10-step evaluation attack does not inherit the
+    larger step of a 5-step training attack.) ``train`` / ``analysis``: the profile sections (mappings or
+    :mod:`fmask.profiles` sections); None: not given.
+    """
+    t = dict(train or {})
+    a = dict(analysis or {})
+    eps = a.get("pgd_eps")
+    eps = float(eps if eps is not None else (t.get("adv_eps") if t.get("adv_eps") is not None else DEFAULT_EPS))
+    for steps_key, alpha_key, src in (("pgd_steps", "pgd_alpha", a), ("robust_eval_steps", "robust_eval_alpha", t),
+                                      ("adv_steps", "adv_alpha", t)):
+        if src.get(steps_key) is not None:
+            steps, alpha = int(src[steps_key]), src.get(alpha_key)
+            break
+    else:
+        steps, alpha = 10, None
+    alpha = float(alpha) if alpha is not None else eps / 8.0
+    if not eps > 0 or not alpha > 0 or steps < 1:
+        raise ValueError(f"PGD needs eps > 0, alpha > 0, steps >= 1; got {eps}, {alpha}, {steps}")
+    return PGDSettings(eps=eps, alpha=alpha, steps=steps)
+
+
+def pgd_images(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    settings: PGDSettings,
+    *,
+    batch_size: int = 128,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """PGD images (N, C, H, W) on the CPU of ``images`` against ``model``, in batches; the random starts are
+    seeded with ``seed`` (the caller's global RNG state is left untouched, :func:`fmask.runtime.seeded`)."""
+    from .runtime import model_device, progress_bar, seeded
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    dev = torch.device(device) if device is not None else model_device(model)
+    atk = PGD(model, eps=settings.eps, alpha=settings.alpha, steps=settings.steps)
+    outs = []
+    with seeded(seed, dev):
+        for s in progress_bar(range(0, len(images), batch_size), progress=progress, desc="PGD", leave=False):
+            outs.append(atk(images[s : s + batch_size].to(dev), labels[s : s + batch_size].to(dev)).cpu())
+    return torch.cat(outs) if outs else images[:0].clone()
 
 
 def robust_accuracy(
     model: nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
-    eps: float = DEFAULT_EPS,
+    eps: float | PGDSettings = DEFAULT_EPS,
     steps: int = 10,
     alpha: float | None = None,
     batch_size: int = 128,
     seed: int = 0,
     progress: bool = False,
+    device: str | torch.device | None = None,
 ) -> dict[str, float]:
     """Clean and PGD accuracy (fractions in [0, 1]) of ``model`` on ``images`` (N, C, H, W) in [0, 1].
 
-    The random starts are seeded with ``seed`` (global torch RNG state is saved and restored).
-    Returns ``{"clean_acc", "robust_acc", "n", "eps", "steps", "alpha"}``.
+    The one robust-accuracy function of fmask (training metrics and :meth:`fmask.pipeline.Run.robust_accuracy`).
+    ``eps`` may be a :class:`PGDSettings` (then ``steps``/``alpha`` are ignored). The random starts are seeded
+    with ``seed`` (the global torch RNG state is saved and restored). Returns ``{"clean_acc", "robust_acc",
+    "n", "eps", "steps", "alpha"}``.
     """
-    from tqdm.auto import tqdm
+    from .runtime import model_device
 
     if len(images) == 0:
         raise ValueError("robust_accuracy needs at least one image")
-    device = next(model.parameters()).device
+    if len(labels) != len(images):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    s = eps if isinstance(eps, PGDSettings) else PGDSettings(
+        eps=float(eps), alpha=float(alpha) if alpha is not None else float(eps) / 8.0, steps=int(steps))
+    dev = torch.device(device) if device is not None else model_device(model)
     was_training = model.training
     model.eval()
-    atk = PGD(model, eps=eps, alpha=alpha, steps=steps)
-    cpu_state = torch.get_rng_state()
-    cuda_state = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    torch.manual_seed(seed)
-    clean = rob = 0
     try:
-        for s in tqdm(range(0, len(images), batch_size), desc="PGD eval", disable=None if progress else True, leave=False):
-            x = images[s : s + batch_size].to(device)
-            y = labels[s : s + batch_size].to(device)
-            clean += _correct(model, x, y)
-            rob += _correct(model, atk(x, y), y)
+        xa = pgd_images(model, images, labels, s, batch_size=batch_size, seed=seed, device=dev, progress=progress)
+        clean = rob = 0
+        with torch.no_grad():
+            for i in range(0, len(images), batch_size):
+                y = labels[i : i + batch_size].to(dev)
+                clean += int((model(images[i : i + batch_size].to(dev)).argmax(1) == y).sum())
+                rob += int((model(xa[i : i + batch_size].to(dev)).argmax(1) == y).sum())
     finally:
-        torch.set_rng_state(cpu_state)
-        if cuda_state is not None:
-            torch.cuda.set_rng_state_all(cuda_state)
         model.train(was_training)
     n = len(images)
-    return {"clean_acc": clean / n, "robust_acc": rob / n, "n": n, "eps": float(eps), "steps": int(steps), "alpha": atk.alpha}
+    return {"clean_acc": clean / n, "robust_acc": rob / n, "n": n, "eps": s.eps, "steps": s.steps, "alpha": s.alpha}

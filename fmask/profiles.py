@@ -1,34 +1,442 @@
-"""Parameter profiles: YAML files in ``fmask/params/`` (``smoke``, ``cpu``, ``paper``) loaded as plain dicts.
+"""Parameter profiles: YAML files in ``fmask/params/`` (``smoke``, ``cpu``, ``paper``) read into typed, frozen sections.
 
-Top-level keys (all required): ``name``, ``seed``, ``device`` (``auto``|``cpu``|``cuda``), ``data``, ``model``,
-``train``, ``dataset_mask``, ``single_mask``, ``analysis``. Sections are dicts; callers take their own
-section. Overrides are a nested dict or dotted keys, e.g. ``{"train.epochs": 2, "seed": 1}``.
+A profile has the top-level keys ``name``, ``seed``, ``device`` (``auto``|``cpu``|``cuda``|``cuda:K``) and one
+section per concern, each a frozen dataclass that knows its defaults and validates itself when the profile is
+loaded (before anything is trained):
+
+==================  =====================================================================================
+``data``            :class:`DataSection`: which Imagenette images, at which size (:mod:`fmask.data`)
+``model``           :class:`ModelSection`: the architecture (:func:`fmask.models.build_model`)
+``train``           :class:`TrainSection`: regimes and optimisation (:mod:`fmask.train`)
+``dataset_mask``    :class:`DatasetMaskSection`: exactly the keyword arguments of :class:`fmask.learn.DatasetMask`
+``single_mask``     :class:`SingleMaskSection`: exactly the keyword arguments of :class:`fmask.learn.PerImageMasks`
+``selection``       :class:`SelectionSection`: how many images get single-image masks (Table 2)
+``analysis``        :class:`AnalysisSection`: bands, PGD for the analyses, linear probe, UMAP
+==================  =====================================================================================
+
+Every section is required in a profile file; within a section the keys of :data:`REQUIRED` must be written
+out, the others take the defaults given by the dataclass. Unknown keys are errors that name the nearest valid
+key (``unknown key 'lamda' in section 'single_mask'; did you mean 'lam'?``); a value of the wrong type names
+the key (``single_mask.lr must be a number, got 'fast'``). PyYAML reads ``1e-3`` (no dot) as a string; number
+fields convert such strings.
+
+Access::
+
+    p = load_profile("cpu", {"train.epochs": 2})      # dotted overrides, same checks as the file
+    p.single_mask.lam                                  # typed attribute access
+    PerImageMasks(model, **asdict(p.single_mask), seed=p.seed)
+    p["train"]["epochs"]; p.to_dict()                  # plain-dict views (notebooks, YAML, artifact keys)
+
+The mapping view (``p["data"]``) returns a fresh plain dict per section, so mutating it changes nothing.
 """
 from __future__ import annotations
 
 import copy
+import difflib
+import math
 import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Iterator
 
 import yaml
 
-__all__ = ["PROFILE_DIR", "TOP_LEVEL_KEYS", "REQUIRED", "list_profiles", "load_profile", "apply_overrides", "parse_override"]
+from .regimes import REGIMES, in_paper_order
+
+__all__ = [
+    "PROFILE_DIR", "TOP_LEVEL_KEYS", "REQUIRED", "REGIMES", "SECTIONS", "Profile", "Section", "DataSection",
+    "ModelSection", "TrainSection", "DatasetMaskSection", "SingleMaskSection", "SelectionSection",
+    "AnalysisSection", "asdict", "list_profiles", "load_profile", "profile_from_mapping", "apply_overrides",
+    "parse_override",
+]
 
 PROFILE_DIR = Path(__file__).parent / "params"
-TOP_LEVEL_KEYS = ("name", "seed", "device", "data", "model", "train", "dataset_mask", "single_mask", "analysis")
-#: keys every profile must define in each section (sections may hold more)
+TOP_LEVEL_KEYS = ("name", "seed", "device", "data", "model", "train", "dataset_mask", "single_mask", "selection",
+                  "analysis")
+#: keys every profile file must write out in each section (the others have defaults)
 REQUIRED: dict[str, tuple[str, ...]] = {
     "data": ("root", "classes", "image_size", "channels", "max_per_class"),
     "model": ("arch",),
     "train": ("regimes", "epochs", "batch_size", "lr", "pct_start", "adv_eps", "adv_steps"),
     "dataset_mask": ("lam", "lr", "epochs", "batch_size", "patience", "schedule"),
-    "single_mask": ("lam", "lr", "steps", "patience", "batch_size", "n_images", "schedule"),
+    "single_mask": ("lam", "lr", "steps", "patience", "batch_size", "schedule"),
+    "selection": ("n_images",),
     "analysis": ("n_bands",),
 }
-REGIMES = ("vanilla", "scale", "translate", "rotate", "adversarial")
+#: keys that moved to another section (old profile files get told where)
+_MOVED = {("single_mask", "n_images"): "selection.n_images"}
 
 
+def _did_you_mean(key: str, choices) -> str:
+    close = difflib.get_close_matches(str(key), list(choices), n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else f"; valid keys: {sorted(choices)}"
+
+
+# --------------------------------------------------------------------------------------- value checks
+def _num(sec: str, key: str, v: Any) -> float:
+    """A real number: ints, floats and numeric strings (YAML's ``1e-3``); not bools, lists, words."""
+    if isinstance(v, bool):
+        raise ValueError(f"{sec}.{key} must be a number, got {v!r}")
+    if isinstance(v, (int, float)):
+        out = float(v)
+    elif isinstance(v, str):
+        try:
+            out = float(v.strip())
+        except ValueError:
+            raise ValueError(f"{sec}.{key} must be a number, got {v!r}") from None
+    else:
+        raise ValueError(f"{sec}.{key} must be a number, got {v!r}")
+    if not math.isfinite(out):
+        raise ValueError(f"{sec}.{key} must be a finite number, got {v!r}")
+    return out
+
+
+def _int(sec: str, key: str, v: Any) -> int:
+    x = _num(sec, key, v) if not isinstance(v, int) or isinstance(v, bool) else v
+    if isinstance(x, float):
+        if not x.is_integer():
+            raise ValueError(f"{sec}.{key} must be an integer, got {v!r}")
+        x = int(x)
+    return int(x)
+
+
+def _check(sec: str, key: str, v: Any, kind: str, spec: Mapping[str, Any]) -> Any:
+    """Coerce and validate one value. ``kind``: int, float, str, path, bool, choice, regimes, classes, any."""
+    if v is None:
+        if spec.get("optional"):
+            return None
+        raise ValueError(f"{sec}.{key} must be set (null is not allowed)")
+    if kind == "int":
+        v = _int(sec, key, v)
+    elif kind == "float":
+        v = _num(sec, key, v)
+    elif kind == "bool":
+        if not isinstance(v, bool):
+            raise ValueError(f"{sec}.{key} must be true or false, got {v!r}")
+    elif kind == "path":
+        if not isinstance(v, (str, os.PathLike)) or not os.fspath(v):
+            raise ValueError(f"{sec}.{key} must be a folder path (or null), got {v!r}")
+        v = os.fspath(v)
+    elif kind == "str":
+        if not isinstance(v, str):
+            raise ValueError(f"{sec}.{key} must be a string, got {v!r}")
+    elif kind == "choice":
+        if v not in spec["choices"]:
+            raise ValueError(f"{sec}.{key} must be one of {list(spec['choices'])}, got {v!r}")
+    elif kind == "regimes":
+        if isinstance(v, str) or not isinstance(v, (list, tuple)):
+            raise ValueError(f"{sec}.{key} must be a list of regimes, got {v!r}")
+        bad = [r for r in v if r not in REGIMES]
+        if bad:
+            raise ValueError(f"{sec}.{key}: unknown regimes {bad}; choose from {list(REGIMES)}")
+        v = tuple(in_paper_order(v))
+        if spec.get("nonempty") and not v:
+            raise ValueError(f"{sec}.{key} must name at least one regime")
+    elif kind == "classes":
+        from .data import resolve_classes
+
+        try:
+            resolve_classes(v)
+        except ValueError as exc:
+            raise ValueError(f"{sec}.{key}: {exc}") from None
+        v = v if isinstance(v, str) else tuple(v)
+    lo, hi = spec.get("min"), spec.get("max")
+    if kind == "int" and lo == 1 and v < 1:
+        raise ValueError(f"{sec}.{key} must be a positive integer, got {v!r}")
+    if lo is not None and (v < lo if spec.get("min_inclusive", True) else v <= lo):
+        rel = ">=" if spec.get("min_inclusive", True) else ">"
+        raise ValueError(f"{sec}.{key} must be {rel} {lo}, got {v!r}")
+    if hi is not None and (v > hi if spec.get("max_inclusive", True) else v >= hi):
+        rel = "<=" if spec.get("max_inclusive", True) else "<"
+        raise ValueError(f"{sec}.{key} must be {rel} {hi}, got {v!r}")
+    return v
+
+
+def _f(default: Any, kind: str, **spec: Any) -> Any:
+    """A section field: its default, its kind (see :func:`_check`) and bounds."""
+    return field(default=default, metadata={"kind": kind, **spec})
+
+
+def _plain(v: Any) -> Any:
+    return [_plain(x) for x in v] if isinstance(v, (list, tuple)) else v
+
+
+# -------------------------------------------------------------------------------------------- sections
+@dataclass(frozen=True)
+class Section(Mapping):
+    """Base of the profile sections: a frozen dataclass that is also a read-only mapping of its fields.
+
+    :meth:`from_mapping` builds it from a YAML dict, rejecting unknown keys (with the nearest valid name),
+    coercing numbers and checking every value; :meth:`to_dict` is the plain-dict (YAML/JSON) form.
+    """
+
+    NAME: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            spec = dict(f.metadata)
+            kind = spec.pop("kind", "any")
+            object.__setattr__(self, f.name, _check(self.NAME, f.name, getattr(self, f.name), kind, spec))
+        self._validate()
+
+    def _validate(self) -> None:
+        """Cross-field checks (subclasses)."""
+
+    @classmethod
+    def keys_(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None, *, strict: bool = False) -> "Section":
+        """The section from a dict; ``strict`` also requires the keys of :data:`REQUIRED`."""
+        if values is None:
+            values = {}
+        if not isinstance(values, Mapping):
+            raise ValueError(f"section {cls.NAME!r} must be a mapping, got {type(values).__name__}")
+        known = cls.keys_()
+        for k in values:
+            if k not in known:
+                moved = _MOVED.get((cls.NAME, k))
+                hint = f"; it moved to {moved}" if moved else _did_you_mean(k, known)
+                raise ValueError(f"unknown key {k!r} in section {cls.NAME!r}{hint}")
+        if strict:
+            miss = [k for k in REQUIRED.get(cls.NAME, ()) if k not in values]
+            if miss:
+                raise ValueError(f"section {cls.NAME!r} lacks {miss}")
+        return cls(**dict(values))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (lists, not tuples): what YAML/JSON and the artifact keys see."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+    # read-only mapping protocol (``section["lam"]``, ``dict(section)``, ``section.get``)
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.keys_():
+            raise KeyError(key)
+        return _plain(getattr(self, key))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys_())
+
+    def __len__(self) -> int:
+        return len(fields(self))
+
+
+@dataclass(frozen=True)
+class DataSection(Section):
+    """Which images (:func:`fmask.data.load_split`). ``max_per_class_val`` null: same as ``max_per_class``."""
+
+    NAME: ClassVar[str] = "data"
+    root: str | None = _f(None, "path", optional=True)
+    classes: Any = _f("paper", "classes")
+    image_size: int = _f(128, "int", min=8)
+    channels: int = _f(1, "choice", choices=(1, 3))
+    max_per_class: int | None = _f(None, "int", optional=True, min=1)
+    max_per_class_val: int | None = _f(None, "int", optional=True, min=1)
+    skip_corrupt: bool = _f(False, "bool")
+
+
+@dataclass(frozen=True)
+class ModelSection(Section):
+    """The classifier (:func:`fmask.models.build_model`); ``width_div`` only for ``vgg_small`` (null: its default)."""
+
+    NAME: ClassVar[str] = "model"
+    arch: str = _f("vgg11_bn", "str")
+    width_div: int | None = _f(None, "int", optional=True, min=1)
+
+    def _validate(self) -> None:
+        from .models import ARCHS
+
+        if self.arch not in ARCHS:
+            raise ValueError(f"model.arch must be one of {sorted(ARCHS)}, got {self.arch!r}")
+        if self.width_div is not None and self.arch != "vgg_small":
+            raise ValueError(f"model.width_div applies to arch 'vgg_small' only, not {self.arch!r}")
+
+    def build_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`fmask.models.build_model` besides the channels and classes."""
+        return {k: v for k, v in self.to_dict().items() if v is not None}
+
+
+@dataclass(frozen=True)
+class TrainSection(Section):
+    """Training (:func:`fmask.train.train_model`); defaults are the original ``flags.py`` values.
+
+    PGD (pixel units): training uses ``adv_eps``, ``adv_steps``, ``adv_alpha`` (null: ε/8). The robust accuracy
+    in the training metrics uses ``robust_eval_steps`` / ``robust_eval_alpha`` when set, else the training
+    attack (see :func:`fmask.attacks.pgd_settings`), on ``robust_eval_n`` val images (null: all).
+    """
+
+    NAME: ClassVar[str] = "train"
+    regimes: tuple[str, ...] = _f(REGIMES, "regimes", nonempty=True)
+    epochs: int = _f(50, "int", min=1)
+    batch_size: int = _f(128, "int", min=1)
+    lr: float = _f(1e-3, "float", min=0, min_inclusive=False)
+    pct_start: float = _f(0.1, "float", min=0, max=1, min_inclusive=False, max_inclusive=False)
+    weight_decay: float = _f(0.0, "float", min=0)
+    adv_eps: float = _f(0.0136, "float", min=0, min_inclusive=False)
+    adv_steps: int = _f(10, "int", min=1)
+    adv_alpha: float | None = _f(None, "float", optional=True, min=0, min_inclusive=False)
+    robust_eval_steps: int | None = _f(None, "int", optional=True, min=1)
+    robust_eval_alpha: float | None = _f(None, "float", optional=True, min=0, min_inclusive=False)
+    robust_eval_regimes: tuple[str, ...] = _f(("vanilla", "adversarial"), "regimes")
+    robust_eval_n: int | None = _f(None, "int", optional=True, min=1)
+
+
+def _mask_common(sec: Section) -> None:
+    from .mask import SPACES
+
+    if sec.space not in SPACES:
+        raise ValueError(f"{sec.NAME}.space must be one of {list(SPACES)}, got {sec.space!r}")
+
+
+@dataclass(frozen=True)
+class DatasetMaskSection(Section):
+    """Exactly :class:`fmask.learn.DatasetMask`'s keyword arguments (defaults: the paper's, λ = 0.2).
+
+    ``schedule``: ``onecycle`` (the original's OneCycleLR, pct_start 0.1) or ``constant``. Old profiles wrote
+    the pct_start number (``0.1``): it is read as ``onecycle``; other numbers are rejected.
+    """
+
+    NAME: ClassVar[str] = "dataset_mask"
+    lam: float = _f(0.2, "float", min=0)
+    lr: float = _f(1e-3, "float", min=0, min_inclusive=False)
+    epochs: int = _f(100, "int", min=1)
+    patience: int = _f(7, "int", min=1)
+    batch_size: int = _f(1, "int", min=1)
+    schedule: str = _f("onecycle", "choice", choices=("onecycle", "constant"))
+    space: str = _f("auto", "str")
+    precision: str = _f("exact", "choice", choices=("exact", "fast"))
+
+    def __post_init__(self) -> None:
+        s = self.schedule
+        if isinstance(s, (int, float)) and not isinstance(s, bool):
+            if abs(float(s) - 0.1) > 1e-12:
+                raise ValueError(f"dataset_mask.schedule: pct_start {s} is not supported (one-cycle uses 0.1); "
+                                 "write 'onecycle' or 'constant'")
+            object.__setattr__(self, "schedule", "onecycle")
+        elif s is None or s == "default":
+            object.__setattr__(self, "schedule", "onecycle" if s == "default" else "constant")
+        super().__post_init__()
+
+    def _validate(self) -> None:
+        _mask_common(self)
+
+
+@dataclass(frozen=True)
+class SingleMaskSection(Section):
+    """Exactly :class:`fmask.learn.PerImageMasks`' keyword arguments (defaults: the paper's, λ = 0.07).
+
+    ``schedule``: ``constant`` or ``original`` (the original's never-finished one-cycle warm-up). Old profiles
+    wrote a pct_start number or null: both mean the original's schedule run with the paper's lr, whose
+    effective lr is almost constant, so they are read as ``constant``.
+    """
+
+    NAME: ClassVar[str] = "single_mask"
+    lam: float = _f(0.07, "float", min=0)
+    lr: float = _f(0.01, "float", min=0, min_inclusive=False)
+    steps: int = _f(20000, "int", min=1)
+    patience: int = _f(300, "int", min=1)
+    batch_size: int = _f(64, "int", min=1)
+    schedule: str = _f("constant", "choice", choices=("constant", "original"))
+    space: str = _f("auto", "str")
+    precision: str = _f("exact", "choice", choices=("exact", "fast"))
+
+    def __post_init__(self) -> None:
+        s = self.schedule
+        if s is None or s == "default" or (isinstance(s, (int, float)) and not isinstance(s, bool)):
+            object.__setattr__(self, "schedule", "constant")
+        super().__post_init__()
+
+    def _validate(self) -> None:
+        _mask_common(self)
+
+
+@dataclass(frozen=True)
+class SelectionSection(Section):
+    """Which validation images get single-image masks (:func:`fmask.selection.select_images`); null: all."""
+
+    NAME: ClassVar[str] = "selection"
+    n_images: int | None = _f(None, "int", optional=True, min=1)
+
+
+@dataclass(frozen=True)
+class AnalysisSection(Section):
+    """Analyses: band counts, the analyses' PGD (null: the training section's, see
+    :func:`fmask.attacks.pgd_settings`), the linear probe of Table 3 and UMAP (the original: 85 %, 20 neighbours)."""
+
+    NAME: ClassVar[str] = "analysis"
+    n_bands: int = _f(64, "int", min=1)
+    pgd_eps: float | None = _f(None, "float", optional=True, min=0, min_inclusive=False)
+    pgd_steps: int | None = _f(None, "int", optional=True, min=1)
+    pgd_alpha: float | None = _f(None, "float", optional=True, min=0, min_inclusive=False)
+    umap_neighbors: int = _f(20, "int", min=2)
+    probe_repeats: int = _f(1, "int", min=1)
+    probe_train_fraction: float = _f(0.85, "float", min=0, max=1, min_inclusive=False, max_inclusive=False)
+    probe_C: float = _f(1.0, "float", min=0, min_inclusive=False)
+
+
+SECTIONS: dict[str, type[Section]] = {
+    c.NAME: c for c in (DataSection, ModelSection, TrainSection, DatasetMaskSection, SingleMaskSection,
+                        SelectionSection, AnalysisSection)
+}
+
+
+@dataclass(frozen=True)
+class Profile(Mapping):
+    """A validated profile: typed sections as attributes, plain dicts through the mapping view.
+
+    ``profile.train.epochs`` (typed); ``profile["train"]`` (a fresh plain dict); ``profile.to_dict()`` (the
+    whole profile as plain data, e.g. for YAML).
+    """
+
+    name: str
+    seed: int
+    device: str
+    data: DataSection
+    model: ModelSection
+    train: TrainSection
+    dataset_mask: DatasetMaskSection
+    single_mask: SingleMaskSection
+    selection: SelectionSection
+    analysis: AnalysisSection
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        d = str(self.device)
+        if d not in ("auto", "cpu", "cuda") and not (d.startswith("cuda:") and d[5:].isdigit()):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:K, got {self.device!r}")
+        for sec, cls in SECTIONS.items():
+            if not isinstance(getattr(self, sec), cls):
+                raise ValueError(f"section {sec!r} must be a {cls.__name__}")
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in TOP_LEVEL_KEYS:
+            raise KeyError(key)
+        v = getattr(self, key)
+        return v.to_dict() if isinstance(v, Section) else v
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(TOP_LEVEL_KEYS)
+
+    def __len__(self) -> int:
+        return len(TOP_LEVEL_KEYS)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole profile as plain data (a fresh dict)."""
+        return {k: self[k] for k in TOP_LEVEL_KEYS}
+
+
+# a profile prints as YAML (``fmask profiles --show``) like the plain dict it was read from
+yaml.SafeDumper.add_representer(Profile, lambda dumper, p: dumper.represent_dict(p.to_dict()))
+for _cls in SECTIONS.values():
+    yaml.SafeDumper.add_representer(_cls, lambda dumper, s: dumper.represent_dict(s.to_dict()))
+
+
+# -------------------------------------------------------------------------------------------- loading
 def list_profiles() -> list[str]:
     """Names of the profiles shipped in ``fmask/params/``."""
     return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
@@ -44,67 +452,70 @@ def parse_override(text: str) -> tuple[str, Any]:
     return k.strip(), yaml.safe_load(v)
 
 
-def apply_overrides(profile: dict, overrides: Mapping[str, Any] | None) -> dict:
-    """Return a deep copy of ``profile`` with ``overrides`` (nested dicts merge; dotted keys address leaves)."""
-    out = copy.deepcopy(profile)
+def apply_overrides(profile: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> dict:
+    """A deep-copied plain dict of ``profile`` with ``overrides`` (nested dicts merge; dotted keys address leaves).
+
+    Unknown sections and top-level keys are errors naming the nearest valid one; unknown keys inside a
+    section are caught when the result is validated (:func:`profile_from_mapping`).
+    """
+    out = copy.deepcopy(profile.to_dict() if isinstance(profile, Profile) else dict(profile))
     for key, value in (overrides or {}).items():
         parts = str(key).split(".")
-        node = out
-        for p in parts[:-1]:
-            if p not in node or not isinstance(node[p], dict):
-                raise ValueError(f"override {key!r}: no section {p!r} in the profile")
-            node = node[p]
-        leaf = parts[-1]
-        if len(parts) == 1 and leaf not in TOP_LEVEL_KEYS:
-            raise ValueError(f"override {key!r}: unknown top-level key; expected one of {TOP_LEVEL_KEYS}")
-        if isinstance(value, Mapping) and isinstance(node.get(leaf), dict):
-            node[leaf] = _merge(node[leaf], value)
-        else:
-            node[leaf] = copy.deepcopy(value)
+        if len(parts) > 2:
+            raise ValueError(f"override {key!r}: use section.key (profiles are two levels deep)")
+        if parts[0] not in TOP_LEVEL_KEYS:
+            what = "no section" if len(parts) == 2 else "unknown top-level key"
+            raise ValueError(f"override {key!r}: {what} {parts[0]!r} in the profile"
+                             + _did_you_mean(parts[0], TOP_LEVEL_KEYS))
+        if len(parts) == 1:
+            if isinstance(value, Mapping) and isinstance(out.get(parts[0]), dict):
+                out[parts[0]] = {**out[parts[0]], **copy.deepcopy(dict(value))}
+            else:
+                out[parts[0]] = copy.deepcopy(value)
+            continue
+        sec, leaf = parts
+        if sec not in SECTIONS:
+            raise ValueError(f"override {key!r}: no section {sec!r} in the profile ({sec!r} is a value)")
+        node = out.setdefault(sec, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"override {key!r}: no section {sec!r} in the profile (it is not a mapping)")
+        if leaf not in SECTIONS[sec].keys_():
+            moved = _MOVED.get((sec, leaf))
+            hint = f"; it moved to {moved}" if moved else _did_you_mean(leaf, SECTIONS[sec].keys_())
+            raise ValueError(f"override {key!r}: unknown key {leaf!r} in section {sec!r}{hint}")
+        node[leaf] = copy.deepcopy(value)
     return out
 
 
-def _merge(base: dict, upd: Mapping[str, Any]) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in upd.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
+def profile_from_mapping(p: Mapping[str, Any], origin: str = "given as a dict", *, strict: bool = True) -> Profile:
+    """Validate a plain profile dict into a :class:`Profile` (a :class:`Profile` is returned as is).
 
-
-def _validate(p: Any, origin: str) -> dict:
-    if not isinstance(p, dict):
+    ``strict``: every top-level key and the :data:`REQUIRED` keys of each section must be present (profile
+    files); otherwise missing sections take their defaults. Errors name ``origin``.
+    """
+    if isinstance(p, Profile):
+        return p
+    if not isinstance(p, Mapping):
         raise ValueError(f"profile {origin} must be a mapping, got {type(p).__name__}")
-    missing = [k for k in TOP_LEVEL_KEYS if k not in p]
     extra = [k for k in p if k not in TOP_LEVEL_KEYS]
-    if missing or extra:
-        raise ValueError(f"profile {origin}: missing keys {missing}, unknown keys {extra}")
-    if p["device"] not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"profile {origin}: device must be auto, cpu or cuda, got {p['device']!r}")
-    if not isinstance(p["seed"], int):
-        raise ValueError(f"profile {origin}: seed must be an integer, got {p['seed']!r}")
-    for sec, keys in REQUIRED.items():
-        if not isinstance(p[sec], dict):
-            raise ValueError(f"profile {origin}: section {sec!r} must be a mapping")
-        miss = [k for k in keys if k not in p[sec]]
-        if miss:
-            raise ValueError(f"profile {origin}: section {sec!r} lacks {miss}")
-    bad = [r for r in p["train"]["regimes"] if r not in REGIMES]
-    if bad:
-        raise ValueError(f"profile {origin}: unknown regimes {bad}; choose from {REGIMES}")
-    for sec, key in (("train", "epochs"), ("train", "batch_size"), ("data", "image_size")):
-        v = p[sec][key]
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f"profile {origin}: {sec}.{key} must be a positive integer, got {v!r}")
-    return p
+    if extra:
+        raise ValueError(f"profile {origin}: unknown keys {extra}" + _did_you_mean(extra[0], TOP_LEVEL_KEYS))
+    needed = TOP_LEVEL_KEYS if strict else ("name", "seed")
+    missing = [k for k in needed if k not in p]
+    if missing:
+        raise ValueError(f"profile {origin}: missing keys {missing}")
+    try:
+        secs = {name: cls.from_mapping(p.get(name), strict=strict) for name, cls in SECTIONS.items()}
+        return Profile(name=p["name"], seed=p["seed"], device=p.get("device", "auto"), **secs)
+    except ValueError as exc:
+        raise ValueError(f"profile {origin}: {exc}") from None
 
 
-def load_profile(name_or_path: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> dict:
+def load_profile(name_or_path: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> Profile:
     """Load a profile by name (``smoke``, ``cpu``, ``paper``) or YAML path, apply ``overrides``, validate.
 
-    Returns a fresh plain dict (safe to mutate).
+    ``overrides``: dotted keys (``{"train.epochs": 2, "seed": 1}``) or nested dicts; they pass the same
+    checks as the file. Returns a frozen :class:`Profile`.
     """
     s = str(name_or_path)
     path = Path(s)
@@ -115,6 +526,8 @@ def load_profile(name_or_path: str | os.PathLike, overrides: Mapping[str, Any] |
     elif not path.is_file():
         raise ValueError(f"profile file {path} does not exist")
     with open(path, encoding="utf-8") as fh:
-        prof = yaml.safe_load(fh)
-    _validate(prof, str(path))
-    return _validate(apply_overrides(prof, overrides), f"{path} with overrides {dict(overrides or {})}")
+        raw = yaml.safe_load(fh)
+    profile_from_mapping(raw, str(path))
+    if not overrides:
+        return profile_from_mapping(raw, str(path))
+    return profile_from_mapping(apply_overrides(raw, overrides), f"{path} with overrides {dict(overrides)}")

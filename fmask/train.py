@@ -1,9 +1,10 @@
 """The five training regimes of the paper, one-cycle Adam, best-validation checkpointing, resume.
 
-Regimes (``REGIMES``): ``vanilla`` (crop + flip only), ``scale`` (RandomAffine scale 0.5–1.5), ``translate``
-(RandomAffine translate 0.4, 0.4), ``rotate`` (RandomAffine ±180°), ``adversarial`` (vanilla augmentation,
-then every batch is replaced by its L∞ PGD version: ε = ``adv_eps`` in pixel units, ``adv_steps`` steps,
-α = ε/8, random start). As in the original ``train_models.py`` the adversarial model trains on adversarial
+Regimes (:data:`fmask.regimes.REGIMES`, the paper's order A-E): ``vanilla`` (crop + flip only), ``adversarial``
+(vanilla augmentation, then every batch is replaced by its L∞ PGD version, below), ``scale`` (RandomAffine
+scale 0.5–1.5), ``translate`` (RandomAffine translate 0.4, 0.4), ``rotate`` (RandomAffine ±180°). The
+adversarial attack: ε = ``adv_eps`` in pixel units, ``adv_steps`` steps, α = ``adv_alpha`` (null: ε/8), random
+start. As in the original ``train_models.py`` the adversarial model trains on adversarial
 batches only (no clean/adversarial mix), the attack running with the model in eval mode.
 
 Optimisation as the original: Adam (lr ``lr``, weight decay ``weight_decay``), ``OneCycleLR`` (max lr ``lr``,
@@ -18,7 +19,9 @@ Artifacts (in an :class:`fmask.store.ArtifactStore`, keyed by :func:`training_pa
 * ``model/<key>.pt`` (+ ``.json``): the finished model (best weights) with metadata (regime, parameters, seed,
   library versions, best epoch, metrics, per-epoch history). A finished model is reused, never retrained.
 
-Everything is read with ``torch.load(..., weights_only=True)``.
+Everything is read with ``torch.load(..., weights_only=True)``. Profiles may be given as
+:class:`fmask.profiles.Profile` or as plain dicts (validated the same way). Device resolution and progress
+bars come from :mod:`fmask.runtime`.
 """
 from __future__ import annotations
 
@@ -33,9 +36,12 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from .attacks import PGD, robust_accuracy
+from .attacks import PGD, pgd_settings, robust_accuracy
 from .data import TensorImageDataset, load_split, resolve_classes
 from .models import build_model
+from .profiles import Profile, profile_from_mapping
+from .regimes import REGIMES, check_regime
+from .runtime import progress_bar, resolve_device, seeded
 from .store import ArtifactStore, versions
 
 __all__ = [
@@ -52,14 +58,19 @@ __all__ = [
     "load_checkpoint",
 ]
 
-REGIMES: tuple[str, ...] = ("vanilla", "scale", "translate", "rotate", "adversarial")
 STATE_KIND, MODEL_KIND = "train-state", "model"
 _NOT_IN_KEY = ("regimes",)  # train-section keys that choose what to run, not how a model is made
 
 
 @dataclass
 class TrainedModel:
-    """A trained classifier (``Normalized`` wrapper, eval mode, inputs in [0, 1]) and what produced it."""
+    """A trained classifier and what produced it (the one record of a model, for :mod:`fmask.pipeline` too).
+
+    ``model``: the network (:class:`fmask.models.Normalized` wrapper, eval mode, frozen, inputs (N, C, S, S) in
+    [0, 1]); ``regime``: one of :data:`REGIMES`; ``params``: the artifact key (:func:`training_params`);
+    ``metrics``: final numbers (fractions; see :func:`train_model`); ``history``: per-epoch series;
+    ``checkpoint``: the ``model/<key>.pt`` file; ``metadata``: what the store recorded with it.
+    """
 
     model: nn.Module
     regime: str
@@ -69,15 +80,15 @@ class TrainedModel:
     checkpoint: Path
     metadata: dict = field(default_factory=dict)
 
+    @property
+    def key(self) -> dict:
+        """The artifact identity of the checkpoint (= ``params``; the name the pipeline's keys use)."""
+        return self.params
 
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``None``/``"auto"`` → CUDA if available else CPU; otherwise ``torch.device(device)``."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    d = torch.device(device)
-    if d.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available")
-    return d
+
+def _profile(profile: Mapping[str, Any]) -> Profile:
+    """A validated :class:`fmask.profiles.Profile` (dicts are checked; missing sections take defaults)."""
+    return profile_from_mapping(profile, strict=False)
 
 
 def load_datasets(
@@ -85,53 +96,50 @@ def load_datasets(
 ) -> tuple[TensorImageDataset, TensorImageDataset]:
     """(train, val) datasets for the profile's ``data`` section (train with the vanilla transform).
 
-    ``data.max_per_class`` limits both splits; ``data.max_per_class_val`` (optional) overrides it for val.
+    ``data.max_per_class`` limits both splits; ``data.max_per_class_val`` (null: the same) overrides it for val.
     """
-    d = profile["data"]
-    root = data_root if data_root is not None else d.get("root")
+    p = _profile(profile)
+    d = p.data
+    root = data_root if data_root is not None else d.root
     common = dict(
-        root=root, classes=d["classes"], image_size=int(d["image_size"]), channels=int(d["channels"]),
-        seed=int(profile["seed"]), skip_corrupt=bool(d.get("skip_corrupt", False)), store=store, progress=progress,
+        root=root, classes=d["classes"], image_size=d.image_size, channels=d.channels,
+        seed=p.seed, skip_corrupt=d.skip_corrupt, store=store, progress=progress,
     )
-    mpc = d.get("max_per_class")
-    mpc_val = d.get("max_per_class_val", mpc)
-    train = load_split("train", max_per_class=mpc, train=True, **common)
-    val = load_split("val", max_per_class=mpc_val, train=False, **common)
+    train = load_split("train", max_per_class=d.max_per_class, train=True, **common)
+    val = load_split("val", max_per_class=_val_limit(d), train=False, **common)
     return train, val
+
+
+def _val_limit(d) -> int | None:
+    return d.max_per_class_val if d.max_per_class_val is not None else d.max_per_class
 
 
 def data_id(train: TensorImageDataset, val: TensorImageDataset) -> str:
     """Content hash (16 hex) of the decoded train and val images and labels: names the data a model saw."""
-    h = hashlib.sha256()
-    for ds in (train, val):
-        h.update(str(tuple(ds.images.shape)).encode())
-        h.update(ds.images.contiguous().numpy().tobytes())
-        h.update(ds.sizes.numpy().tobytes())
-        h.update(ds.labels.numpy().tobytes())
-    return h.hexdigest()[:16]
+    return hashlib.sha256(f"{train.fingerprint()}:{val.fingerprint()}".encode()).hexdigest()[:16]
 
 
 def training_params(regime: str, profile: Mapping[str, Any], data_hash: str) -> dict:
     """The parameters that define a trained model (the store key): regime, seed, data identity and subset,
-    model section and train section (minus ``regimes``)."""
-    if regime not in REGIMES:
-        raise ValueError(f"unknown regime {regime!r}; choose one of {REGIMES}")
-    d = profile["data"]
+    model section (unset options left out) and train section (minus ``regimes``)."""
+    check_regime(regime)
+    p = _profile(profile)
+    d = p.data
     return {
         "stage": "train",
         "version": 1,
         "regime": regime,
-        "seed": int(profile["seed"]),
+        "seed": p.seed,
         "data": {
             "content": data_hash,
             "classes": resolve_classes(d["classes"]),
-            "image_size": int(d["image_size"]),
-            "channels": int(d["channels"]),
-            "max_per_class": d.get("max_per_class"),
-            "max_per_class_val": d.get("max_per_class_val", d.get("max_per_class")),
+            "image_size": d.image_size,
+            "channels": d.channels,
+            "max_per_class": d.max_per_class,
+            "max_per_class_val": _val_limit(d),
         },
-        "model": dict(profile["model"]),
-        "train": {k: v for k, v in profile["train"].items() if k not in _NOT_IN_KEY},
+        "model": p.model.build_kwargs(),
+        "train": {k: v for k, v in p.train.to_dict().items() if k not in _NOT_IN_KEY},
     }
 
 
@@ -162,7 +170,7 @@ def evaluate(model: nn.Module, ds: TensorImageDataset, device: torch.device | st
 
 
 def _build(params: Mapping[str, Any], device: torch.device) -> nn.Module:
-    m = dict(params["model"])
+    m = {k: v for k, v in params["model"].items() if v is not None}
     arch = m.pop("arch")
     model = build_model(arch, in_channels=params["data"]["channels"], num_classes=len(params["data"]["classes"]), **m)
     model = model.to(device)
@@ -215,7 +223,7 @@ def load_model(
     found = store.load(MODEL_KIND, params)
     if found is None:
         return None
-    dev = resolve_device(device if device is not None else profile.get("device"))
+    dev = resolve_device(device if device is not None else _profile(profile).device)
     return _trained(_build(params, dev), params, found[0], found[1], store.path(MODEL_KIND, params))
 
 
@@ -247,7 +255,8 @@ def train_model(
         profile: dict from :func:`fmask.profiles.load_profile` (uses ``seed``, ``device``, ``data``, ``model``,
             ``train``: ``epochs``, ``batch_size``, ``lr``, ``pct_start``, ``weight_decay``, ``adv_eps``,
             ``adv_steps``, ``adv_alpha``, ``robust_eval_regimes``, ``robust_eval_n``, optional
-            ``robust_eval_steps`` / ``robust_eval_alpha`` for the evaluation attack, default: the training one).
+            ``robust_eval_steps`` / ``robust_eval_alpha`` for the evaluation attack, default: the training one;
+            see :func:`fmask.attacks.pgd_settings`).
         data_root: Imagenette folder (else the profile's ``data.root``, else ``$FMASK_DATA``, else download).
         store: artifact store (default: ``ArtifactStore()``, i.e. ``$FMASK_ARTIFACTS`` or ``./artifacts``).
         device: overrides the profile's ``device`` (``auto``: CUDA if present; bf16 autocast on CUDA).
@@ -262,36 +271,37 @@ def train_model(
     ``pgd_clean_acc``, ``pgd_robust_acc``, ``pgd_n``, ``pgd_eps``, ``pgd_steps`` on a seeded random subset of
     ``robust_eval_n`` val images (all when null).
     """
-    from tqdm.auto import tqdm
-
-    if regime not in REGIMES:
-        raise ValueError(f"unknown regime {regime!r}; choose one of {REGIMES}")
-    t = profile["train"]
-    seed = int(profile["seed"])
+    check_regime(regime)
+    profile = _profile(profile)
+    t = profile.train
+    seed = profile.seed
     store = store if store is not None else ArtifactStore()
     train_ds, val_ds = datasets if datasets is not None else load_datasets(profile, data_root, store, progress)
     train_ds = train_ds.with_options(train=True, regime=regime)
     params = training_params(regime, profile, data_id(train_ds, val_ds))
-    dev = resolve_device(device if device is not None else profile.get("device"))
+    dev = resolve_device(device if device is not None else profile.device)
     if reuse:
         found = store.load(MODEL_KIND, params)
         if found is not None:
             return _trained(_build(params, dev), params, found[0], found[1], store.path(MODEL_KIND, params))
 
-    epochs, bs, lr = int(t["epochs"]), int(t["batch_size"]), float(t["lr"])
-    if epochs < 1 or bs < 1 or not lr > 0:
-        raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {epochs}, {bs}, {lr}")
-    torch.manual_seed(seed)
-    random.seed(seed)
+    with seeded(seed, dev):  # the caller's global random state is left as it was
+        return _fit(regime, t, seed, params, train_ds, val_ds, store, dev, progress, callback)
+
+
+def _fit(regime: str, t, seed: int, params: dict, train_ds: TensorImageDataset, val_ds: TensorImageDataset,
+         store: ArtifactStore, dev: torch.device, progress: bool, callback) -> TrainedModel:
+    """The training loop of :func:`train_model` (global RNGs already seeded with ``seed``; resumes from the
+    stored state when there is one)."""
+    epochs, bs, lr = t.epochs, t.batch_size, t.lr  # validated by the profile
     model = _build(params, dev)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=float(t.get("weight_decay", 0.0)))
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=t.weight_decay)
     steps_per_epoch = math.ceil(len(train_ds) / bs)
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch, pct_start=float(t["pct_start"])
+        opt, max_lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch, pct_start=t.pct_start
     )
     gen = torch.Generator().manual_seed(seed)
-    eps = float(t["adv_eps"])
-    attack = PGD(model, eps=eps, alpha=t.get("adv_alpha"), steps=int(t["adv_steps"])) if regime == "adversarial" else None
+    attack = PGD(model, eps=t.adv_eps, alpha=t.adv_alpha, steps=t.adv_steps) if regime == "adversarial" else None
 
     history: dict[str, list] = {"train_loss": [], "train_acc": [], "val_acc": [], "val_loss": [], "lr": [], "seconds": []}
     best_state, best_epoch, start = None, 0, 0
@@ -307,13 +317,13 @@ def train_model(
         history = {k: list(v) for k, v in st["history"].items()}
         best_state, best_epoch, start = st["best_state"], int(st["best_epoch"]), int(st["epoch"])
 
-    bar = tqdm(range(start, epochs), initial=start, total=epochs, desc=f"train {regime}", disable=None if progress else True)
+    bar = progress_bar(range(start, epochs), progress=progress, initial=start, total=epochs, desc=f"train {regime}")
     for epoch in bar:
         t0 = time.time()
         model.train()
         loss_sum, correct, n = 0.0, 0, 0
-        inner = tqdm(train_ds.batches(bs, gen, dev), total=steps_per_epoch, leave=False, desc=f"epoch {epoch + 1}",
-                     disable=None if progress else True)
+        inner = progress_bar(train_ds.batches(bs, gen, dev), progress=progress, total=steps_per_epoch, leave=False,
+                             desc=f"epoch {epoch + 1}")
         for x, y in inner:
             if attack is not None:
                 x = attack(x, y)
@@ -360,15 +370,13 @@ def train_model(
         "train_acc": history["train_acc"][b], "train_loss": history["train_loss"][b],
         "seconds": float(sum(history["seconds"])), "n_train": len(train_ds), "n_val": len(val_ds),
     }
-    if regime in t.get("robust_eval_regimes", ["vanilla", "adversarial"]):
+    if regime in t.robust_eval_regimes:
         x, y = val_ds.with_options(train=False).tensors()
-        k = t.get("robust_eval_n")
-        if k is not None and int(k) < len(y):  # a seeded random subset (val is sorted by class)
-            idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[: int(k)].sort().values
+        k = t.robust_eval_n
+        if k is not None and k < len(y):  # a seeded random subset (val is sorted by class)
+            idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:k].sort().values
             x, y = x[idx], y[idx]
-        ev_steps = int(t.get("robust_eval_steps") or t["adv_steps"])
-        ev_alpha = t.get("robust_eval_alpha") if t.get("robust_eval_steps") else t.get("adv_alpha")
-        r = robust_accuracy(model, x, y, eps=eps, steps=ev_steps, alpha=ev_alpha, seed=seed, progress=progress)
+        r = robust_accuracy(model, x, y, pgd_settings(t), seed=seed, progress=progress)
         metrics.update({f"pgd_{k2}": v for k2, v in r.items()})
     meta = {
         "regime": regime, "seed": seed, "epoch": best_epoch, "metrics": metrics, "history": history,

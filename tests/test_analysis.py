@@ -202,3 +202,51 @@ def test_umap_is_seeded_and_shaped():
     assert np.allclose(e1, e2)
     with pytest.raises(ValueError, match="at least 4"):
         A.umap_embedding(X[:3], seed=0)
+
+
+# ------------------------------------------------------------------------- filter convention, labels
+class _ShiftedMeanThreshold(nn.Module):
+    """On normalised input x - 0.4: class 1 iff the mean exceeds 0.1 (i.e. the pixel mean exceeds 0.5)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = x.mean(dim=(1, 2, 3))
+        return torch.stack([0.1 - m, m - 0.1], dim=1)
+
+
+def test_masked_accuracy_filters_in_the_learners_space():
+    from fmask.models import Normalized
+
+    model = Normalized(_ShiftedMeanThreshold(), mean=(0.4,), std=(1.0,))
+    x = _constant_images([0.2, 0.4, 0.7, 0.9])
+    y = torch.tensor([0, 0, 1, 1])
+    halve_dc = torch.ones(1, 1, 8, 8)
+    halve_dc[0, 0, 0, 0] = 0.5
+    # pixel space: x -> x / 2 = 0.1, 0.2, 0.35, 0.45, all class 0
+    assert A.masked_accuracy(model, x, y, halve_dc, space="pixel") == 0.5
+    # normalised space (the original's, the default for a Normalized model): (x - 0.4) / 2 + 0.4 = 0.3, 0.4,
+    # 0.55, 0.65 -> classes 0, 0, 1, 1
+    assert A.masked_accuracy(model, x, y, halve_dc) == 1.0
+    assert A.masked_accuracy(model, x, y, halve_dc, space="normalised") == 1.0
+    assert A.table1_row(model, x, y, halve_dc, space="pixel")["masked"] == 0.5
+    t2 = A.table2_accuracies(model, x, y, halve_dc.expand(4, -1, -1, -1), space="pixel")
+    assert t2["masked"] == 0.5 and A.table2_accuracies(model, x, y, halve_dc.expand(4, -1, -1, -1))["masked"] == 1.0
+    with pytest.raises(ValueError, match="space"):
+        A.masked_accuracy(model, x, y, halve_dc, space="fourier")
+    with pytest.raises(ValueError, match="normalisation"):
+        A.masked_accuracy(MeanThreshold(), x, y, halve_dc, space="normalised")
+
+
+def test_out_of_range_labels_are_errors():
+    model = MeanThreshold()  # 2 classes
+    x = _constant_images([0.2, 0.9])
+    keep_all = torch.ones(1, 1, 8, 8)
+    with pytest.raises(ValueError, match="label 7 is out of range.*2 classes"):
+        A.accuracy(model, x, torch.tensor([0, 7]))
+    with pytest.raises(ValueError, match="out of range"):
+        A.masked_accuracy(model, x, torch.tensor([7, 1]), keep_all)
+    with pytest.raises(ValueError, match="out of range"):
+        A.table2_accuracies(model, x, torch.tensor([0, 2]), keep_all.expand(2, -1, -1, -1))
+    with pytest.raises(ValueError, match=">= 0"):
+        A.accuracy(model, x, torch.tensor([-1, 1]))
+    with pytest.raises(ValueError, match="integer"):
+        A.accuracy(model, x, torch.tensor([0.0, 1.0]))

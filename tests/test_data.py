@@ -178,3 +178,92 @@ def test_max_per_class_and_bad_args(fake_root):
         D.list_split(fake_root, "train", max_per_class=0)
     with pytest.raises(ValueError, match="regime"):
         D.load_split("train", root=fake_root, image_size=32, regime="shear", progress=False)
+
+
+# ------------------------------------------------------------------------------------- silent failures
+def test_cache_is_keyed_by_content_editing_an_image_changes_key_and_pixels(tmp_path, fake_root):
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from fmask.store import ArtifactStore
+
+    root = tmp_path / "copy"
+    shutil.copytree(fake_root, root)
+    st = ArtifactStore(tmp_path / "art")
+    paths, _ = D.list_split(root, "val")
+    key_before = D.content_key(paths, root)
+    a = D.load_split("val", root=root, image_size=32, store=st, progress=False)
+    victim = root / a.paths[0]
+    with Image.open(victim) as im:  # same name, same folder, new pixels (written in place)
+        w, h = im.size
+    Image.fromarray(np.full((h, w, 3), 250, np.uint8)).save(victim, quality=90)
+    key_after = D.content_key(paths, root)
+    assert key_before != key_after and key_before["n"] == key_after["n"]
+    b = D.load_split("val", root=root, image_size=32, store=st, progress=False)
+    assert len(list((tmp_path / "art" / "imagecache").glob("*.pt"))) == 2  # a new cache entry, not the old one
+    xa, xb = a.tensors()[0], b.tensors()[0]
+    assert not torch.equal(xa[0], xb[0]) and float(xb[0].mean()) > 0.95  # the new pixels are served
+    assert torch.equal(xa[1:], xb[1:])
+    fresh = D.load_split("val", root=root, image_size=32, progress=False)  # no cache at all
+    assert torch.equal(fresh.tensors()[0], xb)
+
+
+def test_16_bit_png_is_scaled_not_saturated(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    ramp = np.linspace(0, 65535, 48 * 40).reshape(40, 48).astype(np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(ramp).save(path)
+    with Image.open(path) as im:
+        assert im.mode.startswith("I")  # PIL reads it as a 16-bit/32-bit integer image
+    t = D.decode_image(path, 40, channels=1)  # no resize (shorter side already 40)
+    expected = torch.from_numpy(np.round(ramp / 257.0).astype(np.uint8))
+    assert t.shape == (1, 40, 48)
+    assert (t[0].int() - expected.int()).abs().max() <= 1
+    assert abs(float(t.float().mean()) - 127.5) < 2  # was ~255 (saturated) before the fix
+    rgb = D.decode_image(path, 40, channels=3)
+    assert torch.equal(rgb[0], rgb[1]) and (rgb[0].int() - expected.int()).abs().max() <= 1
+
+
+def test_extreme_aspect_ratio_does_not_pad_the_split(tmp_path, fake_root):
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "copy"
+    shutil.copytree(fake_root, root)
+    pano = root / "train" / "n02102040" / "n02102040_panorama.JPEG"  # 40 x 2000: resized to 32 x 1600
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 2000, 3), dtype=np.uint8)).save(pano)
+    ds = D.load_split("train", root=root, image_size=32, progress=False)
+    h, w = ds.sizes.unbind(1)
+    assert int(w.max()) == 1600
+    assert ds.images.numel() == int((h * w).sum())  # packed: no padding to the widest image
+    padded_split = len(ds) * 32 * 1600
+    assert ds.images.numel() < padded_split / 10
+    k = ds.paths.index(pano.relative_to(root).as_posix())
+    assert ds._raw(k).shape == (1, 32, 1600)
+    others = [i for i in range(len(ds)) if i != k][:8]
+    assert ds.padded(others).shape[-1] == 38  # a batch is padded only to its own widest image
+    g = torch.Generator().manual_seed(0)
+    for xb, yb in ds.batches(16, g):
+        assert xb.shape[1:] == (1, 32, 32) and 0 <= xb.min() and xb.max() <= 1
+    ev = ds.with_options(train=False)
+    x, _ = ev.tensors()
+    assert x.shape == (len(ds), 1, 32, 32)
+    from torchvision.transforms.v2 import functional as F
+
+    assert torch.allclose(x[k], F.center_crop(ds._raw(k), [32, 32]).float() / 255, rtol=0, atol=1e-6)
+
+
+def test_fake_imagenette_lives_in_fmask_testing_and_is_re_exported(tmp_path):
+    from fmask import testing
+
+    a = testing.write_fake_imagenette(tmp_path / "a", n_train=1, n_val=1, size=(16, 20))
+    b = D.write_fake_imagenette(tmp_path / "b", n_train=1, n_val=1, size=(16, 20))
+    files_a = sorted(p.relative_to(a) for p in a.rglob("*.JPEG"))
+    assert len(files_a) == 20 and files_a == sorted(p.relative_to(b) for p in b.rglob("*.JPEG"))
+    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files_a)  # same seeded content

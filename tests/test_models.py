@@ -80,3 +80,24 @@ def test_pgd_pixel_units_within_eps_and_hurts():
     assert r["clean_acc"] == 1.0 and r["robust_acc"] < 0.5 and r["n"] == 8
     assert robust_accuracy(lin, x, yl, eps=0.05, steps=5, seed=0) == r  # seeded
     assert robust_accuracy(lin, x, yl, eps=1e-6, steps=1, seed=0)["robust_acc"] == 1.0
+
+
+def test_pgd_settings_one_rule_for_training_metrics_and_analyses():
+    from fmask.attacks import PGDSettings, pgd_settings
+    from fmask.profiles import load_profile
+
+    cpu = load_profile("cpu")
+    # training metric: robust_eval_steps with its own (null -> eps/8) alpha, not the training step eps/4
+    s = pgd_settings(cpu.train)
+    assert s == PGDSettings(eps=cpu.train.adv_eps, alpha=cpu.train.adv_eps / 8, steps=10)
+    # analyses: analysis.pgd_steps with pgd_alpha null -> eps/8 (the old pipeline borrowed adv_alpha = eps/4)
+    a = pgd_settings(cpu.train, cpu.analysis)
+    assert a.steps == cpu.analysis.pgd_steps == 10 and a.alpha == pytest.approx(cpu.train.adv_eps / 8)
+    smoke = load_profile("smoke")  # nothing set for evaluation: the training attack
+    assert pgd_settings(smoke.train, smoke.analysis).as_dict() == {
+        "eps": smoke.train.adv_eps, "alpha": smoke.train.adv_eps / 8, "steps": smoke.train.adv_steps}
+    assert pgd_settings({"adv_eps": 0.02, "adv_steps": 5, "adv_alpha": 0.01}).alpha == 0.01
+    assert pgd_settings(None) == PGDSettings(eps=DEFAULT_EPS, alpha=DEFAULT_EPS / 8, steps=10)
+    assert pgd_settings({"adv_eps": 0.02}, {"pgd_eps": 0.05}).eps == 0.05
+    with pytest.raises(ValueError, match="eps > 0"):
+        pgd_settings({"adv_eps": -1.0})

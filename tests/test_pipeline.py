@@ -47,7 +47,7 @@ def _profile(root, **overrides):
         "dataset_mask.epochs": 1,
         "dataset_mask.batch_size": 5,
         "single_mask.steps": 3,
-        "single_mask.n_images": 3,
+        "selection.n_images": 3,
         "single_mask.batch_size": 2,
     }
     base.update(overrides)
@@ -83,9 +83,10 @@ def test_first_run_computes_and_records(first_run):
 
 def test_second_run_loads_instead_of_recomputing(first_run, fake_imagenette, monkeypatch):
     def boom(*a, **k):
-        raise AssertionError("learn_masks must not run: the artifacts exist")
+        raise AssertionError("no mask learner may run: the artifacts exist")
 
-    monkeypatch.setattr(pipeline, "learn_masks", boom)
+    monkeypatch.setattr(pipeline, "DatasetMask", boom)
+    monkeypatch.setattr(pipeline, "PerImageMasks", boom)
     run2 = Run.from_profile(_profile(fake_imagenette), artifacts=first_run["art"], results_dir=first_run["res"],
                             progress=False)
     dm2 = run2.dataset_mask("vanilla")
@@ -130,13 +131,55 @@ def test_selection_and_single_masks_are_consistent(first_run):
     assert torch.equal(sm["pgd"].history["target"], sel.adv_predictions)
 
 
-def test_mask_schedule_translation_and_bad_input():
-    assert pipeline._mask_schedule(0.1, per_image=False) == "onecycle"
-    assert pipeline._mask_schedule(0.1, per_image=True) is None
-    assert pipeline._mask_schedule("original", per_image=True) == "original"
-    with pytest.raises(ValueError, match="pct_start"):
-        pipeline._mask_schedule(0.3, per_image=False)
+def test_bad_profiles_are_rejected_before_anything_runs(tmp_path):
     with pytest.raises(ValueError, match="seed"):
         Run({"name": "x"})
     with pytest.raises(ValueError, match="device"):
         Run({"name": "x", "seed": 0, "device": "tpu"})
+    with pytest.raises(ValueError, match="did you mean 'lam'"):
+        Run({"name": "x", "seed": 0, "single_mask": {"lamda": 0.1}}, artifacts=tmp_path)
+
+
+def test_learners_get_the_profile_sections_as_keyword_arguments(first_run, fake_imagenette, monkeypatch, tmp_path):
+    """Run passes asdict(section) to DatasetMask / PerImageMasks, plus seed, device and progress."""
+    from dataclasses import asdict
+
+    seen = {}
+
+    class Spy:
+        def __init__(self, name):
+            self.name = name
+
+        def __call__(self, model, **kw):
+            seen[self.name] = kw
+            raise RuntimeError("stop")
+
+    monkeypatch.setattr(pipeline, "DatasetMask", Spy("dataset"))
+    monkeypatch.setattr(pipeline, "PerImageMasks", Spy("single"))
+    prof = _profile(fake_imagenette, **{"dataset_mask.lam": 0.3, "single_mask.lam": 0.05})
+    run = Run.from_profile(prof, artifacts=first_run["art"], results_dir=tmp_path, progress=False)
+    with pytest.raises(RuntimeError, match="stop"):
+        run.dataset_mask("vanilla")
+    with pytest.raises(RuntimeError, match="stop"):
+        run.single_image_masks(["vanilla"])
+    common = {"seed": prof.seed, "device": torch.device("cpu"), "progress": False}
+    assert seen["dataset"] == {**asdict(prof.dataset_mask), **common}
+    assert seen["single"] == {**asdict(prof.single_mask), **common}
+    assert seen["dataset"]["lam"] == 0.3 and seen["single"]["lam"] == 0.05
+
+
+def test_robust_accuracy_stage_and_one_trained_model_type(first_run, fake_imagenette):
+    from fmask import train
+
+    run = first_run["run"]
+    assert pipeline.TrainedModel is train.TrainedModel
+    tm = run.model("vanilla")
+    assert isinstance(tm, train.TrainedModel) and tm.key == tm.params and tm.checkpoint.exists()
+    r = run.robust_accuracy("vanilla")
+    assert set(r) == {"clean", "pgd"} and 0 <= r["pgd"] <= 1 and 0 <= r["clean"] <= 1
+    assert run.provenance["robust_accuracy.vanilla"] == "computed"
+    run2 = Run.from_profile(_profile(fake_imagenette), artifacts=first_run["art"], results_dir=first_run["res"],
+                            progress=False)
+    assert run2.robust_accuracy("vanilla") == r and run2.provenance["robust_accuracy.vanilla"] == "loaded"
+    assert run.pgd_settings() == {"eps": run.profile.train.adv_eps, "alpha": run.profile.train.adv_eps / 8,
+                                  "steps": run.profile.train.adv_steps}

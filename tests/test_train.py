@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fmask import train as T
-from fmask.data import write_fake_imagenette
+from fmask.testing import write_fake_imagenette
 from fmask.profiles import load_profile
 from fmask.store import ArtifactStore
 

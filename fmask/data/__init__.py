@@ -1,0 +1,71 @@
+"""Imagenette for fmask: locating/downloading it, the paper's class subsets, transforms, decoded datasets.
+
+The package has one module per concern (every public name is re-exported here, so ``from fmask.data import
+load_split`` keeps working):
+
+* :mod:`fmask.data.imagenette`: class subsets (``"paper"`` = folders [1, 3, 4, 5, 6] as the original code,
+  ``"first5"`` = the counts in the paper's text), :func:`find_data_root` (``root`` → ``$FMASK_DATA`` → download
+  cache), :func:`download_imagenette`, :func:`list_split` (paths and labels, nothing decoded);
+* :mod:`fmask.data.augment`: the original's train/eval transforms and :class:`BatchTrainTransform`, the same
+  random train augmentation done batch-wise; the regimes' ``RandomAffine`` settings come from
+  :data:`fmask.regimes.AFFINE` (re-exported as ``REGIME_AFFINE``);
+* :mod:`fmask.data.datasets`: :func:`decode_image`, :class:`TensorImageDataset` (packed uint8 images in
+  memory) and :func:`load_split`, whose disk cache is keyed by the files' content;
+* :mod:`fmask.testing`: :func:`write_fake_imagenette`, a tiny fake Imagenette folder for tests and demos.
+
+Conventions: images are float32 tensors in [0, 1] shaped (C, S, S) (C = 1 grayscale by default, 3 with
+``channels=3``); labels are int64 in 0..K-1 in the order of the chosen classes. Normalisation (mean 0.449,
+std 0.226) is NOT applied here; it lives in :class:`fmask.models.Normalized`.
+"""
+from __future__ import annotations
+
+from .augment import REGIME_AFFINE, BatchTrainTransform, eval_transform, pil_transform, train_transform
+from .datasets import CACHE_VERSION, TensorImageDataset, content_key, decode_image, load_split
+from .imagenette import (CLASS_NAMES, FIRST5_CLASSES, IMAGE_EXTENSIONS, IMAGENETTE_URLS, IMAGENETTE_WNIDS,
+                         PAPER_CLASSES, CorruptImageError, ImagenetteUnavailable, download_imagenette,
+                         find_data_root, list_split, resolve_classes)
+
+__all__ = [
+    "IMAGENETTE_WNIDS",
+    "CLASS_NAMES",
+    "PAPER_CLASSES",
+    "FIRST5_CLASSES",
+    "IMAGENETTE_URLS",
+    "IMAGE_EXTENSIONS",
+    "REGIME_AFFINE",
+    "CACHE_VERSION",
+    "ImagenetteUnavailable",
+    "CorruptImageError",
+    "resolve_classes",
+    "find_data_root",
+    "download_imagenette",
+    "list_split",
+    "decode_image",
+    "train_transform",
+    "eval_transform",
+    "pil_transform",
+    "TensorImageDataset",
+    "BatchTrainTransform",
+    "content_key",
+    "load_split",
+    "planted_frequency_dataset",
+    "write_fake_imagenette",
+]
+
+
+def planted_frequency_dataset(*args, **kwargs):
+    """Re-export of :func:`fmask.synthetic.planted_frequency_dataset` (imported lazily)."""
+    from ..synthetic import planted_frequency_dataset as _pfd
+
+    return _pfd(*args, **kwargs)
+
+
+def write_fake_imagenette(*args, **kwargs):
+    """Re-export of :func:`fmask.testing.write_fake_imagenette` (imported lazily)."""
+    from ..testing import write_fake_imagenette as _w
+
+    return _w(*args, **kwargs)
+
+
+write_fake_imagenette.__doc__ = "Re-export of :func:`fmask.testing.write_fake_imagenette`: " + (
+    "a tiny Imagenette-layout folder (all 10 wnids, RGB JPEGs) for tests and demos.")
