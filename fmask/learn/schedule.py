@@ -42,6 +42,10 @@ def _check(total_steps: int, pct_start: float) -> None:
         raise ValueError(f"total_steps must be an int >= 1, got {total_steps!r}")
     if not 0 < pct_start < 1:
         raise ValueError(f"pct_start must be in (0, 1), got {pct_start}")
+    end1 = float(pct_start * total_steps) - 1
+    if end1 == 0 or end1 == total_steps - 1:
+        raise ValueError(f"a one-cycle schedule over {total_steps} steps with pct_start {pct_start} has an empty "
+                         "phase (torch's OneCycleLR divides by zero); use more steps or schedule='constant'")
 
 
 def _cos(start: float, end: float, pct: float) -> float:
