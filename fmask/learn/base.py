@@ -7,6 +7,8 @@ classifier, device, seeding, precision, memory format and where the mask acts (s
   the device, in eval mode with ``requires_grad=False`` (the original freezes Φ the same way), converted to
   ``channels_last`` (default on CPU and CUDA: 1.8-1.9x faster for VGG on this project's CPU, same fp32
   arithmetic up to float rounding) and optionally ``torch.compile``-d.
+* **BN folding** (default): eval-mode BatchNorm after a convolution is folded into it on the private copy
+  (same function up to float rounding; saves the BN passes).
 * **Precision**: ``"exact"`` -- everything float32; ``"fast"`` -- the network alone under bf16 autocast
   (CPU or CUDA); masks, FFTs, the loss, Adam and the stopping statistics stay float32.
 * **Space** (where the mask acts): ``"normalised"`` -- like the original (``train_single_img_masks.py``,
@@ -84,6 +86,26 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
             m.training = t
 
 
+def fuse_conv_bn(net: nn.Module) -> int:
+    """Fold every eval-mode ``BatchNorm2d`` that directly follows a ``Conv2d`` inside an ``nn.Sequential`` into
+    the convolution (``torch.nn.utils.fusion.fuse_conv_bn_eval``; the BN becomes ``Identity``), in place on
+    ``net`` -- only ever called on the learners' private copy. The network is the same function (float rounding
+    aside) and skips the BN forward and backward (~20 % of a VGG11-bn step on CPU). Returns the number folded."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = 0
+    for seq in [m for m in net.modules() if isinstance(m, nn.Sequential)]:
+        names = list(seq._modules)
+        for a, b in zip(names, names[1:]):
+            conv, bn = seq._modules[a], seq._modules[b]
+            if (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and not bn.training
+                    and bn.track_running_stats and bn.running_mean is not None):
+                seq._modules[a] = fuse_conv_bn_eval(conv, bn)
+                seq._modules[b] = nn.Identity()
+                folded += 1
+    return folded
+
+
 def _positive_int(name: str, v: Any) -> int:
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
         raise ValueError(f"{name} must be an int >= 1, got {v!r}")
@@ -98,7 +120,7 @@ class MaskLearner:
 
     def __init__(self, model: nn.Module, *, lam: float, lr: float, patience: int, batch_size: int,
                  space: str, precision: str, seed: int, device: str | torch.device | None, progress: bool,
-                 compile: bool, channels: int | None, channels_last: bool) -> None:
+                 compile: bool, channels: int | None, channels_last: bool, fuse_bn: bool = True) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         lam, lr = float(lam), float(lr)
@@ -123,7 +145,7 @@ class MaskLearner:
         if self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())
         self.progress, self.compile = bool(progress), bool(compile)
-        self.channels, self.channels_last = channels, bool(channels_last)
+        self.channels, self.channels_last, self.fuse_bn = channels, bool(channels_last), bool(fuse_bn)
         # where the mask acts, resolved once from the caller's model (ValueError for "normalised" without mean)
         self.resolved_space = "pixel" if not isinstance(getattr(model, "mean", None), Tensor) or space == "pixel" \
             else "normalised"
@@ -133,7 +155,8 @@ class MaskLearner:
     def _params(self) -> dict[str, Any]:
         return {"lam": self.lam, "lr": self.lr, "patience": self.patience, "batch_size": self.batch_size,
                 "seed": self.seed, "space": self.resolved_space, "precision": self.precision,
-                "device": str(self.device), "channels_last": self.channels_last, "compile": self.compile}
+                "device": str(self.device), "channels_last": self.channels_last, "fuse_bn": self.fuse_bn,
+                "compile": self.compile}
 
     def _private_model(self) -> nn.Module:
         """A frozen private copy of the model on the device (channels_last / compiled as configured)."""
@@ -142,8 +165,17 @@ class MaskLearner:
         for p in net.parameters():
             p.requires_grad_(False)
             p.grad = None
+        if self.fuse_bn:
+            fuse_conv_bn(net)
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
+        if self.precision == "fast":
+            # autocast runs convolutions / linear layers in bf16 and would re-cast their fp32 weights at every
+            # forward (its weight cache only serves parameters that require grad, and Φ's are frozen): cast
+            # them once on the private copy instead -- the same bf16 values, ~10 % faster on vgg11_bn (CPU)
+            for mod in net.modules():
+                if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
+                    mod.to(torch.bfloat16)
         if self.compile:
             net = torch.compile(net)
         return net

@@ -43,14 +43,14 @@ class DatasetMask(MaskLearner):
                  patience: int = 7, batch_size: int = 1, schedule: str = "onecycle", space: str = "auto",
                  precision: str = "exact", seed: int = 0, device: str | torch.device | None = None,
                  progress: bool = True, compile: bool = False, channels: int | None = None,
-                 channels_last: bool = True) -> None:
+                 channels_last: bool = True, fuse_bn: bool = True) -> None:
         if schedule not in SCHEDULES_DATASET:
             raise ValueError(f"dataset-mask schedule must be one of {SCHEDULES_DATASET}, got {schedule!r}")
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
         super().__init__(model, lam=lam, lr=lr, patience=patience, batch_size=batch_size, space=space,
                          precision=precision, seed=seed, device=device, progress=progress, compile=compile,
-                         channels=channels, channels_last=channels_last)
+                         channels=channels, channels_last=channels_last, fuse_bn=fuse_bn)
         self.epochs, self.schedule = epochs, schedule
 
     def params(self) -> dict[str, Any]:

@@ -65,20 +65,23 @@ class PerImageMasks(MaskLearner):
         log_every: steps between host syncs (harvest finished masks, refill, progress).
         compaction: refill finished slots from the queue (default) instead of fixed chunks.
         channels_last: run the network on channels_last tensors (default; exact up to float rounding).
+        fuse_bn: fold eval-mode BatchNorm into the preceding convolution of the private copy (default; exact up
+            to float rounding).
     """
 
     def __init__(self, model: nn.Module, *, lam: float = 0.07, lr: float | None = None, steps: int = 20000,
                  patience: int = 300, batch_size: int = 64, schedule: str = "constant", space: str = "auto",
                  precision: str = "exact", seed: int = 0, device: str | torch.device | None = None,
                  progress: bool = True, compile: bool = False, channels: int | None = None,
-                 log_every: int = 50, compaction: bool = True, channels_last: bool = True) -> None:
+                 log_every: int = 50, compaction: bool = True, channels_last: bool = True,
+                 fuse_bn: bool = True) -> None:
         if schedule not in SCHEDULES_PER_IMAGE:
             raise ValueError(f"per-image schedule must be one of {SCHEDULES_PER_IMAGE}, got {schedule!r}")
         if lr is None:
             lr = ORIGINAL_SINGLE_IMAGE["lr"] if schedule == "original" else DEFAULTS["lr"]
         super().__init__(model, lam=lam, lr=lr, patience=patience, batch_size=batch_size, space=space,
                          precision=precision, seed=seed, device=device, progress=progress, compile=compile,
-                         channels=channels, channels_last=channels_last)
+                         channels=channels, channels_last=channels_last, fuse_bn=fuse_bn)
         for name, v in (("steps", steps), ("log_every", log_every)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {v!r}")
