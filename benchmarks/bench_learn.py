@@ -8,8 +8,8 @@ On the same frozen model, images, targets, hyper-parameters and step cap, in one
 * ``exact``  -- :class:`fmask.learn.PerImageMasks` with ``precision="exact"`` (float32, channels_last private
   copy of the network, compaction: stopped masks leave the batch and queued images take their slots);
 * ``fast``   -- the same with ``precision="fast"`` (bf16 autocast for the network only);
-* ``exact-contiguous`` (unless ``--quick``) -- exact without channels_last and without compaction (fixed
-  chunks): fmask's previous learner, for reference.
+* ``exact-plain`` (unless ``--quick``) -- exact without BN folding, channels_last and compaction (fixed
+  chunks): what fmask's previous learner ran, for reference.
 
 Every learner runs until every mask meets the original's stopping rule (patience ``--patience``) or the common
 step cap ``--steps``. Rates are images per second end to end (model copies, spectra, all steps, results);
@@ -147,7 +147,7 @@ def run_serial(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, kw
     factory, path = checkpoint_factory(model)
     sched = 0.1 if kw["schedule"] == "original" else None
     args = dict(lam=kw["lam"], lr=kw["lr"], seed=kw["seed"], patience=kw["patience"], schedule=sched,
-                schedule_total_steps=kw["steps"] * 200 if sched else None)
+                schedule_total_steps=kw["steps"] * 200 if sched else None, device=kw["device"])
     try:
         learn_masks_serial(factory, images[:1], targets[:1], steps=2, **args)  # warm-up
         t0 = time.perf_counter()
@@ -162,7 +162,7 @@ def run_fmask(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, kw:
     from fmask.learn import PerImageMasks
 
     common = dict(lam=kw["lam"], lr=kw["lr"], patience=kw["patience"], schedule=kw["schedule"], seed=kw["seed"],
-                  batch_size=kw["batch_size"], progress=False, **extra)
+                  batch_size=kw["batch_size"], device=kw["device"], progress=False, **extra)
     PerImageMasks(model, steps=2, **common)(images[:2], targets[:2])  # warm-up (allocator, kernels)
     t0 = time.perf_counter()
     res = PerImageMasks(model, steps=kw["steps"], **common)(images, targets)
@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=31)
     p.add_argument("--fit-steps", type=int, default=30,
                    help="full-batch Adam steps fitting the random model to arbitrary labels first (default 30)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu; results are synchronised at the end)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--data", default=os.environ.get("FMASK_DATA"), help="Imagenette root (default $FMASK_DATA)")
     p.add_argument("--out", default=str(RESULTS), help=f"JSON output (default {RESULTS})")
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():
         targets = model(images).argmax(1)  # the original uses the model's own predictions
     kw = dict(lam=args.lam, lr=args.lr, steps=args.steps, patience=args.patience, schedule=args.schedule,
-              seed=args.seed, batch_size=args.batch_size)
+              seed=args.seed, batch_size=args.batch_size, device=args.device)
     print(f"# {args.arch} (seeded random weights, fitted {args.fit_steps} steps to arbitrary labels); images: "
           f"{source}; {args.n} x {args.size}x{args.size}; settings {kw}")
 
@@ -215,8 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     runs["exact"] = run_fmask(model, images, targets, kw, precision="exact")
     runs["fast"] = run_fmask(model, images, targets, kw, precision="fast")
     if not args.quick:
-        runs["exact-contiguous"] = run_fmask(model, images, targets, kw, precision="exact", channels_last=False,
-                                             compaction=False)
+        runs["exact-plain"] = run_fmask(model, images, targets, kw, precision="exact", channels_last=False,
+                                        fuse_bn=False, compaction=False)
     load_after = _load()
     serial_rate = args.n / runs["serial"][0]
     s_masks = runs["serial"][1].masks
