@@ -248,3 +248,49 @@ def test_payload_is_the_one_serialisation(tmp_path):
         MaskResult.from_payload({**p, "format": "other"})
     with pytest.raises(ValueError, match="lacks"):
         MaskResult.from_payload({k: v for k, v in p.items() if k != "masks"})
+
+
+def test_dataset_mask_acts_on_the_normalised_image_like_the_original():
+    """DatasetMask on a Normalized model = the original's loop written directly: normalise, FourierMask on the
+    normalised image, the bare network, Adam, projection; the returned mask is the rule's snapshot."""
+    import torch.nn.functional as F
+
+    from fmask.mask import FourierMask
+
+    model = _normalized_tiny(seed=3)
+    x = _images(6, seed=9)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    epochs, lr, lam = 3, 0.05, 0.2
+    # one batch holding every image: the shuffle only permutes the batch, so the loop below is the same problem
+    r = DatasetMask(model, lam=lam, lr=lr, epochs=epochs, batch_size=6, schedule="constant", progress=False)(x, y)
+    xn = (x - model.mean) / model.std
+    layer = FourierMask((S, S))
+    opt = torch.optim.Adam(layer.parameters(), lr=lr)
+    with torch.no_grad():
+        ref = F.cross_entropy(model.net(layer(xn)), y, reduction="none")
+    per_epoch = []
+    for _ in range(epochs):
+        ce = F.cross_entropy(model.net(layer(xn)), y, reduction="none")
+        loss = (torch.exp((ce - ref) ** 2) + lam * layer.weight.abs().mean()).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        layer.project_()
+        per_epoch.append(layer.masks)
+    snap = int(r.history["snapshot_epoch"][0])
+    want = per_epoch[snap - 1] if snap else per_epoch[-1]
+    assert (1 - want).abs().mean() > 1e-2  # the mask moved
+    torch.testing.assert_close(r.masks, want, atol=1e-5, rtol=0)
+    assert r.params["space"] == "normalised"
+
+
+def test_frozen_context_restores_modes_and_flags():
+    from fmask.learn import frozen
+
+    model = make_tiny_cnn(1, 3).train()
+    next(model.parameters()).requires_grad_(False)
+    flags = [p.requires_grad for p in model.parameters()]
+    with frozen(model) as m:
+        assert not m.training and not any(p.requires_grad for p in m.parameters())
+    assert model.training and [p.requires_grad for p in model.parameters()] == flags
