@@ -33,6 +33,7 @@ The LAST line printed is one JSON object (also written to ``benchmarks/results/b
 Usage::
 
     python benchmarks/bench_learn.py --quick     # vgg_small, 64x64, 16 images, cap 200 steps: <= 3 min on 2 cores
+    python benchmarks/bench_learn.py --quick --ttq --out /tmp/ttq.json   # + time to quality
     python benchmarks/bench_learn.py --arch vgg11_bn --size 128 --n 32 --steps 300 --patience 20
 """
 from __future__ import annotations
@@ -56,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serial_reference import checkpoint_factory, learn_masks_serial  # noqa: E402
 
 PAPER_CLASSES = ["n02102040", "n03000684", "n03028079", "n03394916", "n03417042"]
+TTQ_TOL = 1e-4
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_learn.json"
 
 # ------------------------------------------------------------------------------------------ setup
@@ -169,6 +171,28 @@ def run_fmask(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, kw:
     return time.perf_counter() - t0, res
 
 
+def time_to_quality(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, kw: dict[str, Any],
+                    target: float, options: list[tuple[str, float]], fractions=(0.125, 0.25, 0.5, 0.75, 1.0)):
+    """Steps and seconds (exact learner) until the mean objective reaches ``target`` (the serial reference's
+    final value, up to ``TTQ_TOL`` = 1e-4: two float32 runs of the same schedule end ~2e-5 apart), per (schedule, lr) option: runs with step caps ``fraction × steps`` and reports the first cap
+    whose mean final objective is ≤ target (None if none). Returns a list of dicts, one per option."""
+    out = []
+    for schedule, lr in options:
+        row: dict[str, Any] = {"schedule": schedule, "lr": lr, "trace": []}
+        for f in fractions:
+            k = max(2, int(round(f * kw["steps"])))
+            secs, res = run_fmask(model, images, targets, {**kw, "steps": k, "schedule": schedule, "lr": lr},
+                                  precision="exact")
+            obj = res.history["loss"].mean().item()
+            row["trace"].append({"steps": k, "seconds": secs, "objective": obj})
+            if obj <= target + TTQ_TOL and "steps_to_target" not in row:
+                row["steps_to_target"], row["seconds_to_target"] = k, secs
+        row.setdefault("steps_to_target", None)
+        row.setdefault("seconds_to_target", None)
+        out.append(row)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true",
@@ -189,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu; results are synchronised at the end)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--data", default=os.environ.get("FMASK_DATA"), help="Imagenette root (default $FMASK_DATA)")
+    p.add_argument("--ttq", action="store_true",
+                   help="also time-to-quality: steps/seconds until fmask exact reaches the serial's final objective, "
+                        "for the original schedule and constant lr 0.01 / 0.05")
     p.add_argument("--out", default=str(RESULTS), help=f"JSON output (default {RESULTS})")
     args = p.parse_args(argv)
     if args.quick:
@@ -252,6 +279,15 @@ def main(argv: list[str] | None = None) -> int:
             out[f"max_dM_{key}"] = dm
             out[f"rel_dM_{key}_vs_serial"] = rel
             out[f"steps_equal_{key}"] = bool(torch.equal(res.steps, runs["serial"][1].steps))
+    if args.ttq:
+        target = out["serial_final_objective"]
+        opts = [("original", args.lr), ("constant", 0.01), ("constant", 0.05)]
+        out["time_to_quality"] = time_to_quality(model, images, targets, kw, target, opts)
+        print(f"# time to quality (exact): first step cap whose mean objective <= serial final {target:.5f}")
+        for row in out["time_to_quality"]:
+            trace = ", ".join(f"{t['steps']}: {t['objective']:.5f} ({t['seconds']:.1f}s)" for t in row["trace"])
+            print(f"#   {row['schedule']} lr {row['lr']}: steps {row['steps_to_target']}, "
+                  f"seconds {row['seconds_to_target']}; trace {trace}")
     ex = runs["exact"][1].masks
     out["rel_dM_fast"] = float((runs["fast"][1].masks - ex).norm() / (1 - ex).norm().clamp_min(1e-30))
     print(f"# load after {load_after}; rel dM fast vs exact {out['rel_dM_fast']:.2e}")
