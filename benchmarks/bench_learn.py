@@ -34,7 +34,7 @@ Usage::
 
     python benchmarks/bench_learn.py --quick     # vgg_small, 64x64, 16 images, cap 200 steps: <= 3 min on 2 cores
     python benchmarks/bench_learn.py --quick --ttq --out /tmp/ttq.json   # + time to quality
-    python benchmarks/bench_learn.py --arch vgg11_bn --size 128 --n 32 --steps 300 --patience 20
+    python benchmarks/bench_learn.py             # vgg11_bn, 128x128, 16 images, cap 100, patience 10: ~10 min
 """
 from __future__ import annotations
 
@@ -199,11 +199,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="vgg_small, 64x64, 16 images, cap 200, patience 20, batch 16 (<= 3 min on 2 cores)")
     p.add_argument("--arch", default="vgg11_bn")
     p.add_argument("--size", type=int, default=128, help="image side (default 128)")
-    p.add_argument("--n", type=int, default=32, help="images (default 32)")
-    p.add_argument("--steps", type=int, default=300, help="step cap per mask, the same for all (default 300)")
-    p.add_argument("--patience", type=int, default=20,
+    p.add_argument("--n", type=int, default=16, help="images (default 16)")
+    p.add_argument("--steps", type=int, default=100, help="step cap per mask, the same for all (default 100)")
+    p.add_argument("--patience", type=int, default=10,
                    help="the stopping counter's patience (original 300; smaller so masks stop within the cap)")
-    p.add_argument("--batch-size", type=int, default=32, help="fmask batch (masks learned at once)")
+    p.add_argument("--batch-size", type=int, default=16, help="fmask batch (masks learned at once)")
     p.add_argument("--lam", type=float, default=0.07)
     p.add_argument("--lr", type=float, default=0.2, help="max lr of the original schedule (default 0.2)")
     p.add_argument("--schedule", default="original", choices=["original", "constant"])
