@@ -54,7 +54,7 @@ class DatasetMask(MaskLearner):
         self.epochs, self.schedule = epochs, schedule
 
     def params(self) -> dict[str, Any]:
-        return {"per_image": False, **self._params(), "epochs": self.epochs, "steps": self.epochs,
+        return {"per_image": False, **self._params(), "epochs": self.epochs,
                 "schedule": self.schedule, "pct_start": DEFAULTS["pct_start"], "accuracy_ratio": ACCURACY_RATIO,
                 "tol_sparsity": TOL_SPARSITY}
 
