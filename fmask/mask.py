@@ -113,10 +113,42 @@ def filter_spectrum(spectrum: Tensor, masks: Tensor, offset: Tensor | None = Non
     return _apply(spectrum, m, offset)
 
 
+class _ReIfft2Masked(torch.autograd.Function):
+    """y = Re F⁻¹(M ⊙ X) for a real mask M (M, Cm, H, W) and a constant spectrum X (N, C, H, W).
+
+    Backward (M only; X is data): ∂L/∂M = Σ_broadcast Re(conj(X) ⊙ F(∂L/∂y)) / (H·W) -- the adjoint of
+    Re∘ifft2 is fft2/(H·W). Same values as autograd through ``torch.fft.ifft2(...).real`` (float rounding), without
+    its complex zero-fill and slice of the ``.real`` backward (≈ 10 % of a small network's step on CPU).
+    """
+
+    @staticmethod
+    def forward(ctx, m: Tensor, spectrum: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(spectrum)
+        ctx.mask_shape = m.shape
+        return torch.fft.ifft2(m * spectrum).real
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        (spectrum,) = ctx.saved_tensors
+        h, w = spectrum.shape[-2:]
+        g = (torch.fft.fft2(grad) * spectrum.conj()).real / (h * w)
+        shape = ctx.mask_shape
+        dims = [d for d in range(4) if shape[d] == 1 and g.shape[d] != 1]
+        if dims:
+            g = g.sum(dim=dims, keepdim=True)
+        return g, None
+
+
 def _apply(spectrum: Tensor, m: Tensor, offset: Tensor | None) -> Tensor:
     """THE filter (the one place in fmask that multiplies a spectrum by a mask and inverts it):
-    Re F⁻¹(M ⊙ X) + (1 − M[:, :, 0, 0]) · offset. No checks, no host syncs (the learners' hot loop)."""
-    return _add_offset(torch.fft.ifft2(m.to(spectrum.real.dtype) * spectrum).real, m, offset)
+    Re F⁻¹(M ⊙ X) + (1 − M[:, :, 0, 0]) · offset. No checks, no host syncs (the learners' hot loop).
+    Differentiable in the mask only (the spectrum is data)."""
+    m = m.to(spectrum.real.dtype)
+    if m.requires_grad and torch.is_grad_enabled() and not spectrum.requires_grad:
+        out = _ReIfft2Masked.apply(m, spectrum)
+    else:
+        out = torch.fft.ifft2(m * spectrum).real
+    return _add_offset(out, m, offset)
 
 
 def filter_images(x: Tensor, masks: Tensor, offset: Tensor | None = None) -> Tensor:
