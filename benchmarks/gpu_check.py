@@ -33,14 +33,12 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_learn import build_model, load_images, machine_line  # noqa: E402
