@@ -1,15 +1,14 @@
 """Correctness of the fast (GPU / bf16) mask-learning path against float32 CPU results.
 
-Reference: :func:`fmask.learn.learn_masks` on the CPU in float32 (deterministic). Candidates:
+Reference: :class:`fmask.learn.PerImageMasks` on the CPU with ``precision="exact"`` (float32, deterministic).
+Candidates (all the learner's own paths; it runs a private channels_last copy of the network):
 
-* ``cpu-bf16``   – always: the CPU *proxy* of the GPU path. The network runs under ``torch.autocast("cpu",
-  bfloat16)`` on channels_last inputs and weights, while masks, FFTs, the loss and Adam stay float32 –
-  the same split :class:`fmask.learn._Net` makes on CUDA with ``amp=True``.
-* ``cuda-fp32``  – when CUDA is available: float32 network (cuDNN may use TF32 for convolutions, torch's
+* ``cpu-fast``   – always: ``precision="fast"`` on the CPU (bf16 autocast for the network only; masks, FFTs,
+  the loss, Adam and the stopping statistics stay float32) – also the proxy of the GPU path.
+* ``cuda-exact`` – when CUDA is available: float32 network (cuDNN may use TF32 for convolutions, torch's
   default), ``cudnn.benchmark`` on.
-* ``cuda-bf16``  – when CUDA is available: learn_masks' own ``amp=True`` path (bf16 autocast,
-  channels_last), channels_last weights, ``cudnn.benchmark`` on.
-* ``cuda-bf16-compile`` – with ``--compile``: the same with ``torch.compile(model)``.
+* ``cuda-fast``  – when CUDA is available: ``precision="fast"`` on CUDA.
+* ``cuda-fast-compile`` – with ``--compile``: the same with ``compile=True`` (``torch.compile``).
 
 Errors (all relative, Frobenius norms over every image):
 
@@ -34,43 +33,19 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_learn import build_model, load_images, machine_line  # noqa: E402
 
 
-class CpuBf16(nn.Module):
-    """Run ``net`` under CPU bf16 autocast on channels_last inputs; return float32 logits (B, K)."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = copy.deepcopy(net).to(memory_format=torch.channels_last)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = self.net(x)
-        return out.float()
-
-
 def rel(a: torch.Tensor, b: torch.Tensor, denom: torch.Tensor) -> float:
     return float((a.double() - b.double()).norm() / denom.double().norm().clamp_min(1e-30))
-
-
-def masked_predictions(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, device: str) -> torch.Tensor:
-    from fmask.mask import filter_images
-
-    with torch.no_grad():
-        x = filter_images(images.to(device), masks.to(device))
-        return model(x).argmax(1).cpu()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,15 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lam", type=float, default=0.07)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=31)
-    p.add_argument("--compile", action="store_true", help="also check torch.compile(model) on CUDA")
-    p.add_argument("--no-tf32", action="store_true", help="disable TF32 for the cuda-fp32 check (tighter bound)")
+    p.add_argument("--compile", action="store_true", help="also check compile=True on CUDA")
+    p.add_argument("--no-tf32", action="store_true", help="disable TF32 for the cuda-exact check (tighter bound)")
     p.add_argument("--bf16-bound", type=float, default=0.1, help="bound on rel dM for the bf16 paths")
     p.add_argument("--data", default=os.environ.get("FMASK_DATA"), help="Imagenette root (default $FMASK_DATA)")
     args = p.parse_args(argv)
     if args.n < 1 or args.steps < 1 or args.size < 32:
         raise ValueError("--n and --steps must be >= 1 and --size >= 32")
 
-    from fmask.learn import learn_masks
+    from fmask.learn import PerImageMasks
 
     print("# fmask GPU-path correctness check")
     print(f"# machine: {machine_line()} cuda={torch.cuda.is_available()}"
@@ -102,62 +77,63 @@ def main(argv: list[str] | None = None) -> int:
         targets = model(images).argmax(1)
     print(f"# {args.arch}, {source}; {args.n} images {args.size}x{args.size}; steps {args.steps}; "
           f"lr {args.lr}; lam {args.lam}; seed {args.seed}")
-    kw: dict[str, Any] = dict(per_image=True, lam=args.lam, lr=args.lr, steps=args.steps,
-                              batch_size=args.batch_size, seed=args.seed, patience=args.steps + 10,
-                              progress=False)
+    kw: dict[str, Any] = dict(lam=args.lam, lr=args.lr, steps=args.steps, batch_size=args.batch_size,
+                              seed=args.seed, patience=args.steps + 10, progress=False)
 
     t0 = time.perf_counter()
-    ref = learn_masks(model, images, targets, device="cpu", amp=False, **kw)
+    ref = PerImageMasks(model, device="cpu", precision="exact", **kw)(images, targets)
     t_ref = time.perf_counter() - t0
     with torch.no_grad():
         logits_ref = model(images)
-    pred_ref = masked_predictions(model, images, ref.masks, "cpu")
+    pred_ref = ref.history["prediction"]
     change = 1 - ref.masks
-    print(f"# reference cpu-fp32: {args.n * args.steps / t_ref:.2f} images*steps/s; "
+    print(f"# reference cpu-exact: {args.n * args.steps / t_ref:.2f} images*steps/s; "
           f"mean |1 - M_ref| = {change.abs().mean():.4f}")
 
-    # (name, model, device, amp, bound on rel dM, bound on rel logits)
-    variants: list[tuple[str, nn.Module, str, bool, float, float]] = [
-        ("cpu-bf16", CpuBf16(model), "cpu", False, args.bf16_bound, 2e-2),
+    # (name, device, precision, compile, bound on rel dM, bound on rel logits)
+    variants: list[tuple[str, str, str, bool, float, float]] = [
+        ("cpu-fast", "cpu", "fast", False, args.bf16_bound, 2e-2),
     ]
     if torch.cuda.is_available():
         torch.backends.cudnn.benchmark = True
         if args.no_tf32:
             torch.backends.cudnn.allow_tf32 = False
             torch.backends.cuda.matmul.allow_tf32 = False
-        gpu = copy.deepcopy(model).cuda()
-        gpu_cl = copy.deepcopy(model).cuda().to(memory_format=torch.channels_last)
         fp32_bound = 1e-3 if args.no_tf32 else 5e-2
-        variants.append(("cuda-fp32", gpu, "cuda", False, fp32_bound, fp32_bound))
-        variants.append(("cuda-bf16", gpu_cl, "cuda", True, args.bf16_bound, 2e-2))
+        variants.append(("cuda-exact", "cuda", "exact", False, fp32_bound, fp32_bound))
+        variants.append(("cuda-fast", "cuda", "fast", False, args.bf16_bound, 2e-2))
         if args.compile:
-            variants.append(("cuda-bf16-compile", torch.compile(gpu_cl), "cuda", True, args.bf16_bound, 2e-2))
+            variants.append(("cuda-fast-compile", "cuda", "fast", True, args.bf16_bound, 2e-2))
     else:
-        print("# CUDA not available: only the CPU bf16 proxy is checked. On a GPU machine run:")
+        print("# CUDA not available: only the CPU bf16 path is checked. On a GPU machine run:")
         print("#   python benchmarks/gpu_check.py --arch vgg11_bn --size 128 --n 64 --steps 50 --compile")
 
     print("| variant           | images*steps/s | rel dM   | bound    | rel logits | bound    | pred agree | ok  |")
     print("|-------------------|----------------|----------|----------|------------|----------|------------|-----|")
     all_ok = True
-    for name, net, dev, amp, bound_m, bound_l in variants:
+    for name, dev, precision, comp, bound_m, bound_l in variants:
+        learner = PerImageMasks(model, device=dev, precision=precision, compile=comp, **kw)
         if dev == "cuda":  # warm-up: cudnn autotuning / compilation outside the timing
-            learn_masks(net, images[: min(args.n, args.batch_size)], targets[: min(args.n, args.batch_size)],
-                        device=dev, amp=amp, **{**kw, "steps": 2})
+            m = min(args.n, args.batch_size)
+            PerImageMasks(model, device=dev, precision=precision, compile=comp, **{**kw, "steps": 2})(
+                images[:m], targets[:m])
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        res = learn_masks(net, images, targets, device=dev, amp=amp, **kw)
+        res = learner(images, targets)
         if dev == "cuda":
             torch.cuda.synchronize()
         rate = args.n * args.steps / (time.perf_counter() - t0)
+        net = copy.deepcopy(model).to(dev).to(memory_format=torch.channels_last)
         with torch.no_grad():
-            if amp and dev == "cuda":
-                with torch.autocast("cuda", dtype=torch.bfloat16):
-                    logits = net(images.to(dev).contiguous(memory_format=torch.channels_last)).float().cpu()
+            x = images.to(dev).contiguous(memory_format=torch.channels_last)
+            if precision == "fast":
+                with torch.autocast(dev, dtype=torch.bfloat16):
+                    logits = net(x).float().cpu()
             else:
-                logits = net(images.to(dev)).float().cpu()
+                logits = net(x).float().cpu()
         e_m = rel(res.masks, ref.masks, change)
         e_l = rel(logits, logits_ref, logits_ref)
-        agree = float((masked_predictions(net, images, res.masks, dev) == pred_ref).float().mean())
+        agree = float((res.history["prediction"] == pred_ref).float().mean())
         ok = e_m <= bound_m and e_l <= bound_l
         all_ok &= ok
         print(f"| {name:<17} | {rate:>14.2f} | {e_m:>8.2e} | {bound_m:>8.1e} | {e_l:>10.2e} | {bound_l:>8.1e} | "

@@ -10,6 +10,12 @@ step, so that the speed comparison with :func:`fmask.learn.learn_masks` is hones
   sparsity terms, Adam step, zero_grad, optional scheduler step, clamp of the mask to [0, 1], then a
   prediction check (an extra no-grad forward with ``.item()``) and the original convergence counter.
 
+Where the mask acts: like the original (``networks.MaskCore`` filters the loader's output), on the
+*normalised* image. For a model that declares its normalisation (fmask's ``Normalized`` wrapper: ``mean``,
+``std`` buffers and the bare network ``net``) and ``space="auto"``/``"normalised"``, every forward here is
+``net(Re F⁻¹(M ⊙ F((x − μ)/σ)))`` -- normalise first, then filter, then the bare network -- independent of
+fmask's pixel-offset formula; ``space="pixel"`` (or a plain module) filters the [0, 1] image and calls the model.
+
 The loss is the paper's: ``exp[(CE(Φ(x̄), y) − CE(Φ(x), y))²] + λ·mean(M)`` (the original writes the
 second term as ``λ / ‖1‖₁ · ‖M‖₁``, which equals ``λ·mean(M)`` for M ≥ 0).
 
@@ -82,6 +88,18 @@ def serial_mask_forward(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.fft.ifft2(mask * torch.fft.fft2(x)).real
 
 
+def _split(model: nn.Module, space: str) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Module]:
+    """(input transform, network the filtered input goes through) for ``space``."""
+    if space not in ("auto", "normalised", "pixel"):
+        raise ValueError(f"space must be 'auto', 'normalised' or 'pixel', got {space!r}")
+    declares = isinstance(getattr(model, "mean", None), torch.Tensor) and hasattr(model, "net")
+    if space == "normalised" and not declares:
+        raise ValueError("space='normalised' needs a Normalized model (mean, std, net)")
+    if declares and space != "pixel":
+        return (lambda x: (x - model.mean) / model.std), model.net
+    return (lambda x: x), model
+
+
 def _prediction(model: nn.Module, mask: torch.Tensor, x: torch.Tensor) -> int:
     with torch.no_grad():
         return int(torch.argmax(model(serial_mask_forward(mask, x)), dim=1).item())
@@ -101,6 +119,7 @@ def learn_masks_serial(
     schedule_total_steps: int | None = None,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    space: str = "auto",
 ) -> SerialResult:
     """Learn one mask per image, one image at a time, exactly like the original serial script.
 
@@ -111,7 +130,11 @@ def learn_masks_serial(
     |Δsparsity| ≤ 1e-5 for ``patience`` consecutive steps); ``None`` disables early stopping.
     schedule: if not None, OneCycleLR with ``pct_start=schedule`` over ``schedule_total_steps`` total
     scheduler steps (the original uses ``epochs * 200``), stepped once per step.
+    space: ``"auto"`` (normalise then filter for a ``Normalized`` model, as the original), ``"normalised"``,
+    ``"pixel"`` (filter the [0, 1] image: fmask's old behaviour).
     """
+    if space not in ("auto", "normalised", "pixel"):
+        raise ValueError(f"space must be 'auto', 'normalised' or 'pixel', got {space!r}")
     if images.ndim != 4:
         raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
     if targets.ndim != 1 or targets.shape[0] != images.shape[0]:
@@ -131,24 +154,21 @@ def learn_masks_serial(
     step_seconds: list[float] = []
     t0 = time.perf_counter()
 
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover
-        tqdm = None  # type: ignore[assignment]
-    outer = range(n)
-    if progress and tqdm is not None:
-        outer = tqdm(outer, desc="serial reference", disable=None)
+    from fmask.runtime import progress_bar
+
+    outer = progress_bar(range(n), progress=progress, desc="serial reference")
 
     for i in outer:
         torch.manual_seed(seed)
-        model = make_model()
-        for p in model.parameters():
+        full = make_model()
+        for p in full.parameters():
             p.requires_grad_(False)
-        model = model.to(device).eval()
+        full = full.to(device).eval()
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
+        transform, model = _split(full, space)  # the loader's normalisation, then MaskCore on its output
 
-        x = images[i : i + 1].to(device)
+        x = transform(images[i : i + 1].to(device))
         y = targets[i : i + 1].to(device)
         with torch.no_grad():  # the original precomputes m_out through MaskCore with its all-ones mask
             m_out = model(serial_mask_forward(torch.ones(1, c, h, w, device=device), x))
@@ -199,7 +219,7 @@ def learn_masks_serial(
         converged[i] = done
         preds[i] = pred
         history.append({"invariance": inv_log, "sparsity": sp_log})
-        del model, opt, mask
+        del model, full, opt, mask
 
     return SerialResult(
         masks=masks,

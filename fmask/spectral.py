@@ -135,6 +135,8 @@ def band_energy(masks: Tensor, bands: Tensor | str = "radial", n_bands: int = 64
                          f"got shape {tuple(getattr(masks, 'shape', ()))}")
     if masks.is_complex():
         raise ValueError("band_energy expects real masks, got a complex tensor")
+    if masks.is_floating_point() and not bool(torch.isfinite(masks).all()):
+        raise ValueError("band_energy: masks contain NaN or inf values")
     h, w = masks.shape[-2:]
     if isinstance(bands, str):
         if bands == "radial":

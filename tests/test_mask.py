@@ -107,3 +107,62 @@ def test_wrong_shapes_raise_value_error_naming_shapes():
         FourierMask((16,))
     with pytest.raises(ValueError):
         FourierMask((16, 16), n_masks=0)
+
+
+def test_nan_or_inf_masks_raise():
+    x = _imgs(2)
+    for bad in (float("nan"), float("inf")):
+        m = torch.ones(1, 1, 16, 16)
+        m[0, 0, 3, 4] = bad
+        with pytest.raises(ValueError, match="NaN or inf"):
+            filter_images(x, m)
+        with pytest.raises(ValueError, match="NaN or inf"):
+            filter_spectrum(torch.fft.fft2(x), m)
+        with pytest.raises(ValueError, match="NaN or inf"):
+            complement(m)
+
+
+def test_offset_filter_equals_filtering_the_normalised_image():
+    """x̄ = Re F⁻¹(M ⊙ F x) + (1 − M[c,0,0])·μ_c is, in pixel units, the filter of (x − μ)/σ (the original's
+    space); FourierMask.forward / forward_spectrum and filter_images agree on it."""
+    from fmask.mask import pixel_offset
+    from fmask.models import Normalized
+
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    model = Normalized(torch.nn.Identity(), mean, std)
+    x = _imgs(2, 3, 8, 8, seed=7)
+    m = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(8))
+    off = pixel_offset(model)  # "auto" on a Normalized model: its mean
+    assert torch.allclose(off, torch.tensor(mean))
+    mu, sd = model.mean, model.std
+    want = torch.fft.ifft2(m * torch.fft.fft2((x - mu) / sd)).real * sd + mu
+    got = filter_images(x, m, offset=off)
+    assert torch.allclose(got, want, atol=1e-5)
+    layer = FourierMask((8, 8), n_masks=2, channels=3)
+    layer.set_masks(m)
+    assert torch.allclose(layer(x, offset=off), got, atol=1e-6)
+    assert torch.allclose(layer.forward_spectrum(torch.fft.fft2(x), offset=off), got, atol=1e-6)
+    assert torch.equal(pixel_offset(model, "pixel"), torch.zeros(3))
+    assert torch.equal(pixel_offset(torch.nn.Identity(), "auto"), torch.zeros(1))
+    with pytest.raises(ValueError, match="normalised"):
+        pixel_offset(torch.nn.Identity(), "normalised")
+    assert not torch.allclose(got, filter_images(x, m), atol=1e-3)  # the offset matters
+
+
+@pytest.mark.parametrize("mask_shape", [(3, 2, 8, 6), (1, 1, 8, 6), (3, 1, 8, 6), (1, 2, 8, 6)])
+def test_filter_gradient_equals_autograd_through_ifft2(mask_shape):
+    """The filter's hand-written backward (adjoint of Re∘ifft2) equals autograd through ifft2(...).real, incl.
+    masks broadcast over images and/or channels; gradcheck in float64."""
+    from fmask.mask import _apply
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 2, 8, 6, generator=g, dtype=torch.float64)
+    spec = torch.fft.fft2(x)
+    m = torch.rand(*mask_shape, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 2, 8, 6, generator=g, dtype=torch.float64)
+    off = torch.tensor([0.3, 0.7], dtype=torch.float64)
+    (ours,) = torch.autograd.grad((_apply(spec, m, off) * w).sum(), m)
+    plain = torch.fft.ifft2(m * spec).real + (1 - m[:, :, :1, :1]) * off.view(1, -1, 1, 1)
+    (ref,) = torch.autograd.grad((plain * w).sum(), m)
+    torch.testing.assert_close(ours, ref, atol=1e-12, rtol=1e-10)
+    assert torch.autograd.gradcheck(lambda mm: _apply(spec, mm, off), (m,))

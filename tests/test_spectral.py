@@ -126,3 +126,11 @@ def test_band_energy_rejects_bad_input():
         radial_bands(0, 8, 4)
     with pytest.raises(ValueError):
         centered(torch.rand(3))
+
+
+def test_band_energy_rejects_nan_or_inf_masks():
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        m = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+        m[1, 0, 2, 2] = bad
+        with pytest.raises(ValueError, match="NaN or inf"):
+            band_energy(m, "radial", 4)
