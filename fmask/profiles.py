@@ -307,6 +307,10 @@ class DatasetMaskSection(Section):
     schedule: str = _f("onecycle", "choice", choices=("onecycle", "constant"))
     space: str = _f("auto", "str")
     precision: str = _f("exact", "choice", choices=("exact", "fast"))
+    compile: bool = _f(False, "bool")
+    channels: int | None = _f(None, "int", optional=True, min=1)
+    channels_last: bool = _f(True, "bool")
+    fuse_bn: bool = _f(True, "bool")
 
     def __post_init__(self) -> None:
         s = self.schedule
@@ -327,20 +331,27 @@ class DatasetMaskSection(Section):
 class SingleMaskSection(Section):
     """Exactly :class:`fmask.learn.PerImageMasks`' keyword arguments (defaults: the paper's, λ = 0.07).
 
-    ``schedule``: ``constant`` or ``original`` (the original's never-finished one-cycle warm-up). Old profiles
+    ``lr``: null means the learner's default for the schedule (0.01 constant, 0.2 = the original's flag for
+    ``original``). ``schedule``: ``constant`` or ``original`` (the original's never-finished one-cycle warm-up). Old profiles
     wrote a pct_start number or null: both mean the original's schedule run with the paper's lr, whose
     effective lr is almost constant, so they are read as ``constant``.
     """
 
     NAME: ClassVar[str] = "single_mask"
     lam: float = _f(0.07, "float", min=0)
-    lr: float = _f(0.01, "float", min=0, min_inclusive=False)
+    lr: float | None = _f(None, "float", optional=True, min=0, min_inclusive=False)
     steps: int = _f(20000, "int", min=1)
     patience: int = _f(300, "int", min=1)
     batch_size: int = _f(64, "int", min=1)
     schedule: str = _f("constant", "choice", choices=("constant", "original"))
     space: str = _f("auto", "str")
     precision: str = _f("exact", "choice", choices=("exact", "fast"))
+    compile: bool = _f(False, "bool")
+    channels: int | None = _f(None, "int", optional=True, min=1)
+    channels_last: bool = _f(True, "bool")
+    fuse_bn: bool = _f(True, "bool")
+    log_every: int = _f(50, "int", min=1)
+    compaction: bool = _f(True, "bool")
 
     def __post_init__(self) -> None:
         s = self.schedule
