@@ -608,7 +608,6 @@ def run_own_masks(
     :meth:`fmask.learn.MaskResult.save` format (readable with ``MaskResult.load``), with metadata naming the
     model, checkpoint, images and settings, written with :func:`fmask.store.atomic_torch_save`.
     """
-    from .learn._core import _FORMAT
     from .store import atomic_torch_save, jsonable, versions
 
     model = prepare_model(model_or_arch, checkpoint=checkpoint, num_classes=num_classes, in_channels=in_channels,
@@ -621,6 +620,6 @@ def run_own_masks(
             "size": size, "mean": model.mean.reshape(-1).tolist(), "std": model.std.reshape(-1).tolist(),
             "labels": "given" if (labels is not None and use_labels) else "model predictions"}
     res.metadata = jsonable(meta)
-    payload = {**res.to_payload(), "format": _FORMAT, "metadata": res.metadata, "versions": versions()}
+    payload = {**res.to_payload(), "metadata": res.metadata, "versions": versions()}  # MaskResult.save's format
     atomic_torch_save(payload, out)
     return res
