@@ -142,7 +142,11 @@ def _book_parser(sub) -> argparse.ArgumentParser:
 
 def _cmd_book(args: argparse.Namespace) -> int:
     from . import book
+    from .book import runner
+    from .store import ArtifactStore
 
+    # the chapters write models and masks to the store: fail in one line now, not after a chapter ran
+    ArtifactStore(runner._resolve_artifacts(args.artifacts)).check_writable()
     book.run_book(profile=args.profile, out=args.out, data=args.data, artifacts=args.artifacts, only=args.only,
                   build=not args.no_build, progress=not args.no_progress, quiet_kernel=not args.verbose_kernel,
                   log=lambda s: print(s, flush=True))

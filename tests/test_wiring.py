@@ -415,3 +415,14 @@ def test_readme_is_true_to_the_code():
 
     # README's `make book PROFILE=smoke` -> _build/smoke/ is what the runner does
     assert runner.default_out("smoke") == runner.REPO_ROOT / "_build" / "smoke"
+
+
+def test_cli_book_unwritable_store_fails_before_any_chapter(tmp_path, monkeypatch, capsys):
+    from fmask.book import runner
+
+    blocker = tmp_path / "art"
+    blocker.write_text("x")
+    monkeypatch.setattr(runner, "run_book", lambda *a, **k: pytest.fail("a chapter ran on an unwritable store"))
+    rc = cli.main(["book", "--profile", "smoke", "--artifacts", str(blocker), "--out", str(tmp_path / "o"),
+                   "--no-build"])
+    _one_line(capsys, rc, str(blocker), "not writable")
