@@ -5,14 +5,20 @@ subparsers object, adds its parser and sets ``func``. Heavy modules are imported
 ``fmask --help`` stays fast and a command whose module is missing fails only when it is used.
 
 * ``fmask train``: train (or reuse / resume) the models of a profile's regimes.
-* ``fmask masks``: learn (or load) the dataset and single-image masks (:class:`fmask.pipeline.Run`).
+* ``fmask masks``: learn (or load) the dataset and single-image masks (:class:`fmask.pipeline.Run`); with
+  ``--arch`` masks for your own classifier and images (:func:`fmask.ownmodel.run_own_masks`).
 * ``fmask book``: execute the chapters and build the Jupyter Book (:func:`fmask.book.run_book`).
-* ``fmask distribute``: learn per-image masks sharded over torchrun ranks (:mod:`fmask.distributed`).
+* ``fmask distribute``: learn per-image masks sharded over torchrun ranks (:mod:`fmask.distributed`; its
+  ``python -m fmask.distributed`` entry point uses the same option table, :func:`add_distribute_arguments`).
+
+Commands that write check first (:meth:`fmask.store.ArtifactStore.check_writable`, or a probe in ``--out``'s
+folder), so an unwritable store or output folder fails in one line before any training or learning.
 * ``fmask profiles``: list the shipped profiles or print one (after overrides) as YAML.
 
 Errors: :func:`main` turns every expected failure (file-system errors, YAML syntax errors in a profile,
 refused pickles, bad values, a failed chapter) into ONE line ``fmask: error: ...`` on stderr naming the file
-and what to do, and exit status 2; no traceback (set ``FMASK_DEBUG=1`` to get it).
+and what to do, and exit status 2; no traceback (set ``FMASK_DEBUG=1`` to get it). An error about an atomic
+write's temporary file (``.<name>.<pid>-<hex>.tmp``) names the file being written instead.
 """
 from __future__ import annotations
 

@@ -13,6 +13,10 @@ Command line (rank 0 writes the gathered result atomically)::
     torchrun --nproc_per_node=2 -m fmask.distributed \\
         --checkpoint model.pt --images images.pt --out masks.pt --steps 20000 --lam 0.07
 
+The options are those of ``fmask distribute`` (one table, :func:`fmask.cli.add_distribute_arguments`),
+including ``--space`` (where the mask acts; default ``auto`` = the normalised image when the model declares
+its normalisation) and ``--precision`` (``exact`` / ``fast``), which are passed to the learner.
+
 ``images.pt`` holds ``{"images": (N, C, H, W) float in [0, 1], "targets": (N,) int64}``.
 """
 from __future__ import annotations
@@ -358,8 +362,13 @@ def run_worker(args: argparse.Namespace) -> int:
         )
         rank, world, _ = world_info()
         if rank == 0:
-            res.save(args.out, metadata={"checkpoint": os.path.abspath(args.checkpoint),
-                                         "images": os.path.abspath(args.images), "world_size": world})
+            try:
+                res.save(args.out, metadata={"checkpoint": os.path.abspath(args.checkpoint),
+                                             "images": os.path.abspath(args.images), "world_size": world})
+            except (OSError, RuntimeError) as e:  # name the output file, whatever layer failed
+                from fmask.ownmodel import _write_error
+
+                raise _write_error(args.out, e) from e
             print(f"wrote {args.out}: masks {tuple(res.masks.shape)} from {world} rank(s)", file=sys.stderr)
         if world > 1:
             dist.barrier()

@@ -621,5 +621,17 @@ def run_own_masks(
             "labels": "given" if (labels is not None and use_labels) else "model predictions"}
     res.metadata = jsonable(meta)
     payload = {**res.to_payload(), "metadata": res.metadata, "versions": versions()}  # MaskResult.save's format
-    atomic_torch_save(payload, out)
+    try:
+        atomic_torch_save(payload, out)
+    except (OSError, RuntimeError) as e:  # e.g. disk full inside torch's writer: name the file being written
+        raise _write_error(out, e) from e
     return res
+
+
+def _write_error(out: str | os.PathLike, e: BaseException) -> OSError:
+    """An ``OSError`` naming ``out`` for a failed atomic write (torch's writer raises bare RuntimeErrors)."""
+    import errno as _errno
+
+    code = getattr(e, "errno", None) or _errno.EIO
+    why = getattr(e, "strerror", None) or str(e).splitlines()[0] if str(e) else type(e).__name__
+    return OSError(code, f"could not write {out}: {why}", str(out))

@@ -426,3 +426,19 @@ def test_cli_book_unwritable_store_fails_before_any_chapter(tmp_path, monkeypatc
     rc = cli.main(["book", "--profile", "smoke", "--artifacts", str(blocker), "--out", str(tmp_path / "o"),
                    "--no-build"])
     _one_line(capsys, rc, str(blocker), "not writable")
+
+
+def test_failed_output_write_is_one_line_naming_the_output(resnet_ckpt, tmp_path, monkeypatch, capsys):
+    from fmask import store
+
+    ck, imgs = resnet_ckpt
+    out = tmp_path / "masks.pt"
+
+    def failing_save(obj, path):  # torch's zip writer reports a full disk as a bare RuntimeError
+        raise RuntimeError("[enforce fail at inline_container.cc] PytorchStreamWriter failed writing file data/0")
+
+    monkeypatch.setattr(store, "atomic_torch_save", failing_save)
+    rc = cli.main(["masks", "--arch", "torchvision:resnet18", "--checkpoint", str(ck), "--images", str(imgs),
+                   "--out", str(out), "--size", "32", "--steps", "1", "--no-progress"])
+    _one_line(capsys, rc, str(out), "could not write")
+    assert not out.exists()
