@@ -13,12 +13,13 @@ PROFILE ?= cpu
 OUT ?=
 STAMP := $(VENV)/.fmask-installed
 
-.PHONY: install test book bench clean-book help
+.PHONY: install test book bench bench-full clean-book help
 
 help:
 	@echo "make book    # execute the chapters (PROFILE=$(PROFILE)) and build the book (cpu: ./_build/html, else _build/<profile>/_build/html)"
 	@echo "make test    # run the test suite"
-	@echo "make bench   # run the speed benchmarks (prints a table)"
+	@echo "make bench       # quick speed benchmark of the mask learner (benchmarks/bench_learn.py --quick)"
+	@echo "make bench-full  # the full benchmark (benchmarks/bench_learn.py)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +38,9 @@ book: $(STAMP)
 	$(BIN)/fmask book --profile $(PROFILE) $(if $(OUT),--out $(OUT),) $(if $(ONLY),--only $(ONLY),)
 
 bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_learn.py --quick
+
+bench-full: $(STAMP)
 	$(BIN)/python benchmarks/bench_learn.py
 
 clean-book:

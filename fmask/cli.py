@@ -5,14 +5,20 @@ subparsers object, adds its parser and sets ``func``. Heavy modules are imported
 ``fmask --help`` stays fast and a command whose module is missing fails only when it is used.
 
 * ``fmask train``: train (or reuse / resume) the models of a profile's regimes.
-* ``fmask masks``: learn (or load) the dataset and single-image masks (:class:`fmask.pipeline.Run`).
+* ``fmask masks``: learn (or load) the dataset and single-image masks (:class:`fmask.pipeline.Run`); with
+  ``--arch`` masks for your own classifier and images (:func:`fmask.ownmodel.run_own_masks`).
 * ``fmask book``: execute the chapters and build the Jupyter Book (:func:`fmask.book.run_book`).
-* ``fmask distribute``: learn per-image masks sharded over torchrun ranks (:mod:`fmask.distributed`).
+* ``fmask distribute``: learn per-image masks sharded over torchrun ranks (:mod:`fmask.distributed`; its
+  ``python -m fmask.distributed`` entry point uses the same option table, :func:`add_distribute_arguments`).
+
+Commands that write check first (:meth:`fmask.store.ArtifactStore.check_writable`, or a probe in ``--out``'s
+folder), so an unwritable store or output folder fails in one line before any training or learning.
 * ``fmask profiles``: list the shipped profiles or print one (after overrides) as YAML.
 
 Errors: :func:`main` turns every expected failure (file-system errors, YAML syntax errors in a profile,
 refused pickles, bad values, a failed chapter) into ONE line ``fmask: error: ...`` on stderr naming the file
-and what to do, and exit status 2; no traceback (set ``FMASK_DEBUG=1`` to get it).
+and what to do, and exit status 2; no traceback (set ``FMASK_DEBUG=1`` to get it). An error about an atomic
+write's temporary file (``.<name>.<pid>-<hex>.tmp``) names the file being written instead.
 """
 from __future__ import annotations
 
@@ -24,7 +30,12 @@ import pickle
 import sys
 from typing import Any, Callable, Sequence
 
-__all__ = ["COMMANDS", "command", "build_parser", "main"]
+__all__ = ["COMMANDS", "command", "build_parser", "main", "add_distribute_arguments", "distribute_argv",
+           "ARTIFACTS_HELP"]
+
+#: the one help text of ``--artifacts`` (the truth is :func:`fmask.store.default_root`)
+ARTIFACTS_HELP = ("artifact store root for models/masks/caches (default: $FMASK_ARTIFACTS, else <repo>/artifacts "
+                  "when fmask runs from a source checkout, else ~/.cache/fmask/artifacts)")
 
 COMMANDS: dict[str, Callable[[Any], argparse.ArgumentParser]] = {}
 
@@ -45,8 +56,7 @@ def _profile_args(p: argparse.ArgumentParser, default: str = "cpu") -> None:
     p.add_argument("--data", default=None, metavar="DIR",
                    help="Imagenette folder with train/<wnid>/ and val/<wnid>/ (default: profile's data.root, "
                         "else $FMASK_DATA, else download imagenette2-160 into ~/.cache/fmask)")
-    p.add_argument("--artifacts", default=None, metavar="DIR",
-                   help="artifact store root for models/masks/caches (default: $FMASK_ARTIFACTS, else ./artifacts)")
+    p.add_argument("--artifacts", default=None, metavar="DIR", help=ARTIFACTS_HELP)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -98,6 +108,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     regimes = args.regime or ["all"]
     regimes = list(prof["train"]["regimes"]) if "all" in regimes else list(dict.fromkeys(regimes))
     store = ArtifactStore(args.artifacts)
+    store.check_writable()  # one clear line now, not after decoding the data or an epoch
     datasets = load_datasets(prof, args.data, store, progress=not args.no_progress)
     for r in regimes:
         tm = train_model(r, prof, store=store, progress=not args.no_progress, reuse=not args.retrain, datasets=datasets)
@@ -137,11 +148,64 @@ def _book_parser(sub) -> argparse.ArgumentParser:
 
 def _cmd_book(args: argparse.Namespace) -> int:
     from . import book
+    from .book import runner
+    from .store import ArtifactStore
 
+    # the chapters write models and masks to the store: fail in one line now, not after a chapter ran
+    ArtifactStore(runner._resolve_artifacts(args.artifacts)).check_writable()
     book.run_book(profile=args.profile, out=args.out, data=args.data, artifacts=args.artifacts, only=args.only,
                   build=not args.no_build, progress=not args.no_progress, quiet_kernel=not args.verbose_kernel,
                   log=lambda s: print(s, flush=True))
     return 0
+
+
+# (flag, type, default, help) of every option the distributed worker takes; `fmask distribute` and
+# `python -m fmask.distributed` (what torchrun starts per rank) are built from this one table.
+_DIST_OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
+    ("--checkpoint", str, None, "model checkpoint {'arch', 'state_dict'} or an fmask model artifact "
+                                "(see fmask.distributed.load_model_checkpoint)"),
+    ("--arch", str, None, "architecture, if the checkpoint does not store it"),
+    ("--images", str, None, "torch file {'images': (N,C,H,W) in [0,1], 'targets': (N,)} (targets optional)"),
+    ("--out", str, None, "output MaskResult file (written atomically by rank 0)"),
+    ("--lam", float, None, "λ (default: the paper's per-image 0.07)"),
+    ("--steps", int, None, "max steps per mask (default 20000)"),
+    ("--lr", float, None, "Adam learning rate (default: the learner's)"),
+    ("--batch-size", int, None, "images per chunk (default 64)"),
+    ("--patience", int, None, "stopping patience (default 300)"),
+    ("--seed", int, 31, "seed (default 31)"),
+    ("--device", str, "cpu", "cpu | cuda | auto (default cpu)"),
+    ("--schedule", str, None, "lr schedule: constant (default) or original (the original code's warm-up)"),
+    ("--space", str, None, "where the mask acts: auto (default: the normalised image when the model declares "
+                           "mean/std, as the original code), normalised, or pixel"),
+    ("--precision", str, None, "exact (float32 everywhere) or fast (bf16 network on CUDA); default: fast on "
+                               "CUDA unless --no-amp, else exact"),
+    ("--log-every", int, 50, "steps between host syncs (default 50)"),
+)
+_DIST_CHOICES = {"--schedule": ["constant", "original"], "--space": ["auto", "normalised", "pixel"],
+                 "--precision": ["exact", "fast"]}
+_DIST_REQUIRED = ("--checkpoint", "--images", "--out")
+
+
+def add_distribute_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the distributed mask learner's options to ``p`` (shared by ``fmask distribute`` and
+    ``python -m fmask.distributed``, so the two never drift apart); returns ``p``."""
+    for flag, typ, default, what in _DIST_OPTIONS:
+        p.add_argument(flag, type=typ, default=default, required=flag in _DIST_REQUIRED,
+                       choices=_DIST_CHOICES.get(flag), help=what)
+    p.add_argument("--no-amp", action="store_true", help="on CUDA, run the network in float32 (default bf16 autocast)")
+    return p
+
+
+def distribute_argv(args: argparse.Namespace) -> list[str]:
+    """The ``python -m fmask.distributed`` arguments that reproduce ``args`` (options left at None omitted)."""
+    argv: list[str] = []
+    for flag, _, _, _ in _DIST_OPTIONS:
+        v = getattr(args, flag[2:].replace("-", "_"))
+        if v is not None:
+            argv += [flag, str(v)]
+    if args.no_amp:
+        argv.append("--no-amp")
+    return argv
 
 
 @command("distribute")
@@ -150,25 +214,33 @@ def _distribute_parser(sub) -> argparse.ArgumentParser:
         "distribute", help="learn per-image masks sharded over torchrun ranks (rank 0 writes the result)",
         description="Learn per-image Fourier masks for a file of images with a model checkpoint, sharded over "
                     "--nproc processes (torch.distributed, gloo on 127.0.0.1). With --nproc 1 it runs in this "
-                    "process. Same options as `python -m fmask.distributed` (which torchrun starts per rank).",
+                    "process. `python -m fmask.distributed` (which torchrun starts per rank) takes the same "
+                    "options but --nproc.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  fmask distribute --nproc 2 --checkpoint model.pt --images images.pt --out masks.pt "
-               "--steps 2000",
+               "--steps 2000 --space normalised --precision exact",
     )
     p.add_argument("--nproc", type=int, default=1, help="processes (ranks) on this machine (default 1)")
-    p.add_argument("--checkpoint", required=True, help="model checkpoint {'arch', 'state_dict'}")
-    p.add_argument("--arch", default=None, help="architecture, if the checkpoint does not store it")
-    p.add_argument("--images", required=True, help="torch file {'images': (N,C,H,W) in [0,1], 'targets': (N,)}")
-    p.add_argument("--out", required=True, help="output MaskResult file (written atomically by rank 0)")
-    for opt, typ, what in (("--lam", float, "λ (default 0.07)"), ("--steps", int, "max steps per mask (default 20000)"),
-                           ("--lr", float, "Adam learning rate"), ("--batch-size", int, "images per chunk (default 64)"),
-                           ("--patience", int, "stopping patience (default 300)")):
-        p.add_argument(opt, type=typ, default=None, help=what)
-    p.add_argument("--seed", type=int, default=31, help="seed (default 31)")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
-    p.add_argument("--no-amp", action="store_true", help="on CUDA, run the network in float32")
+    add_distribute_arguments(p)
     p.set_defaults(func=_cmd_distribute)
     return p
+
+
+def _check_out_folder(out: str | os.PathLike) -> None:
+    """Fail now (naming the folder) if ``out``'s folder cannot be created or written, before any compute."""
+    from pathlib import Path
+
+    from .store import StoreError
+
+    folder = Path(out).expanduser().absolute().parent
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".fmask-write-probe.{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+    except OSError as e:
+        raise StoreError(e.errno, f"cannot write the output file {out} ({e.strerror or e})", str(folder)) from e
+    finally:
+        probe.unlink(missing_ok=True)
 
 
 def _cmd_distribute(args: argparse.Namespace) -> int:
@@ -177,53 +249,98 @@ def _cmd_distribute(args: argparse.Namespace) -> int:
     for path in (args.checkpoint, args.images):
         if not os.path.isfile(path):
             raise FileNotFoundError(errno.ENOENT, "no such file", path)
-    argv = ["--checkpoint", args.checkpoint, "--images", args.images, "--out", args.out, "--seed", str(args.seed),
-            "--device", args.device]
-    for name in ("arch", "lam", "steps", "lr", "batch_size", "patience"):
-        v = getattr(args, name)
-        if v is not None:
-            argv += [f"--{name.replace('_', '-')}", str(v)]
-    if args.no_amp:
-        argv.append("--no-amp")
     if args.nproc < 1:
         raise ValueError(f"--nproc must be >= 1; got {args.nproc}")
+    _check_out_folder(args.out)
     if args.nproc == 1:
         from . import distributed
 
         try:
-            return int(distributed.main(argv) or 0)
+            return int(distributed.run_worker(args) or 0)
         except pickle.UnpicklingError as exc:
             raise pickle.UnpicklingError(f"{args.checkpoint} or {args.images}: {exc}") from exc
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--node_rank=0",
-           f"--nproc_per_node={args.nproc}", "--master_addr=127.0.0.1", "-m", "fmask.distributed", *argv]
+           f"--nproc_per_node={args.nproc}", "--master_addr=127.0.0.1", "-m", "fmask.distributed",
+           *distribute_argv(args)]
     return subprocess.call(cmd)
 
 
 @command("masks")
 def _masks_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("masks", help="learn the dataset and single-image Fourier masks of a profile (cached)",
-                       description="Train/load the models, then learn (or load) the masks through fmask.pipeline.Run.",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="example:\n  fmask masks --profile smoke --which dataset --regime vanilla")
+    p = sub.add_parser(
+        "masks", help="learn Fourier masks: a profile's dataset/single-image masks (cached), or your own model's",
+        description="Two modes. With --profile (default): train/load the models, then learn (or load) the "
+                    "masks through fmask.pipeline.Run. With --arch: learn masks for YOUR classifier on YOUR "
+                    "images (fmask.ownmodel.run_own_masks) and write them to --out.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  fmask masks --profile smoke --which dataset --regime vanilla\n"
+               "  fmask masks --arch torchvision:resnet18 --checkpoint my_resnet.pt --num-classes 10 \\\n"
+               "      --images my_images/ --size 224 --out masks.pt --steps 2000\n"
+               "  fmask masks --arch vgg11_bn --checkpoint ck.pt --images x.pt --out m.pt --dataset --lam 0.2")
     _profile_args(p)
     p.add_argument("--which", choices=["dataset", "single", "all"], default="all",
-                   help="dataset masks per regime, single-image masks, or both (default: all)")
-    p.add_argument("--regime", action="append", default=None, help="regime(s) for dataset masks (default: profile's)")
+                   help="profile mode: dataset masks per regime, single-image masks, or both (default: all)")
+    p.add_argument("--regime", action="append", default=None, help="profile mode: regime(s) for dataset masks "
+                                                                   "(default: profile's)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="compute device")
-    p.add_argument("--seed", type=int, default=None, help="override the profile's seed")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any profile value")
-    p.add_argument("--results", default=None, metavar="DIR", help="folder for result files (default: pipeline's)")
+    p.add_argument("--seed", type=int, default=None, help="override the profile's seed / the learner's seed")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="profile mode: override any profile value")
+    p.add_argument("--results", default=None, metavar="DIR",
+                   help="profile mode: folder for result files (default: 'results' beside the artifact store)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    own = p.add_argument_group("your own model (--arch)", "learn masks for any classifier on [0, 1] images")
+    own.add_argument("--arch", default=None,
+                     help="architecture: torchvision:<name> (e.g. torchvision:resnet18), fmask:<name> or vgg11_bn / "
+                          "resnet18 / vgg_small (random init; weights come from --checkpoint, never downloaded)")
+    own.add_argument("--checkpoint", default=None, metavar="FILE", help="state dict file (weights_only load)")
+    own.add_argument("--images", default=None, metavar="DIR|FILE.pt",
+                     help="a folder of images (optionally one sub-folder per class = labels) or a .pt file "
+                          "{'images': (N,C,H,W) in [0,1], 'targets': (N,)}")
+    own.add_argument("--out", default=None, metavar="FILE", help="output MaskResult file (written atomically)")
+    own.add_argument("--num-classes", type=int, default=None, help="classes (default: read off the checkpoint)")
+    own.add_argument("--in-channels", type=int, default=None, help="image channels (default: the checkpoint's)")
+    own.add_argument("--mean", type=float, nargs="+", default=None,
+                     help="the model's input normalisation mean, one value or one per channel (default: ImageNet "
+                          "statistics for 3 channels; 0 with --std 1 for a model on raw [0, 1] pixels)")
+    own.add_argument("--std", type=float, nargs="+", default=None, help="the model's normalisation std")
+    own.add_argument("--size", type=int, nargs="+", default=None, help="resize images to S or H W")
+    own.add_argument("--dataset", action="store_true", help="one mask for all images (default: one per image)")
+    own.add_argument("--shared-channels", action="store_true",
+                     help="one mask shared by all colour channels (default: one mask channel per image channel)")
+    own.add_argument("--no-labels", action="store_true",
+                     help="target the model's own predictions even if the images carry labels")
+    own.add_argument("--lam", type=float, default=None, help="λ (default: 0.07 per image, 0.2 dataset, the paper's)")
+    own.add_argument("--steps", type=int, default=None, help="max steps per mask (epochs with --dataset)")
+    own.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the learner's)")
+    own.add_argument("--batch-size", type=int, default=None, help="images per chunk / batch")
+    own.add_argument("--patience", type=int, default=None, help="stopping patience")
+    own.add_argument("--space", choices=["auto", "normalised", "pixel"], default=None,
+                     help="where the mask acts (default auto: the normalised image, as the original code)")
+    own.add_argument("--precision", choices=["exact", "fast"], default=None, help="exact (default) or fast")
     p.set_defaults(func=_cmd_masks)
     return p
 
 
+_OWN_ONLY = ("checkpoint", "images", "out", "num_classes", "in_channels", "mean", "std", "size", "lam", "steps",
+             "lr", "batch_size", "patience", "space", "precision")
+
+
 def _cmd_masks(args: argparse.Namespace) -> int:
+    if args.arch is not None:
+        return _cmd_own_masks(args)
+    given = [f"--{n.replace('_', '-')}" for n in _OWN_ONLY if getattr(args, n) not in (None, False)]
+    given += [f for f, v in (("--dataset", args.dataset), ("--shared-channels", args.shared_channels),
+                             ("--no-labels", args.no_labels)) if v]
+    if given:
+        raise ValueError(f"{', '.join(given)} apply to your own model: add --arch (see fmask masks --help)")
     from .pipeline import Run  # lazy: owned by another module
     from .profiles import load_profile
+    from .store import ArtifactStore
 
     prof = load_profile(args.profile, _overrides(args))
-    run = Run.from_profile(prof, data_root=args.data, artifacts=args.artifacts, results_dir=args.results,
+    store = ArtifactStore(args.artifacts)
+    store.check_writable()  # fail in one line before any model is trained or mask learned
+    run = Run.from_profile(prof, data_root=args.data, artifacts=store, results_dir=args.results,
                            device=args.device, progress=not args.no_progress)
     if args.which in ("dataset", "all"):
         for r, res in run.dataset_masks(args.regime).items():
@@ -233,6 +350,34 @@ def _cmd_masks(args: argparse.Namespace) -> int:
         for k, res in run.single_image_masks().items():
             print(json.dumps({"stage": "single_image_masks", "which": k, "shape": list(res.masks.shape),
                               "mean": float(res.masks.mean())}), flush=True)
+    return 0
+
+
+def _cmd_own_masks(args: argparse.Namespace) -> int:
+    """``fmask masks --arch ...``: :func:`fmask.ownmodel.run_own_masks`; prints one JSON line."""
+    missing = [f for f, v in (("--images", args.images), ("--out", args.out)) if v is None]
+    if missing:
+        raise ValueError(f"fmask masks --arch needs {' and '.join(missing)}")
+    for path in (args.checkpoint, args.images):
+        if path is not None and not os.path.exists(path):
+            raise FileNotFoundError(errno.ENOENT, "no such file or folder", path)
+    _check_out_folder(args.out)
+    from .ownmodel import run_own_masks
+
+    def stat(v):
+        return None if v is None else (v[0] if len(v) == 1 else tuple(v))
+
+    size = None if args.size is None else (args.size[0] if len(args.size) == 1 else tuple(args.size))
+    kw = {k: getattr(args, k) for k in ("lam", "steps", "lr", "batch_size", "patience", "space", "precision", "seed")
+          if getattr(args, k) is not None}
+    if args.device is not None:
+        kw["device"] = args.device
+    res = run_own_masks(args.arch, args.images, args.out, checkpoint=args.checkpoint, num_classes=args.num_classes,
+                        in_channels=args.in_channels, mean=stat(args.mean), std=stat(args.std), size=size,
+                        use_labels=not args.no_labels, per_image=not args.dataset,
+                        shared_channels=args.shared_channels, progress=not args.no_progress, **kw)
+    print(json.dumps({"stage": "own_masks", "out": str(args.out), "shape": list(res.masks.shape),
+                      "mean": float(res.masks.mean())}), flush=True)
     return 0
 
 
@@ -303,6 +448,13 @@ def error_message(exc: BaseException) -> str:
         if hint and not any(w in text for w in ("choose", "check", "fix")):
             text = f"{text} ({hint})"
         where = exc.filename
+        if where is not None:  # an atomic write's temporary file: name the file being written
+            import re
+            from pathlib import Path
+
+            m = re.match(r"^\.(.+)\.\d+-[0-9a-f]{16}\.tmp$", Path(str(where)).name)
+            if m:
+                where = str(Path(str(where)).with_name(m.group(1)))
         if where is not None and str(where) not in text:
             text = f"{where}: {text}"
         return _one_line(text)
@@ -323,12 +475,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     import yaml
 
     from .book.errors import BookError
+    from .store import ArtifactCorruptError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (OSError, yaml.YAMLError, pickle.UnpicklingError, ValueError, BookError, RuntimeError) as exc:
+    except (OSError, yaml.YAMLError, pickle.UnpicklingError, ValueError, BookError, RuntimeError,
+            ArtifactCorruptError) as exc:
         if os.environ.get("FMASK_DEBUG"):
             raise
         print(f"fmask: error: {error_message(exc)}", file=sys.stderr)

@@ -13,6 +13,10 @@ Command line (rank 0 writes the gathered result atomically)::
     torchrun --nproc_per_node=2 -m fmask.distributed \\
         --checkpoint model.pt --images images.pt --out masks.pt --steps 20000 --lam 0.07
 
+The options are those of ``fmask distribute`` (one table, :func:`fmask.cli.add_distribute_arguments`),
+including ``--space`` (where the mask acts; default ``auto`` = the normalised image when the model declares
+its normalisation) and ``--precision`` (``exact`` / ``fast``), which are passed to the learner.
+
 ``images.pt`` holds ``{"images": (N, C, H, W) float in [0, 1], "targets": (N,) int64}``.
 """
 from __future__ import annotations
@@ -36,6 +40,7 @@ __all__ = [
     "merge_results",
     "learn_masks_distributed",
     "load_model_checkpoint",
+    "run_worker",
     "main",
 ]
 
@@ -308,35 +313,34 @@ def load_model_checkpoint(path: str, arch: str | None = None) -> nn.Module:
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    """The worker's parser: the same options as ``fmask distribute`` (:func:`fmask.cli.add_distribute_arguments`)
+    without ``--nproc``; one definition, so the CLI and torchrun's per-rank command line cannot drift apart."""
+    from fmask.cli import add_distribute_arguments
+
     p = argparse.ArgumentParser(
         prog="python -m fmask.distributed",
-        description="Learn per-image Fourier masks, sharded over torchrun ranks; rank 0 writes the result.",
+        description="Learn per-image Fourier masks, sharded over torchrun ranks; rank 0 writes the result. "
+                    "Same options as `fmask distribute` (which starts torchrun with them).",
     )
-    p.add_argument("--checkpoint", required=True, help="model checkpoint (see load_model_checkpoint)")
-    p.add_argument("--arch", default=None, help="architecture, if the checkpoint does not store it")
-    p.add_argument("--images", required=True, help="torch file {'images': (N,C,H,W) in [0,1], 'targets': (N,)}")
-    p.add_argument("--out", required=True, help="output MaskResult file (written atomically by rank 0)")
-    p.add_argument("--lam", type=float, default=None, help="λ (default: learn_masks default, 0.07)")
-    p.add_argument("--steps", type=int, default=None, help="max steps per mask (default 20000)")
-    p.add_argument("--lr", type=float, default=None, help="Adam lr (default: learn_masks default)")
-    p.add_argument("--batch-size", type=int, default=None, help="images per chunk (default 64)")
-    p.add_argument("--seed", type=int, default=31)
-    p.add_argument("--patience", type=int, default=None, help="stopping patience (default 300)")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
-    p.add_argument("--schedule", default=None, choices=[None, "original"], help="lr schedule (default constant)")
-    p.add_argument("--log-every", type=int, default=50, help="steps between host syncs")
-    p.add_argument("--no-amp", action="store_true", help="on CUDA, run the network in float32 (default bf16 autocast)")
-    return p
+    return add_distribute_arguments(p)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m fmask.distributed``."""
-    args = _build_parser().parse_args(argv)
+def run_worker(args: argparse.Namespace) -> int:
+    """Learn this rank's share of the masks from parsed ``fmask distribute`` options; rank 0 writes ``args.out``.
+
+    ``args.space`` / ``args.precision`` (None: the learner's defaults: ``space="auto"``, precision ``fast`` on
+    CUDA with AMP, else ``exact``) are passed to :func:`fmask.learn.learn_masks`.
+    """
     model = load_model_checkpoint(args.checkpoint, arch=args.arch)
     images, targets = _load_images(args.images)
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    extra: dict[str, Any] = {}
+    if args.space is not None:
+        extra["space"] = args.space
+    if args.precision is not None:
+        extra["precision"] = args.precision
     created = init_distributed(device)
     try:
         res = learn_masks_distributed(
@@ -354,11 +358,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             amp=not args.no_amp,
             schedule=args.schedule,
             log_every=args.log_every,
+            **extra,
         )
         rank, world, _ = world_info()
         if rank == 0:
-            res.save(args.out, metadata={"checkpoint": os.path.abspath(args.checkpoint),
-                                         "images": os.path.abspath(args.images), "world_size": world})
+            try:
+                res.save(args.out, metadata={"checkpoint": os.path.abspath(args.checkpoint),
+                                             "images": os.path.abspath(args.images), "world_size": world})
+            except (OSError, RuntimeError) as e:  # name the output file, whatever layer failed
+                from fmask.ownmodel import _write_error
+
+                raise _write_error(args.out, e) from e
             print(f"wrote {args.out}: masks {tuple(res.masks.shape)} from {world} rank(s)", file=sys.stderr)
         if world > 1:
             dist.barrier()
@@ -366,6 +376,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if created:
             dist.destroy_process_group()
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m fmask.distributed`` (what torchrun starts on every rank)."""
+    return run_worker(_build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

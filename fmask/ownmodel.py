@@ -608,7 +608,6 @@ def run_own_masks(
     :meth:`fmask.learn.MaskResult.save` format (readable with ``MaskResult.load``), with metadata naming the
     model, checkpoint, images and settings, written with :func:`fmask.store.atomic_torch_save`.
     """
-    from .learn._core import _FORMAT
     from .store import atomic_torch_save, jsonable, versions
 
     model = prepare_model(model_or_arch, checkpoint=checkpoint, num_classes=num_classes, in_channels=in_channels,
@@ -621,6 +620,18 @@ def run_own_masks(
             "size": size, "mean": model.mean.reshape(-1).tolist(), "std": model.std.reshape(-1).tolist(),
             "labels": "given" if (labels is not None and use_labels) else "model predictions"}
     res.metadata = jsonable(meta)
-    payload = {**res.to_payload(), "format": _FORMAT, "metadata": res.metadata, "versions": versions()}
-    atomic_torch_save(payload, out)
+    payload = {**res.to_payload(), "metadata": res.metadata, "versions": versions()}  # MaskResult.save's format
+    try:
+        atomic_torch_save(payload, out)
+    except (OSError, RuntimeError) as e:  # e.g. disk full inside torch's writer: name the file being written
+        raise _write_error(out, e) from e
     return res
+
+
+def _write_error(out: str | os.PathLike, e: BaseException) -> OSError:
+    """An ``OSError`` naming ``out`` for a failed atomic write (torch's writer raises bare RuntimeErrors)."""
+    import errno as _errno
+
+    code = getattr(e, "errno", None) or _errno.EIO
+    why = getattr(e, "strerror", None) or str(e).splitlines()[0] if str(e) else type(e).__name__
+    return OSError(code, f"could not write {out}: {why}", str(out))

@@ -56,8 +56,11 @@ class Run:
 
     ``profile``: a :class:`fmask.profiles.Profile` or a plain dict (validated; missing sections: defaults);
     ``data_root``: None -> ``data.root``, else ``$FMASK_DATA`` (:func:`fmask.data.find_data_root`);
-    ``artifacts``: folder or store (None -> ``$FMASK_ARTIFACTS`` or ``./artifacts``); ``results_dir``: for
-    :mod:`fmask.report` (None -> ``./results``); ``device``: overrides the profile's.
+    ``artifacts``: folder or store (None -> :func:`fmask.store.default_root`: ``$FMASK_ARTIFACTS``, else
+    ``<repo>/artifacts`` in a source checkout, else ``~/.cache/fmask/artifacts``); ``results_dir``: for
+    :mod:`fmask.report` (None -> ``results`` beside the store's root, i.e. ``<store root>/../results``, an
+    absolute path that does not depend on the working directory; the book passes ``<out>/book/results``);
+    ``device``: overrides the profile's.
     """
 
     def __init__(self, profile: Profile | Mapping[str, Any], data_root: str | os.PathLike | None = None,
@@ -70,7 +73,8 @@ class Run:
         root = data_root if data_root not in (None, "") else self.profile.data.root
         self.data_root = None if root in (None, "") else Path(root)
         self.store = artifacts if isinstance(artifacts, ArtifactStore) else ArtifactStore(artifacts)
-        self.results_dir = Path(results_dir) if results_dir is not None else Path("results")
+        self.results_dir = (Path(results_dir).expanduser().absolute() if results_dir is not None
+                            else self.store.root.parent / "results")
         self.device = resolve_device(device if device is not None else self.profile.device)
         self.progress = progress
         self._models: dict[str, TrainedModel] = {}

@@ -9,6 +9,10 @@ is this one pattern, so it lives here once::
 
 * ``key``: the artifact parameters (everything that shapes the result; :class:`fmask.store.ArtifactStore`
   hashes them). Same key: the stored artifact is loaded and ``compute`` never runs.
+* concurrency: the compute runs under ``store.claim(kind, key)`` and the artifact is looked for again once the
+  claim is held, so two books / runs on one store compute each stage once (the second waits and loads it);
+  :meth:`~fmask.store.ArtifactStore.check_writable` runs before the first compute, so a read-only store fails
+  before any time is spent.
 * the wall-clock seconds of ``compute`` go to the artifact's metadata (``seconds``, so they are known when it
   is loaded later) and, given ``runtime=(results_dir, profile, stage)``, to
   :func:`fmask.report.record_runtime`.
@@ -60,24 +64,30 @@ def cached_stage(
         runtime: ``(results_dir, profile, stage)``: record the seconds with :func:`fmask.report.record_runtime`.
 
     Returns:
-        ``(value, "loaded")`` or ``(value, "computed")``.
+        ``(value, "loaded")`` or ``(value, "computed")``. ``"loaded"`` also when another process computed it
+        while this one waited for the claim.
     """
     if not isinstance(kind, str) or not kind:
         raise ValueError(f"kind must be a non-empty string, got {kind!r}")
     if not isinstance(key, Mapping):
         raise ValueError(f"key must be a mapping of parameters, got {type(key).__name__}")
-    hit = store.load(kind, key)
+    hit = store.load(kind, key)  # fast path without the lock
     if hit is not None:
         return deserialise(*hit), LOADED
-    t0 = time.perf_counter()
-    value = compute()
-    secs = time.perf_counter() - t0
-    meta = {**dict(metadata or {}), "seconds": secs}
-    own = getattr(value, "metadata", None)
-    if isinstance(own, dict):
-        own.update(meta)
-        meta = dict(own)
-    store.save(kind, key, serialise(value), meta)
+    store.check_writable(kind)
+    with store.claim(kind, key):
+        hit = store.load(kind, key)  # computed by another process while we waited
+        if hit is not None:
+            return deserialise(*hit), LOADED
+        t0 = time.perf_counter()
+        value = compute()
+        secs = time.perf_counter() - t0
+        meta = {**dict(metadata or {}), "seconds": secs}
+        own = getattr(value, "metadata", None)
+        if isinstance(own, dict):
+            own.update(meta)
+            meta = dict(own)
+        store.save(kind, key, serialise(value), meta)
     if runtime is not None:
         from . import report
 

@@ -17,7 +17,15 @@ Artifacts (in an :class:`fmask.store.ArtifactStore`, keyed by :func:`training_pa
   scheduler, data generator and global RNG states, history, best weights). An interrupted run resumes from
   it and ends with the same weights as an uninterrupted one (same device and thread count).
 * ``model/<key>.pt`` (+ ``.json``): the finished model (best weights) with metadata (regime, parameters, seed,
-  library versions, best epoch, metrics, per-epoch history). A finished model is reused, never retrained.
+  library versions, best epoch, metrics, per-epoch history). A finished model is reused, never retrained;
+  once it is saved the train-state is deleted (:meth:`fmask.store.ArtifactStore.delete`).
+
+Reliability (``docs/guarantees.md``): the store is checked writable (:meth:`~fmask.store.ArtifactStore.check_writable`)
+before the first epoch, so a read-only store fails before any time is spent; training runs under
+``store.claim("model", params)`` and looks for the finished model again once it holds the claim, so two
+processes on one store train a model once (the second waits and loads it). A stored model whose bytes do not
+verify (truncated, flipped bits) is moved aside by the store and retrained, never returned with its old
+metrics; :func:`load_checkpoint` verifies the file too and raises :class:`fmask.store.ArtifactCorruptError`.
 
 Everything is read with ``torch.load(..., weights_only=True)``. Profiles may be given as
 :class:`fmask.profiles.Profile` or as plain dicts (validated the same way). Device resolution and progress
@@ -42,7 +50,7 @@ from .models import build_model
 from .profiles import Profile, profile_from_mapping
 from .regimes import REGIMES, check_regime
 from .runtime import progress_bar, resolve_device, seeded
-from .store import ArtifactStore, versions
+from .store import ArtifactStore, read_artifact, versions
 
 __all__ = [
     "REGIMES",
@@ -228,12 +236,21 @@ def load_model(
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device | None = "cpu") -> TrainedModel:
-    """A finished model straight from its ``model/<key>.pt`` file (parameters are read from the file)."""
+    """A finished model straight from its ``model/<key>.pt`` file (parameters are read from the file).
+
+    The file is verified with :func:`fmask.store.read_artifact` (sidecar ``<key>.json`` present, size and
+    SHA-256 match, ``torch.load(..., weights_only=True)``); a damaged file raises
+    :class:`fmask.store.ArtifactCorruptError` naming the file and the reason (the file is left in place),
+    a file that is not a trained model raises ``ValueError``.
+    """
     path = Path(path)
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(blob, dict) or blob.get("params", {}).get("stage") != "train":
+    if not path.exists():
+        raise FileNotFoundError(2, "no such model checkpoint", str(path))
+    payload, params, meta = read_artifact(path, "cpu")
+    if not isinstance(params, dict) or params.get("stage") != "train" or not isinstance(payload, dict) \
+            or "state_dict" not in payload:
         raise ValueError(f"{path} is not an fmask trained-model artifact")
-    return _trained(_build(blob["params"], resolve_device(device)), blob["params"], blob["payload"], blob["metadata"], path)
+    return _trained(_build(params, resolve_device(device)), params, payload, meta, path)
 
 
 def train_model(
@@ -258,9 +275,11 @@ def train_model(
             ``robust_eval_steps`` / ``robust_eval_alpha`` for the evaluation attack, default: the training one;
             see :func:`fmask.attacks.pgd_settings`).
         data_root: Imagenette folder (else the profile's ``data.root``, else ``$FMASK_DATA``, else download).
-        store: artifact store (default: ``ArtifactStore()``, i.e. ``$FMASK_ARTIFACTS`` or ``./artifacts``).
+        store: artifact store (default: ``ArtifactStore()``: ``$FMASK_ARTIFACTS``, else ``<repo>/artifacts`` in
+            a source checkout, else ``~/.cache/fmask/artifacts``; :func:`fmask.store.default_root`).
         device: overrides the profile's ``device`` (``auto``: CUDA if present; bf16 autocast on CUDA).
-        reuse: return the finished model from the store when it exists (else retrain and overwrite).
+        reuse: return the finished model from the store when it exists (else retrain and overwrite). A stored
+            model that fails verification counts as absent (moved aside with a warning, then retrained).
         datasets: ``(train, val)`` :class:`fmask.data.TensorImageDataset` to use instead of loading Imagenette
             (their content hash keys the artifact).
         callback: called as ``callback(epoch, history)`` after each epoch's state is saved (an exception
@@ -280,13 +299,23 @@ def train_model(
     train_ds = train_ds.with_options(train=True, regime=regime)
     params = training_params(regime, profile, data_id(train_ds, val_ds))
     dev = resolve_device(device if device is not None else profile.device)
-    if reuse:
-        found = store.load(MODEL_KIND, params)
-        if found is not None:
-            return _trained(_build(params, dev), params, found[0], found[1], store.path(MODEL_KIND, params))
 
-    with seeded(seed, dev):  # the caller's global random state is left as it was
-        return _fit(regime, t, seed, params, train_ds, val_ds, store, dev, progress, callback)
+    def stored() -> TrainedModel | None:
+        found = store.load(MODEL_KIND, params) if reuse else None
+        if found is None:
+            return None
+        return _trained(_build(params, dev), params, found[0], found[1], store.path(MODEL_KIND, params))
+
+    tm = stored()  # fast path without the lock
+    if tm is not None:
+        return tm
+    store.check_writable(STATE_KIND, MODEL_KIND)  # fail now, not after the first epoch
+    with store.claim(MODEL_KIND, params):
+        tm = stored()  # another process may have finished it while we waited for the claim
+        if tm is not None:
+            return tm
+        with seeded(seed, dev):  # the caller's global random state is left as it was
+            return _fit(regime, t, seed, params, train_ds, val_ds, store, dev, progress, callback)
 
 
 def _fit(regime: str, t, seed: int, params: dict, train_ds: TensorImageDataset, val_ds: TensorImageDataset,
@@ -305,7 +334,6 @@ def _fit(regime: str, t, seed: int, params: dict, train_ds: TensorImageDataset, 
 
     history: dict[str, list] = {"train_loss": [], "train_acc": [], "val_acc": [], "val_loss": [], "lr": [], "seconds": []}
     best_state, best_epoch, start = None, 0, 0
-    state_path = store.path(STATE_KIND, params)
     prev = store.load(STATE_KIND, params)
     if prev is not None:
         st = prev[0]
@@ -362,6 +390,10 @@ def _fit(regime: str, t, seed: int, params: dict, train_ds: TensorImageDataset, 
             callback(epoch + 1, history)
 
     assert best_state is not None
+    bad = [k for k, v in best_state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad or not math.isfinite(history["train_loss"][best_epoch - 1]):
+        raise RuntimeError(f"training the {regime} model diverged (non-finite {'weights ' + bad[0] if bad else 'loss'} "
+                           f"at epoch {best_epoch}); not saved. Lower train.lr or check the data")
     model.load_state_dict(best_state)
     model.eval()
     b = best_epoch - 1
@@ -383,8 +415,7 @@ def _fit(regime: str, t, seed: int, params: dict, train_ds: TensorImageDataset, 
         "device": str(dev), "versions": versions(), "classes": list(val_ds.classes),
     }
     path = store.save(MODEL_KIND, params, {"state_dict": best_state}, meta)
-    state_path.unlink(missing_ok=True)
-    state_path.with_suffix(".json").unlink(missing_ok=True)
+    store.delete(STATE_KIND, params)  # the finished model supersedes the resumable state
     for p in model.parameters():
         p.requires_grad_(False)
     return TrainedModel(model, regime, params, metrics, history, path, meta)
