@@ -56,7 +56,7 @@ g = torch.Generator().manual_seed(ch.seed)
 pick = torch.randperm(len(y_val), generator=g)[: hs.own_images].sort().values
 image_dir = workdir / "my_images"
 for n, i in enumerate(pick.tolist()):  # one sub-folder per class: load_images reads the labels from them
-    cls_dir = image_dir / f"{int(y_val[i])}_{run.class_names()[int(y_val[i])]}"
+    cls_dir = image_dir / f"{int(y_val[i])}_{run.class_names[int(y_val[i])]}"
     cls_dir.mkdir(parents=True, exist_ok=True)
     arr = (x_val[i, 0] * 255).round().clamp(0, 255).to(torch.uint8).numpy()
     Image.fromarray(arr).save(cls_dir / f"img{n:03d}.png")
@@ -79,9 +79,10 @@ ch.glue("own_arch", ch.profile.model.arch)
 
 # %%
 from fmask import models
-from fmask.ownmodel import learn_own_masks, load_images, prepare_model, run_own_masks
+from fmask.learn import MaskResult
+from fmask.ownmodel import learn_own_masks, load_images, prepare_model
 
-my_net = models.ARCHS[ch.profile.model.arch](in_channels=len(mean), num_classes=len(run.class_names()),
+my_net = models.ARCHS[ch.profile.model.arch](in_channels=len(mean), num_classes=len(run.class_names),
                                              **arch_kwargs)
 model = prepare_model(my_net, checkpoint=checkpoint, mean=mean, std=std)
 images, labels = load_images(image_dir, channels=model.in_channels)
@@ -93,29 +94,31 @@ print(f"{tuple(images.shape)} images, labels {labels.tolist()}; predictions as t
 # ## 2. The masks
 #
 # `learn_own_masks` learns one mask per image (the paper's λ = {glue:text}`own_lam`; here
-# {glue:text}`own_steps` steps) for the labels read from the class folders. `run_own_masks` chains model,
-# images and masks in one call and writes the result file (the function behind
-# `fmask masks --arch ... --checkpoint ... IMAGES OUT`); with the same seed it gives the same masks.
+# {glue:text}`own_steps` steps) for the labels read from the class folders, and `MaskResult.save` writes
+# them to a file (atomically) that `MaskResult.load` reads back. `fmask.ownmodel.run_own_masks` chains the
+# three steps and the file in one call (the function behind `fmask masks --arch ... IMAGES OUT`).
 
 # %%
 with ch.timed("10_own_model.masks"):
     kw = {"lam": ch.profile.single_mask.lam, "steps": hs.own_steps, "seed": ch.seed, "progress": False}
     result = learn_own_masks(model, images, targets=labels, **kw)
-    again = run_own_masks(my_net, image_dir, workdir / "masks.pt", checkpoint=checkpoint, mean=mean, std=std, **kw)
-ch.glue("own_same", "the same masks" if torch.equal(result.masks, again.masks) else "different masks")
+result.save(workdir / "my_masks.pt")
+again = MaskResult.load(workdir / "my_masks.pt")
+round_trip = bool(torch.equal(result.masks, again.masks))
+ch.glue("own_same", "the same masks" if round_trip else "different masks")
 ch.glue("own_mean", float(result.masks.mean()), ".3f")
 
 # %%
 from fmask import plots
 
 ch.figure(plots.image_grid({"image": images, "mask": result.masks},
-                           col_titles=[run.class_names()[int(k)] for k in labels], mask_rows=["mask"]),
+                           col_titles=[run.class_names[int(k)] for k in labels], mask_rows=["mask"]),
           "fig-own-masks",
           "Your model's per-image masks: the images read from the folder (top) and their centred masks (bottom).",
           alt="A row of grayscale images above a row of square masks, bright near the centre.")
 
 # %% [markdown]
-# The masks keep on average {glue:text}`own_mean` of the spectrum; the one-call `run_own_masks` gave
+# The masks keep on average {glue:text}`own_mean` of the spectrum; the file read back holds
 # {glue:text}`own_same`. For a colour network the masks have one channel per colour channel (or one shared
 # channel with `shared_channels=True`).
 
@@ -123,6 +126,6 @@ ch.figure(plots.image_grid({"image": images, "mask": result.masks},
 import shutil
 
 ch.save("own_model", {"n_images": int(len(pick)), "mask_mean": float(result.masks.mean()),
-                      "same_predictions": same, "run_own_masks_identical": bool(torch.equal(result.masks, again.masks))},
+                      "same_predictions": same, "file_round_trip": round_trip},
         meta={"steps": hs.own_steps, "lam": ch.profile.single_mask.lam})
 shutil.rmtree(workdir, ignore_errors=True)

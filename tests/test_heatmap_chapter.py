@@ -246,5 +246,5 @@ def test_smoke_chapter_results(smoke_chapters):
     assert sorted(int(x) for x in hm["planted"]["recall_mask"]) == [k, 2 * k, 4 * k, 8 * k]
     assert res["heatmaps"]["meta"]["n_images"] == p.heatmap.n_images
     own = res["own_model"]["values"]
-    assert own["same_predictions"] is True and own["run_own_masks_identical"] is True
+    assert own["same_predictions"] is True and own["file_round_trip"] is True
     assert own["n_images"] == p.heatmap.own_images
