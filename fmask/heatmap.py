@@ -22,6 +22,15 @@ sign; the heat map is the model's error rate as a function of (i, j). Yin et al.
 re-implementation github:gatheluck/FourierHeatmap then clips to [0, 1] and adds the *same* basis image to every
 RGB channel, each channel with its own random sign). Because ``U_{i,j} = U_{-i,-j}``, only one frequency of
 every conjugate pair is evaluated and its value is written to both entries, so the map is conjugate-symmetric.
+
+Comparing the tools (chapter 9)
+-------------------------------
+:func:`band_rank_agreement` ranks the radial bands by the mask's mean value and by the heat map's mean error
+and gives Spearman's ρ with a bootstrap interval over images (from ``fourier_heat_map(..., per_image=True)``);
+:func:`agreement_verdict` is the chapter's stated rule (agree / disagree / undecided). :func:`recall_at_k`
+scores either tool against a known support, e.g. the planted-frequency benchmark of
+:func:`planted_benchmark` (a small :class:`PlantedNet` trained in seconds on
+:func:`fmask.synthetic.planted_frequency_dataset`).
 """
 from __future__ import annotations
 
