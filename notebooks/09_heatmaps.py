@@ -127,13 +127,34 @@ ch.figure(hplots.band_profiles({titles[r]: v for r, v in results.items()}), "fig
           alt="Five small line plots, two lines each, against the radial band index.")
 
 # %%
+import numpy as np
+
+
 def _fmt(v, spec="+.2f"):
     return "n/a" if v is None or v != v else format(v, spec)
 
 
+def _scaled(v):
+    a = np.asarray(v, dtype=float)
+    lo, hi = np.nanmin(a), np.nanmax(a)
+    return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+
+
+# where the tools disagree most: the band with the largest gap between the two scaled profiles
+edges = np.linspace(0, math.hypot(h // 2, w // 2), hs.n_bands + 1)  # the bands of fmask.spectral.radial_bands
+for v in results.values():
+    gap = np.abs(_scaled(v["mask_profile"]) - _scaled(v["heat_profile"]))
+    b = int(np.nanargmax(gap)) if np.isfinite(gap).any() else None
+    v["gap_band"] = b
+    v["gap_radii"] = None if b is None else f"{edges[b]:.1f}–{edges[b + 1]:.1f}"
+    v["gap_side"] = None if b is None else ("mask" if _scaled(v["mask_profile"])[b] > _scaled(v["heat_profile"])[b]
+                                            else "heat map")
+
+
 ch.table([{"model": titles[r], "clean acc. (%)": 100 * v["clean"],
            "mean heat-map error (%)": 100 * float(torch.nanmean(v["heat"])),
-           "ρ": _fmt(v["rho"]), "95% interval": f"[{_fmt(v['lo'])}, {_fmt(v['hi'])}]", "verdict": v["verdict"]}
+           "ρ": _fmt(v["rho"]), "95% interval": f"[{_fmt(v['lo'])}, {_fmt(v['hi'])}]", "verdict": v["verdict"],
+           "largest gap (radius)": v["gap_radii"] or "n/a", "higher there": v["gap_side"] or "n/a"}
           for r, v in results.items()], digits=1,
          notes=[f"{len(y_hm)} validation images; heat-map error includes the images misclassified without "
                 "perturbation (Yin et al.'s definition), so it is at least 100% minus the clean accuracy."])
@@ -146,6 +167,8 @@ for r in analysis.REGIMES:  # "n/a" for regimes this profile does not train
     v = results.get(r)
     ch.glue(f"rho_{r}", _fmt(v["rho"]) if v else "n/a")
     ch.glue(f"verdict_{r}", v["verdict"] if v else "n/a")
+    ch.glue(f"gap_{r}", v["gap_radii"] if v else None)
+    ch.glue(f"gap_side_{r}", v["gap_side"] if v else None)
 
 # %% [markdown]
 # By the rule above, the mask and the heat map **agree** on {glue:text}`n_agree` of the
@@ -153,7 +176,10 @@ for r in analysis.REGIMES:  # "n/a" for regimes this profile does not train
 # ({glue:text}`list_disagree`) and are **undecided** on {glue:text}`n_undecided`
 # ({glue:text}`list_undecided`). For the vanilla network $\rho =$ {glue:text}`rho_vanilla`
 # ({glue:text}`verdict_vanilla`); for the adversarially trained one $\rho =$
-# {glue:text}`rho_adversarial` ({glue:text}`verdict_adversarial`).
+# {glue:text}`rho_adversarial` ({glue:text}`verdict_adversarial`). The last two columns say where the
+# two scaled profiles differ most: for the vanilla network at radii {glue:text}`gap_vanilla`, where the
+# {glue:text}`gap_side_vanilla` ranks the band higher; for the adversarial one at {glue:text}`gap_adversarial`
+# ({glue:text}`gap_side_adversarial` higher).
 #
 # Agreement is not guaranteed by construction. The mask keeps the frequencies whose *removal* changes the
 # loss; the heat map marks the frequencies where an *added* perturbation of fixed norm changes the
@@ -223,6 +249,7 @@ def _num(v):
 ch.save("heatmaps", {
     "networks": {r: {"rho": _num(v["rho"]), "lo": _num(v["lo"]), "hi": _num(v["hi"]), "verdict": v["verdict"],
                      "n_undefined": v["n_undefined"], "clean_accuracy": v["clean"],
+                     "largest_gap_band": v["gap_band"], "largest_gap_higher": v["gap_side"],
                      "mean_heat_error": float(torch.nanmean(v["heat"])),
                      "mask_profile": [_num(x) for x in v["mask_profile"]],
                      "heat_profile": [_num(x) for x in v["heat_profile"]],
