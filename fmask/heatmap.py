@@ -22,6 +22,15 @@ sign; the heat map is the model's error rate as a function of (i, j). Yin et al.
 re-implementation github:gatheluck/FourierHeatmap then clips to [0, 1] and adds the *same* basis image to every
 RGB channel, each channel with its own random sign). Because ``U_{i,j} = U_{-i,-j}``, only one frequency of
 every conjugate pair is evaluated and its value is written to both entries, so the map is conjugate-symmetric.
+
+Comparing the tools (chapter 9)
+-------------------------------
+:func:`band_rank_agreement` ranks the radial bands by the mask's mean value and by the heat map's mean error
+and gives Spearman's ρ with a bootstrap interval over images (from ``fourier_heat_map(..., per_image=True)``);
+:func:`agreement_verdict` is the chapter's stated rule (agree / disagree / undecided). :func:`recall_at_k`
+scores either tool against a known support, e.g. the planted-frequency benchmark of
+:func:`planted_benchmark` (a small :class:`PlantedNet` trained in seconds on
+:func:`fmask.synthetic.planted_frequency_dataset`).
 """
 from __future__ import annotations
 
@@ -45,6 +54,10 @@ __all__ = [
     "band_mean",
     "rank_agreement",
     "recall_at_k",
+    "band_rank_agreement",
+    "agreement_verdict",
+    "PlantedNet",
+    "planted_benchmark",
     "YIN_EPS",
 ]
 
@@ -241,6 +254,7 @@ def fourier_heat_map(
     seed: int = 0,
     device: str | torch.device | None = None,
     progress: bool = True,
+    per_image: bool = False,
 ) -> Tensor:
     """Fourier heat map of Yin et al. (2019): error rate under Fourier-basis perturbations, per frequency.
 
@@ -272,10 +286,14 @@ def fourier_heat_map(
         seed: seed of the random signs.
         device: where to run (default: the model's device; a copy of the model is moved if needed).
         progress: show a terminal progress bar (:func:`fmask.runtime.progress_bar`).
+        per_image: return every image's error (0 or 1) instead of the rate: a leading image axis, so
+            ``fourier_heat_map(..., per_image=True).mean(0)`` equals the heat map (images are then
+            resampled for bootstrap intervals, :func:`band_rank_agreement`).
 
     Returns:
         float32 CPU tensor (H, W) (``channels="all"``) or (C, H, W) (``"each"``) in fft2 layout with the error
-        rate in [0, 1] at every evaluated frequency and its conjugate, NaN elsewhere.
+        rate in [0, 1] at every evaluated frequency and its conjugate, NaN elsewhere; with ``per_image`` an
+        (N, H, W) or (N, C, H, W) tensor of 0/1 errors (NaN where not evaluated).
     """
     images = _check_images(images, in_unit_range=clamp)
     n, c, h, w = images.shape
@@ -303,7 +321,7 @@ def fourier_heat_map(
                 r = r.expand(n, c) * (torch.arange(c) == u).to(torch.int8)
             signs[u * n_freq + f] = r.expand(n, c)
 
-    errors = torch.zeros(n_work, dtype=torch.float64)
+    wrong_all = torch.zeros(n_work, n, dtype=torch.bool)
     total = n_work * n
     with _Eval(model, device) as (net, dev):
         if labels is None:
@@ -324,19 +342,23 @@ def fourier_heat_map(
                 xb = x_dev[img].addcmul_(scale, basis[work - w_lo].unsqueeze(1))
                 if clamp:
                     xb = xb.clamp_(0.0, 1.0)
-                wrong = (_logits(net, xb).argmax(1) != y_dev[img]).double()
-                errors.index_add_(0, work.cpu(), wrong.cpu())
+                wrong = _logits(net, xb).argmax(1) != y_dev[img]
+                wrong_all[work.cpu(), img.cpu()] = wrong.cpu()
                 bar.update(int(flat.numel()))
         bar.close()
 
-    rate = (errors / n).to(torch.float32).view(n_units, n_freq)
-    out = torch.full((n_units, h, w), float("nan"))
+    if per_image:  # (n_units, n_freq, N) -> (N, n_units, h, w)
+        rate = wrong_all.to(torch.float32).view(n_units, n_freq, n).permute(2, 0, 1)
+    else:
+        rate = wrong_all.to(torch.float64).mean(1).to(torch.float32).view(1, n_units, n_freq)
+    out = torch.full((rate.shape[0], n_units, h, w), float("nan"))
     for f in range(n_freq):
         i, j = int(freqs[f, 0]), int(freqs[f, 1])
         mi, mj = _mirror(i, j, h, w)
-        out[:, i, j] = rate[:, f]
-        out[:, mi, mj] = rate[:, f]
-    return out[0] if channels == "all" else out
+        out[:, :, i, j] = rate[:, :, f]
+        out[:, :, mi, mj] = rate[:, :, f]
+    out = out[:, 0] if channels == "all" else out
+    return out if per_image else out[0]
 
 
 # --------------------------------------------------------------------------------------------- pass band
@@ -564,3 +586,146 @@ def recall_at_k(score_map: Tensor, support: Tensor, k: int, *, exclude: Tensor |
     need = k - int(above.sum())
     hits = float(t[above].sum()) + need * float(t[tied].sum()) / float(tied.sum())
     return hits / n_sup
+
+
+def band_rank_agreement(
+    mask: Tensor,
+    per_image_errors: Tensor,
+    n_bands: int = 16,
+    *,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """Spearman ρ between a mask's and a heat map's radial-band profiles, with a bootstrap interval over images.
+
+    Both profiles are **band means** (:func:`band_mean`): the mean mask value of a band (the fraction of the
+    band the mask keeps) and the mean error rate of the band's evaluated frequencies. Means, not
+    :func:`fmask.spectral.band_energy` norms, so neither profile grows with the band's area.
+
+    Args:
+        mask: real (H, W) or (C, H, W) / (1, C, H, W) mask in fft2 layout (channels are averaged).
+        per_image_errors: (N, H, W) 0/1 errors from :func:`fourier_heat_map` with ``per_image=True``
+            (NaN at frequencies not evaluated); their mean over images is the heat map.
+        n_bands: radial bands (:func:`fmask.spectral.radial_bands`).
+        n_resamples: bootstrap resamples of the N images (0: no interval); the mask is fixed.
+        confidence: of the percentile interval.
+        seed: of ``numpy.random.default_rng`` (same inputs and seed → same interval).
+
+    Returns:
+        dict with ``rho`` (Spearman ρ of the two profiles, NaN if undefined), ``lo``/``hi`` (the percentile
+        interval of ρ over resamples whose ρ is defined; NaN without resamples), ``n_undefined`` (resamples
+        whose heat-map profile was constant), ``mask_profile`` and ``heat_profile`` (lists, NaN for a band
+        without evaluated frequency) and ``n_bands``.
+    """
+    import numpy as np
+
+    if not isinstance(per_image_errors, Tensor) or per_image_errors.dim() != 3:
+        raise ValueError("per_image_errors must be an (N, H, W) tensor (fourier_heat_map(..., per_image=True)), "
+                         f"got {tuple(getattr(per_image_errors, 'shape', ()))}")
+    m = torch.as_tensor(mask).detach().cpu().to(torch.float64)
+    while m.dim() > 3 and m.shape[0] == 1:
+        m = m[0]
+    if m.dim() == 3:
+        m = m.mean(0)
+    if m.dim() != 2 or tuple(m.shape) != tuple(per_image_errors.shape[-2:]):
+        raise ValueError(f"mask must be (H, W) or (C, H, W) with (H, W) = {tuple(per_image_errors.shape[-2:])}, "
+                         f"got {tuple(torch.as_tensor(mask).shape)}")
+    n_bands = _check_int("n_bands", n_bands, lo=2)
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 0:
+        raise ValueError(f"n_resamples must be an int >= 0, got {n_resamples!r}")
+    if not 0 < float(confidence) < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    mask_prof = band_mean(m, "radial", n_bands)
+    per_img = band_mean(per_image_errors.to(torch.float64), "radial", n_bands)  # (N, n_bands)
+    heat_prof = per_img.mean(0)
+    rho = rank_agreement(mask_prof, heat_prof)
+    lo = hi = float("nan")
+    n_undef = 0
+    if n_resamples > 0:
+        rng = np.random.default_rng(int(seed))
+        arr = per_img.numpy()
+        n = arr.shape[0]
+        stats = []
+        for _ in range(n_resamples):
+            r = rank_agreement(mask_prof, torch.from_numpy(arr[rng.integers(0, n, size=n)].mean(0)), method="own")
+            if r == r:
+                stats.append(r)
+            else:
+                n_undef += 1
+        if stats:
+            lo, hi = (float(v) for v in np.quantile(np.asarray(stats), [(1 - confidence) / 2, (1 + confidence) / 2]))
+    return {"rho": rho, "lo": lo, "hi": hi, "n_undefined": n_undef, "n_resamples": int(n_resamples),
+            "mask_profile": mask_prof.tolist(), "heat_profile": heat_prof.tolist(), "n_bands": n_bands}
+
+
+def agreement_verdict(lo: float, hi: float, rho: float) -> str:
+    """The rule chapter 9 states before its numbers: ``"agree"`` when the whole interval of ρ lies above 0
+    (the mask keeps most where the heat map shows most sensitivity), ``"disagree"`` when it lies below 0,
+    ``"undecided"`` when it contains 0. Without an interval (NaN bounds) the point estimate decides with the
+    bar |ρ| >= 0.5; an undefined ρ is ``"undecided"``."""
+    if rho != rho:
+        return "undecided"
+    if lo == lo and hi == hi:
+        return "agree" if lo > 0 else "disagree" if hi < 0 else "undecided"
+    return "agree" if rho >= 0.5 else "disagree" if rho <= -0.5 else "undecided"
+
+
+# --------------------------------------------------------------------------------------------- planted
+class PlantedNet(nn.Module):
+    """A few-thousand-parameter CNN for (N, 1, S, S) images in [0, 1] (the test suite's ``TinyCNN``).
+
+    It subtracts each image's mean first (ignores DC), then conv 5×5 → ReLU → max-pool → conv 3×3 → ReLU →
+    global average pool → linear. It takes [0, 1] images directly, declares no ``mean``, so masks act on
+    pixels (:func:`fmask.mask.pixel_offset`).
+    """
+
+    def __init__(self, in_ch: int = 1, n_classes: int = 4, width: int = 8) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_ch, width, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Linear(2 * width, n_classes),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body((x - x.mean(dim=(-2, -1), keepdim=True)) / 0.2)
+
+
+def planted_benchmark(n_train: int = 640, n_test: int = 256, *, size: int = 32, n_classes: int = 4,
+                      epochs: int = 6, seed: int = 0) -> dict:
+    """Train a :class:`PlantedNet` on :func:`fmask.synthetic.planted_frequency_dataset` (seconds on a CPU).
+
+    Train images use ``seed``, test images ``seed + 1`` (same planted frequencies, ``freq_seed=0``); Adam,
+    lr 1e-2, batches of 64, ``epochs`` epochs, all seeded (same arguments → same network). As
+    ``tests/conftest.py``'s ``planted`` fixture, which reaches ≥ 95 % test accuracy.
+
+    Returns:
+        dict with ``model`` (eval mode), ``train`` and ``test`` (images (n, 1, size, size), labels (n,)),
+        ``support`` (bool (size, size), fft2 layout: the planted frequencies and their mirrors) and
+        ``test_accuracy``.
+    """
+    from .synthetic import planted_frequency_dataset
+
+    n_train, n_test, epochs = _check_int("n_train", n_train, 2), _check_int("n_test", n_test), \
+        _check_int("epochs", epochs)
+    x, y, support = planted_frequency_dataset(n_train, size=size, n_classes=n_classes, seed=seed)
+    xt, yt, _ = planted_frequency_dataset(n_test, size=size, n_classes=n_classes, seed=seed + 1)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = PlantedNet(1, n_classes)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(n_train, generator=g)
+        for i in range(0, n_train, 64):
+            idx = perm[i:i + 64]
+            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    with torch.no_grad():
+        acc = float((model(xt).argmax(1) == yt).float().mean())
+    return {"model": model, "train": (x, y), "test": (xt, yt), "support": support, "test_accuracy": acc}

@@ -12,6 +12,7 @@ loaded (before anything is trained):
 ``single_mask``     :class:`SingleMaskSection`: exactly the keyword arguments of :class:`fmask.learn.PerImageMasks`
 ``selection``       :class:`SelectionSection`: how many images get single-image masks (Table 2)
 ``analysis``        :class:`AnalysisSection`: bands, PGD for the analyses, linear probe, UMAP
+``heatmap``         :class:`HeatmapSection`: Fourier heat maps and pass-band curves (chapters 9-10)
 ==================  =====================================================================================
 
 Every section is required in a profile file; within a section the keys of :data:`REQUIRED` must be written
@@ -47,13 +48,14 @@ from .regimes import REGIMES, in_paper_order
 __all__ = [
     "PROFILE_DIR", "TOP_LEVEL_KEYS", "REQUIRED", "REGIMES", "SECTIONS", "Profile", "Section", "DataSection",
     "ModelSection", "TrainSection", "DatasetMaskSection", "SingleMaskSection", "SelectionSection",
-    "AnalysisSection", "asdict", "list_profiles", "load_profile", "profile_from_mapping", "apply_overrides",
+    "AnalysisSection", "HeatmapSection", "asdict", "list_profiles", "load_profile", "profile_from_mapping",
+    "apply_overrides",
     "parse_override",
 ]
 
 PROFILE_DIR = Path(__file__).parent / "params"
 TOP_LEVEL_KEYS = ("name", "seed", "device", "data", "model", "train", "dataset_mask", "single_mask", "selection",
-                  "analysis")
+                  "analysis", "heatmap")
 #: keys every profile file must write out in each section (the others have defaults)
 REQUIRED: dict[str, tuple[str, ...]] = {
     "data": ("root", "classes", "image_size", "channels", "max_per_class"),
@@ -63,6 +65,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "single_mask": ("lam", "lr", "steps", "patience", "batch_size", "schedule"),
     "selection": ("n_images",),
     "analysis": ("n_bands",),
+    "heatmap": ("n_images", "eps", "stride", "batch_size"),
 }
 #: keys that moved to another section (old profile files get told where)
 _MOVED = {("single_mask", "n_images"): "selection.n_images"}
@@ -387,9 +390,49 @@ class AnalysisSection(Section):
     probe_C: float = _f(1.0, "float", min=0, min_inclusive=False)
 
 
+@dataclass(frozen=True)
+class HeatmapSection(Section):
+    """Fourier heat maps (Yin et al., 2019) and pass-band curves of chapter 9, the own-model appendix (10).
+
+    * ``n_images``: validation images per heat map / pass-band curve, a subset drawn with the profile's seed
+      (the same images for every network); the heat map's random signs use the profile's seed too.
+    * ``eps``: L2 norm of the Fourier-basis perturbation in pixel units of [0, 1] images. Yin et al. use
+      4 at 32 px (CIFAR-10) and 15.7 at 224 px (ImageNet): a per-pixel RMS ``eps / size`` of 0.125 and 0.070;
+      the shipped profiles use ``eps = size / 16`` (RMS 0.0625, close to the ImageNet setting).
+    * ``stride`` / ``window``: evaluate only frequencies whose signed components are multiples of ``stride``
+      and (``window`` not null) at most ``window`` from DC (:func:`fmask.heatmap.heatmap_frequencies`).
+    * ``batch_size``: perturbed images per forward pass.
+    * ``n_radii``: radii of the low/high pass-band curves, ``linspace(0, max radius, n_radii)``.
+    * ``n_bands``: radial bands of the rank correlation between mask and heat map.
+    * ``n_bootstrap``: resamples of the images for the correlation's interval (0: no interval).
+    * ``planted_train`` / ``planted_test``: images of the planted-frequency benchmark
+      (:func:`fmask.synthetic.planted_frequency_dataset`, 32 px, 4 classes); its heat map uses the first
+      ``n_images`` test images.
+    * ``own_images`` / ``own_steps``: images and steps of the per-image masks of the own-model appendix.
+    """
+
+    NAME: ClassVar[str] = "heatmap"
+    n_images: int = _f(64, "int", min=1)
+    eps: float = _f(4.0, "float", min=0, min_inclusive=False)
+    stride: int = _f(1, "int", min=1)
+    window: int | None = _f(None, "int", optional=True, min=0)
+    batch_size: int = _f(512, "int", min=1)
+    n_radii: int = _f(12, "int", min=2)
+    n_bands: int = _f(16, "int", min=2)
+    n_bootstrap: int = _f(1000, "int", min=0)
+    planted_train: int = _f(640, "int", min=8)
+    planted_test: int = _f(256, "int", min=8)
+    own_images: int = _f(4, "int", min=1)
+    own_steps: int = _f(200, "int", min=1)
+
+    def _validate(self) -> None:
+        if 0 < self.n_bootstrap < 100:
+            raise ValueError(f"heatmap.n_bootstrap must be 0 (no interval) or >= 100, got {self.n_bootstrap}")
+
+
 SECTIONS: dict[str, type[Section]] = {
     c.NAME: c for c in (DataSection, ModelSection, TrainSection, DatasetMaskSection, SingleMaskSection,
-                        SelectionSection, AnalysisSection)
+                        SelectionSection, AnalysisSection, HeatmapSection)
 }
 
 
@@ -411,6 +454,7 @@ class Profile(Mapping):
     single_mask: SingleMaskSection
     selection: SelectionSection
     analysis: AnalysisSection
+    heatmap: HeatmapSection
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
