@@ -11,7 +11,7 @@ here with :func:`fmask.spectral.centered` before drawing).
 """
 from __future__ import annotations
 
-from fmask.plots import data, signals
+from fmask.plots import data, heatmaps, signals
 from fmask.plots.masks import (
     DIFF_CMAP,
     MASK_CMAP,
