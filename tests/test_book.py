@@ -287,7 +287,17 @@ def test_smoke_book_executes_every_notebook_and_builds(smoke_book):
     assert results["data"]["subsets"]["paper"]["train"] > 0
     if "08_report" in names:
         html = (run.html_dir / "book" / "08_report.html").read_text()
-        assert "Table 1" in html and "Runtime of every stage" in html
+        assert "Table 1" in html and "Runtime of every stage" in html and "The claims ledger" in html
+        # chapter 8 wrote the ledger beside the results (skipped by load_results), with every claim
+        doc = json.loads((run.results_dir / "claims.json").read_text())
+        assert len(doc["claims"]) >= 12 and "claims" not in results
+        assert sum(doc["counts"].values()) == len(doc["claims"])
+        # the introduction opens with the generated ledger table, linked to the chapters, and the build info
+        assert '<table' in intro and "reproduced" in intro
+        linked = {e["chapter"] for e in doc["claims"]}
+        assert any(f'href="{c}.html' in intro for c in linked), "no chapter link in the intro's ledger table"
+        assert (run.book_dir / "_generated" / "build_info.md").is_file()
+        assert (run.book_dir / "_generated" / "claims_table.md").read_text().count("\n| ") >= len(doc["claims"])
 
 
 def test_smoke_book_pages_render_in_chromium(smoke_book):
