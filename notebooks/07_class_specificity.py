@@ -17,7 +17,7 @@
 #
 # **Overview.** If a network relies on different frequencies for different classes, the masks of chapter 6 should carry
 # information about the class of their image. The paper (Table 3, Fig. 8) tests this with a **linear
-# classifier** on the centred masks, trained on {glue:text}`train_pct` of them and tested on the rest, and
+# classifier** on the DC-centred masks, trained on {glue:text}`train_pct` of them and tested on the rest, and
 # compares it with the same classifier trained on **random labels**. Unlike the original code, which drew a
 # new random label every time a mask was read (so the "random labels" changed from epoch to epoch), the
 # control here uses one **fixed random permutation** of the true labels: the same class balance, no
@@ -128,12 +128,14 @@ if study.embeddings:
 else:
     ch.markdown(f"*No UMAP for this profile: {study.reason}.*")
 ch.glue("sil_masks", study.silhouette.get("masks"), ".2f")
+ch.glue("sil_outputs", study.silhouette.get("true_labels"), ".2f")
 ch.save("class_specificity", study.summary())
 
 # %% [markdown]
-# **What it shows.** The classifier's outputs separate by class largely because the classifier was trained
-# on those labels (the training masks are {glue:text}`train_pct` of the points), so the middle panel
-# overstates how separable the masks are; the held-out accuracy above is the honest measure. The right panel
+# **What it shows.** The silhouette score of the true classes in the UMAP of the classifier's outputs is
+# {glue:text}`sil_outputs`. However well those outputs separate, the classifier was trained on those labels
+# (the training masks are {glue:text}`train_pct` of the points), so the middle panel overstates how separable
+# the masks are; the held-out accuracy above is the honest measure. The right panel
 # shows what a classifier trained on permuted labels makes of the same masks. The silhouette score of the
 # true classes in the UMAP of the masks themselves is {glue:text}`sil_masks` (1: perfectly separated
 # clusters, 0: no structure).

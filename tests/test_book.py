@@ -215,14 +215,20 @@ def test_html_checker_detects_broken_images_and_tracebacks(tmp_path):
     )
     (tmp_path / "ok.png").write_bytes(png)
     (tmp_path / "empty.png").write_bytes(b"")
-    (tmp_path / "good.html").write_text('<html><body><p>hello</p><img src="ok.png"></body></html>')
+    (tmp_path / "good.html").write_text('<html><body><article style="width:600px"><p>hello</p>'
+                                        '<img src="ok.png" alt="a dot" style="width:500px"></article></body></html>')
+    (tmp_path / "wide.html").write_text('<html><body><article style="width:600px"><p>x</p><img src="ok.png" alt="a dot" '
+                                        'style="width:900px"><img src="ok.png"></article></body></html>')
     (tmp_path / "bad.html").write_text(
         '<html><body><p>x</p><img src="empty.png"><img src="missing.png">'
         '<div class="output traceback">Traceback (most recent call last): boom</div></body></html>'
     )
     res = {r.page: r for r in book.check_html(tmp_path, chromium=exe)}
-    assert set(res) == {"good.html", "bad.html"}
+    assert set(res) == {"good.html", "bad.html", "wide.html"}
     assert res["good.html"].ok and res["good.html"].images == 1
+    wide = res["wide.html"]  # a 900 px image in a 600 px column, and an image without alt text
+    assert not wide.ok and len(wide.too_wide) == 1 and "900 px > column 600 px" in wide.too_wide[0]
+    assert wide.no_alt == ["ok.png"] and not wide.broken_images
     assert not res["bad.html"].ok
     assert sorted(res["bad.html"].broken_images) == ["empty.png", "missing.png"]
     assert res["bad.html"].errors
