@@ -350,3 +350,15 @@ def test_bad_input():
         blueshift.sinusoid(64, [40])
     with pytest.raises(ValueError):
         blueshift.activation_spectra(activations=("nope",))
+
+
+def test_default_artifacts_are_the_store_default_root(tmp_path, monkeypatch):
+    from fmask.book import runner
+    from fmask.store import default_root
+
+    monkeypatch.delenv("FMASK_ARTIFACTS", raising=False)
+    monkeypatch.chdir(tmp_path)  # wherever it runs from
+    assert runner._resolve_artifacts(None) == str(default_root())
+    monkeypatch.setenv("FMASK_ARTIFACTS", str(tmp_path / "store"))
+    assert runner._resolve_artifacts(None) == str(tmp_path / "store")
+    assert runner._resolve_artifacts(tmp_path / "x") == str((tmp_path / "x").resolve())
