@@ -63,7 +63,7 @@ class ClassSpecificity:
             "table3": self.table3,
             "chance": self.chance,
             "chance_majority": self.chance,
-            "chance_uniform": 1.0 / self.n_classes if self.n_classes else None,
+            "chance_uniform": 1.0 / self.n_classes if self.n_classes >= 2 else None,
             "n_classes": self.n_classes,
             "n_masks": int(self.labels.size),
             "n_train": self.n_train,

@@ -93,11 +93,11 @@ for r in analysis.REGIMES:  # "n/a" for regimes this profile does not train
 
 
 def _compare(r):
-    """'a higher' / 'a lower' / 'the same' share than the vanilla mask, from the computed shares."""
+    """How the upper-half share of regime r compares with the vanilla mask's, from the computed shares."""
     if r not in high_share or "vanilla" not in high_share:
         return "n/a"
     d = high_share[r] - high_share["vanilla"]
-    return "a higher" if d > 0 else "a lower" if d < 0 else "the same"
+    return ("a higher share than" if d > 0 else "a lower share than" if d < 0 else "the same share as")
 
 
 ch.glue("rot_vs_vanilla", _compare("rotate"))
@@ -125,9 +125,9 @@ ch.save(
 # a direction-dependent (anisotropic) redistribution, that scale augmentation also gives a low-frequency bias,
 # translation a mixed effect at low and mid frequencies, and rotation a **high**-frequency bias; for all three
 # augmentations the angular redistribution is direction dependent. In this build the rotation-augmented
-# network's mask holds {glue:text}`rot_vs_vanilla` share of its energy in the upper half of the radii than the
-# vanilla network's ({glue:text}`high_rotate` vs {glue:text}`high_vanilla`), and the adversarially trained
-# network's mask holds {glue:text}`adv_vs_vanilla` share ({glue:text}`high_adversarial`). These are single masks of single
+# network's mask holds {glue:text}`rot_vs_vanilla` the vanilla network's in the upper half of the radii
+# ({glue:text}`high_rotate` vs {glue:text}`high_vanilla`), and the adversarially trained network's mask holds
+# {glue:text}`adv_vs_vanilla` the vanilla network's ({glue:text}`high_adversarial`). These are single masks of single
 # networks: the claims ledger (`fig4.*`, chapter 8) decides none of them without seed replicates. The ratio of
 # the largest angular share to the mean share (1 = equal energy in every direction) is {glue:text}`aniso_rotate`
 # for the rotation network and {glue:text}`aniso_vanilla` for the vanilla one.

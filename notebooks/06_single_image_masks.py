@@ -198,10 +198,13 @@ Mv = sm["vanilla"].masks
 per_image = {
     "kept_fraction": {w: analysis.kept_fraction(res.masks).tolist() for w, res in sm.items()},
     "low_share": {w: analysis.low_frequency_share(res.masks, n_bands).tolist() for w, res in sm.items()},
+    # a constant filtered image (e.g. M' of a mask that keeps everything) shares no structure with x: its
+    # undefined (NaN) correlation is recorded as 0
     "pixel_correlation": {
-        "masked": analysis.pixel_correlation(sel.images, filter_images(sel.images, Mv, offset=off)).tolist(),
-        "complement": analysis.pixel_correlation(
-            sel.images, filter_images(sel.images, analysis.complement_mask(Mv), offset=off)).tolist(),
+        "masked": np.nan_to_num(analysis.pixel_correlation(
+            sel.images, filter_images(sel.images, Mv, offset=off)), nan=0.0).tolist(),
+        "complement": np.nan_to_num(analysis.pixel_correlation(
+            sel.images, filter_images(sel.images, analysis.complement_mask(Mv), offset=off)), nan=0.0).tolist(),
     },
 }
 ch.glue_pct("kept_vanilla_mean", float(np.mean(per_image["kept_fraction"]["vanilla"])))

@@ -74,7 +74,7 @@ for k in ("true_labels", "random_labels"):
     for part in ("train", "test"):
         ch.glue_pct(f"t3_{k}_{part}", study.table3.get(k, {}).get(part))
 ch.glue_pct("chance_majority", study.chance)
-ch.glue_pct("chance_uniform", 1.0 / study.n_classes if study.n_classes else None)
+ch.glue_pct("chance_uniform", study.summary()["chance_uniform"])
 ch.glue("n_classes", study.n_classes)
 ch.glue("n_test", study.n_test)
 ch.glue("n_train", study.n_train)

@@ -16,8 +16,8 @@
 # *Profile: **{glue:text}`profile`**.*
 #
 # **Overview.** Everything on this page is generated from the result files the previous chapters wrote (through
-# `fmask.report`) and from the paper's reference values in `fmask/paper_values.yaml`, which list the
-# printed value. Missing values show as "n/a": a result that this run did not produce. The last section is the
+# `fmask.report`) and from the paper's reference values in `fmask/paper_values.yaml`, which lists each printed
+# value with its place in the paper. Missing values show as "n/a": a result that this run did not produce. The last section is the
 # claims ledger: every claim of the paper with our number, its interval and a verdict decided by a rule fixed in
 # `fmask/claims.py`.
 
