@@ -49,11 +49,19 @@ __all__ = [
     "complement_mask",
     "table1_row",
     "table2_accuracies",
+    "correct_predictions",
+    "paired_counts",
+    "table1_counts",
+    "table2_counts",
+    "kept_fraction",
+    "low_frequency_share",
+    "pixel_correlation",
     "fixed_permutation",
     "ProbeResult",
     "mask_features",
     "linear_probe",
     "class_specificity",
+    "permutation_null",
     "umap_embedding",
 ]
 
@@ -347,6 +355,145 @@ def table2_accuracies(
     return out
 
 
+# ------------------------------------------------------------------ counts for the claims ledger
+def correct_predictions(
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor | Sequence[int],
+    masks: Tensor | None = None,
+    batch_size: int = 128,
+    space: str = "auto",
+) -> Tensor:
+    """(N,) bool: whether ``model`` classifies each image (filtered with ``masks`` when given) as its label.
+
+    ``masks``: None (the images as they are), a (1, C, H, W) dataset mask or (N, C, H, W) per-image masks,
+    applied as in :func:`masked_accuracy` (same ``space`` convention). ``mean()`` of the result is the
+    accuracy those functions return; the per-image outcomes are what paired intervals need.
+    """
+    x = _as_4d(images, "images")
+    if x.shape[0] == 0:
+        raise ValueError("images is empty")
+    y = _labels(labels, x.shape[0])
+    if masks is None:
+        preds, k = _predict_checked(model, x, batch_size, None)
+        _check_label_range(y, k)
+        return preds == y
+    m = _as_4d(masks, "masks").to(x.dtype)
+    if m.shape[0] not in (1, x.shape[0]) or m.shape[-2:] != x.shape[-2:]:
+        raise ValueError(f"masks {tuple(m.shape)} do not fit images {tuple(x.shape)}")
+    offset = pixel_offset(model, space, channels=x.shape[1])
+    out = []
+    for i in range(0, x.shape[0], batch_size):
+        mi = m if m.shape[0] == 1 else m[i : i + batch_size]
+        preds, k = _predict_checked(model, filter_images(x[i : i + batch_size], mi, offset=offset), batch_size, None)
+        _check_label_range(y[i : i + batch_size], k)
+        out.append(preds == y[i : i + batch_size])
+    return torch.cat(out)
+
+
+def paired_counts(outcomes: Mapping[str, Tensor | np.ndarray], pair: tuple[str, str] | None = None) -> dict:
+    """Counts behind accuracies measured on the same images: ``{"n", "correct": {name: k}}`` and, for
+    ``pair=(a, b)``, ``"discordant": {"a_only": #right on a only, "b_only": #right on b only}``.
+
+    ``outcomes`` maps names to (N,) bool vectors (:func:`correct_predictions`) of equal length. With the two
+    correct counts the discordant counts give the full 2x2 table of a paired (McNemar-type) interval
+    (:mod:`fmask.claims`). All values are Python ints (JSON-ready).
+    """
+    if not outcomes:
+        raise ValueError("outcomes is empty")
+    vecs = {k: np.asarray(v.cpu().numpy() if isinstance(v, Tensor) else v).astype(bool).reshape(-1)
+            for k, v in outcomes.items()}
+    sizes = {v.size for v in vecs.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"outcome vectors differ in length: { {k: v.size for k, v in vecs.items()} }")
+    out: dict = {"n": int(sizes.pop()), "correct": {k: int(v.sum()) for k, v in vecs.items()}}
+    if pair is not None:
+        a, b = pair
+        if a not in vecs or b not in vecs:
+            raise ValueError(f"pair {pair} names an outcome not in {sorted(vecs)}")
+        out["discordant"] = {f"{a}_only": int((vecs[a] & ~vecs[b]).sum()),
+                             f"{b}_only": int((vecs[b] & ~vecs[a]).sum())}
+    return out
+
+
+def table1_counts(
+    model: nn.Module, images: Tensor, labels: Tensor, mask: Tensor, batch_size: int = 128, space: str = "auto"
+) -> dict:
+    """Table 1 for one network with its counts: ``{"standard", "masked"}`` (fractions, as :func:`table1_row`)
+    plus ``"n"``, ``"correct": {"standard", "masked"}`` and ``"discordant": {"standard_only", "masked_only"}``
+    (images right on x only / on M(x) only), the paired 2x2 table the claims ledger needs."""
+    std = correct_predictions(model, images, labels, None, batch_size)
+    msk = correct_predictions(model, images, labels, mask, batch_size, space=space)
+    c = paired_counts({"standard": std, "masked": msk}, pair=("standard", "masked"))
+    return {"standard": c["correct"]["standard"] / c["n"], "masked": c["correct"]["masked"] / c["n"], **c}
+
+
+def table2_counts(
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    masks: Tensor,
+    adv_images: Tensor | None = None,
+    batch_size: int = 128,
+    threshold: float = COMPLEMENT_THRESHOLD,
+    space: str = "auto",
+) -> dict:
+    """:func:`table2_accuracies` plus ``"original"`` (accuracy on x), ``"n"``, ``"correct"`` per column
+    (``original``, ``masked``, ``complement`` and, with ``adv_images``, ``adversarial``, ``masked_adversarial``,
+    ``masked_adversarial_binary``) and ``"discordant": {"masked_only", "complement_only"}`` (M(x) vs M^c(x),
+    same images). Fractions equal ``correct / n`` exactly."""
+    x = _as_4d(images, "images")
+    m = _as_4d(masks, "masks")
+    if m.shape[0] != x.shape[0]:
+        raise ValueError(f"need one mask per image: masks {tuple(m.shape)}, images {tuple(x.shape)}")
+    outcomes = {
+        "original": correct_predictions(model, x, labels, None, batch_size),
+        "masked": correct_predictions(model, x, labels, m, batch_size, space=space),
+        "complement": correct_predictions(model, x, labels, complement_mask(m, threshold), batch_size, space=space),
+    }
+    if adv_images is not None:
+        xa = _as_4d(adv_images, "adv_images")
+        if xa.shape != x.shape:
+            raise ValueError(f"adv_images {tuple(xa.shape)} must match images {tuple(x.shape)}")
+        outcomes["adversarial"] = correct_predictions(model, xa, labels, None, batch_size)
+        outcomes["masked_adversarial"] = correct_predictions(model, xa, labels, m, batch_size, space=space)
+        outcomes["masked_adversarial_binary"] = correct_predictions(model, xa, labels, binarize(m, threshold),
+                                                                    batch_size, space=space)
+    c = paired_counts(outcomes, pair=("masked", "complement"))
+    return {**{k: v / c["n"] for k, v in c["correct"].items()}, **c}
+
+
+def kept_fraction(masks: Tensor, threshold: float = COMPLEMENT_THRESHOLD) -> np.ndarray:
+    """Per mask, the fraction of entries above ``threshold`` (the paper's "kept" frequencies: M^c = 1 where
+    M < 1e-8, Sec. 3.2): (N, C, H, W) -> (N,) float64 in [0, 1]."""
+    m = _as_4d(masks, "masks")
+    return (m > threshold).reshape(m.shape[0], -1).double().mean(dim=1).numpy()
+
+
+def low_frequency_share(masks: Tensor, n_bands: int) -> np.ndarray:
+    """Per mask, the share of its energy in the lower half (``n_bands // 2``) of the ``n_bands`` radial bands
+    of :func:`band_energies`: (N, C, H, W) -> (N,) in [0, 1] (Fig. 7's comparison as one number per mask)."""
+    if int(n_bands) < 2:
+        raise ValueError(f"n_bands must be >= 2 for a lower half; got {n_bands}")
+    e = band_energies(_as_4d(masks, "masks"), int(n_bands), "radial")
+    return e[:, : int(n_bands) // 2].sum(dim=1).double().numpy()
+
+
+def pixel_correlation(images: Tensor, filtered: Tensor) -> np.ndarray:
+    """Per image, the Pearson correlation of the pixels of ``images[i]`` and ``filtered[i]`` (all channels
+    flattened): (N, C, H, W) twice -> (N,) in [-1, 1]; NaN where either image is constant."""
+    x, f = _as_4d(images, "images"), _as_4d(filtered, "filtered")
+    if x.shape != f.shape:
+        raise ValueError(f"images {tuple(x.shape)} and filtered {tuple(f.shape)} differ in shape")
+    a = x.reshape(x.shape[0], -1).double()
+    b = f.reshape(f.shape[0], -1).double()
+    a = a - a.mean(dim=1, keepdim=True)
+    b = b - b.mean(dim=1, keepdim=True)
+    den = a.norm(dim=1) * b.norm(dim=1)
+    r = (a * b).sum(dim=1) / den
+    return torch.where(den > 0, r, torch.full_like(r, float("nan"))).numpy()
+
+
 # -------------------------------------------------------------------------------- class specificity
 def fixed_permutation(labels: Tensor | np.ndarray | Sequence[int], seed: int) -> np.ndarray:
     """A random permutation of ``labels`` that depends only on ``seed`` (the same on every call).
@@ -460,6 +607,64 @@ def class_specificity(
         "true_labels": linear_probe(X, y, seed=s, train_fraction=train_fraction, C=C),
         "random_labels": linear_probe(X, fixed_permutation(y, seed), seed=s, train_fraction=train_fraction, C=C),
     }
+
+
+def _training_span_features(X: np.ndarray, *, seed: int, train_fraction: float) -> np.ndarray:
+    """``X`` (N, D) in coordinates of the span of its training rows (the split of :func:`linear_probe` for
+    ``seed``): (N, r), r = rank of the training rows <= n_train.
+
+    Exact for the L2-penalised logistic regression of :func:`linear_probe` (representer theorem): the
+    optimal weights lie in the span of the training rows, so with an orthonormal basis V of that span,
+    ``w = V a`` gives ``X w = (X V) a`` for every row (training and test) and ``|w| = |a|``; the fit on
+    ``X V`` has the same decision function. With D = 4,096 mask features and ~100 training masks this makes
+    each fit about 40 times cheaper, which is what keeps a permutation null of B >= 200 fits cheap.
+    """
+    n = X.shape[0]
+    n_train = int(n * train_fraction)
+    if not 0.0 < train_fraction < 1.0 or n_train < 2 or n - n_train < 1:
+        raise ValueError(f"too few samples ({n}) for a {train_fraction} split")
+    perm = np.random.default_rng(int(seed)).permutation(n)  # the split of linear_probe
+    tr = np.sort(perm[:n_train])
+    if n_train >= X.shape[1]:
+        return X
+    _, s, vt = np.linalg.svd(X[tr], full_matrices=False)
+    keep = s > s.max(initial=0.0) * max(X.shape) * np.finfo(np.float64).eps
+    return X @ vt[keep].T
+
+
+def permutation_null(
+    features: np.ndarray | Tensor,
+    labels: np.ndarray | Tensor | Sequence[int],
+    *,
+    seed: int,
+    n_permutations: int,
+    train_fraction: float = 0.85,
+    C: float = 1.0,
+    max_iter: int = 2000,
+) -> dict[str, np.ndarray]:
+    """Null distribution of the linear probe: :func:`linear_probe` on ``n_permutations`` (B) independent
+    label permutations, each on the same split as the true-label probe (split seed ``seed``).
+
+    Permutation b uses :func:`fixed_permutation` with seed ``seed + 1 + b`` (never ``seed`` itself, which
+    is the single permuted-label control of :func:`class_specificity`). Returns
+    ``{"train": (B,), "test": (B,)}`` accuracies (float64 fractions); with the true-label test accuracy a
+    permutation p-value is ``(1 + #{null >= observed}) / (B + 1)`` (:mod:`fmask.stats`). The paper's control
+    (Sec. 3.2) is one shuffle; B >= 19 shuffles let a p-value reach 0.05 (:data:`fmask.claims.MIN_NULL`).
+    Deterministic for given arguments.
+    """
+    if int(n_permutations) < 1:
+        raise ValueError(f"n_permutations must be >= 1; got {n_permutations}")
+    X = np.asarray(features.detach().cpu().numpy() if isinstance(features, Tensor) else features, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"features must be (N, D); got shape {X.shape}")
+    y = np.asarray(labels.cpu().numpy() if isinstance(labels, Tensor) else labels).reshape(-1)
+    Z = _training_span_features(X, seed=seed, train_fraction=train_fraction)
+    train, test = np.empty(int(n_permutations)), np.empty(int(n_permutations))
+    for b in range(int(n_permutations)):
+        r = linear_probe(Z, fixed_permutation(y, int(seed) + 1 + b), seed=seed, train_fraction=train_fraction,
+                         C=C, max_iter=max_iter)
+        train[b], test[b] = r.train_accuracy, r.test_accuracy
+    return {"train": train, "test": test}
 
 
 def umap_embedding(

@@ -76,7 +76,6 @@ __all__ = [
     "CLAIMS",
     "evaluate_claims",
     "write_claims",
-    "claims_markdown",
 ]
 
 REPRODUCED = "reproduced"
@@ -902,32 +901,14 @@ def write_claims(results_dir: str | os.PathLike[str], path: str | os.PathLike[st
     from .report import load_results
     from .store import atomic_write_json
 
+    from .report import NOT_RESULTS
+
     target = Path(path)
-    if target.suffix == ".json" and target.parent.resolve() == Path(results_dir).resolve():
-        raise ValueError(f"write claims.json outside the results directory {results_dir}: every *.json there "
-                         "is read back as a result file by fmask.report.load_results")
+    if (target.suffix == ".json" and target.parent.resolve() == Path(results_dir).resolve()
+            and target.name not in NOT_RESULTS):
+        raise ValueError(f"{target.name} in the results directory {results_dir} would be read back as a result "
+                         f"file by fmask.report.load_results; use one of {sorted(NOT_RESULTS)} or another folder")
     entries = evaluate_claims(load_results(results_dir, with_meta=True))
     counts = {v: sum(e["verdict"] == v for e in entries) for v in VERDICTS}
     payload = {"claims": entries, "counts": counts, "results_dir": os.fspath(results_dir)}
     return atomic_write_json(payload, path)
-
-
-def _fmt_value(v: Any) -> str:
-    if v is None:
-        return "n/a"
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    if isinstance(v, Mapping):
-        return ", ".join(f"{k}: {_fmt_value(x)}" for k, x in v.items())
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_fmt_value(x) for x in v) + "]"
-    return str(v)
-
-
-def claims_markdown(entries: Sequence[Mapping[str, Any]]) -> str:
-    """The ledger as a Markdown table: id, paper, ours, 95% interval, n, verdict, chapter."""
-    cols = ["id", "paper", "ours", "interval", "n", "verdict", "chapter"]
-    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
-    for e in entries:
-        lines.append("| " + " | ".join(_fmt_value(e.get(c)).replace("|", "\\|") for c in cols) + " |")
-    return "\n".join(lines)

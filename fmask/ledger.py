@@ -91,12 +91,15 @@ def validate_claims(claims: Any, origin: str = "claims") -> list[dict]:
 
 
 def load_claims(path: str | os.PathLike[str]) -> list[dict]:
-    """Read and validate ``claims.json`` (see :func:`validate_claims`)."""
+    """Read and validate ``claims.json`` (see :func:`validate_claims`): the file
+    :func:`fmask.claims.write_claims` writes (``{"claims": [...], "counts", "results_dir"}``) or a bare list."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+    if isinstance(data, Mapping) and "claims" in data:
+        data = data["claims"]
     return validate_claims(data, origin=str(path))
 
 

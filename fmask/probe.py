@@ -32,9 +32,12 @@ EMBEDDING_TITLES = {
 class ClassSpecificity:
     """Outcome of :func:`class_specificity_study`; accuracies are fractions in [0, 1].
 
-    ``table3``: ``{"true_labels"|"random_labels": {"train", "test"}}`` (empty when no probe was possible);
+    ``table3``: ``{"true_labels"|"random_labels": {"train", "test", "n_train", "n_test"}}`` (empty when no probe was possible);
     ``test_repeats``: per labelling, the test accuracies over ``repeats`` splits; ``chance``: share of the
-    most frequent class in the test split (NaN without probe); ``embeddings``: key of
+    most frequent class in the test split (NaN without probe; the paper's balanced five classes give
+    1/5, recorded as ``chance_uniform``); ``null_train_accuracy``/``null_test_accuracy``: the probe on
+    ``null_permutations`` independent label permutations (:func:`fmask.analysis.permutation_null`; empty
+    when none were asked for or no probe was possible); ``embeddings``: key of
     :data:`EMBEDDING_TITLES` -> (N, 2); ``silhouette``: same keys -> score (NaN when undefined);
     ``reason``: why the probe or UMAP was skipped (None otherwise).
     """
@@ -44,7 +47,11 @@ class ClassSpecificity:
     table3: dict[str, dict[str, float]] = field(default_factory=dict)
     test_repeats: dict[str, list[float]] = field(default_factory=dict)
     chance: float = float("nan")
+    n_train: int = 0
     n_test: int = 0
+    n_classes: int = 0
+    null_train_accuracy: list[float] = field(default_factory=list)
+    null_test_accuracy: list[float] = field(default_factory=list)
     permutation_changed: float | None = None
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
     silhouette: dict[str, float] = field(default_factory=dict)
@@ -55,8 +62,15 @@ class ClassSpecificity:
         return {
             "table3": self.table3,
             "chance": self.chance,
+            "chance_majority": self.chance,
+            "chance_uniform": 1.0 / self.n_classes if self.n_classes >= 2 else None,
+            "n_classes": self.n_classes,
             "n_masks": int(self.labels.size),
+            "n_train": self.n_train,
             "n_test": self.n_test,
+            "null_train_accuracy": self.null_train_accuracy,
+            "null_test_accuracy": self.null_test_accuracy,
+            "null_permutations": len(self.null_test_accuracy),
             "train_fraction": self.train_fraction,
             "silhouette": self.silhouette,
             "test_repeats": self.test_repeats or None,
@@ -74,12 +88,18 @@ def class_specificity_study(
     C: float = 1.0,
     repeats: int = 1,
     umap_neighbors: int = 20,
+    null_permutations: int = 0,
 ) -> ClassSpecificity:
     """Probe, repeated splits, UMAP and silhouettes for masks (N, C, H, W) with labels (N,).
 
     Deterministic for a given ``seed``: the permutation and the first split use ``seed``, the further
     splits ``seed + 1 ... seed + repeats - 1`` (same permuted labels), UMAP is seeded and single-threaded.
+    ``null_permutations`` (B): label permutations for the probe's permutation null, on the first split
+    (:func:`fmask.analysis.permutation_null`; 0 = none). ``table3`` rows also hold the split sizes
+    ``n_train``/``n_test``.
     """
+    if int(null_permutations) < 0:
+        raise ValueError(f"null_permutations must be >= 0; got {null_permutations}")
     if not 0.0 < float(train_fraction) < 1.0:
         raise ValueError(f"train_fraction must be in (0, 1); got {train_fraction}")
     if int(repeats) < 1:
@@ -89,6 +109,7 @@ def class_specificity_study(
         raise ValueError(f"{masks.shape[0]} masks but {y.size} labels")
     out = ClassSpecificity(labels=y, train_fraction=float(train_fraction))
     n_classes = np.unique(y).size
+    out.n_classes = int(n_classes)
     n_train = int(y.size * train_fraction)
     res = None
     if n_classes >= 2 and 2 <= n_train < y.size:
@@ -105,6 +126,14 @@ def class_specificity_study(
         out.test_repeats = {k: [float(r[k].test_accuracy) for r in reps] for k in res}
         out.chance = float(res["true_labels"].chance)
         out.n_test = int(len(res["true_labels"].test_idx))
+        out.n_train = int(len(res["true_labels"].train_idx))
+        out.table3 = {k: {**v, "n_train": out.n_train, "n_test": out.n_test} for k, v in out.table3.items()}
+        if int(null_permutations) > 0:
+            null = analysis.permutation_null(analysis.mask_features(masks), y, seed=seed,
+                                             n_permutations=int(null_permutations), train_fraction=train_fraction,
+                                             C=C)
+            out.null_train_accuracy = [float(v) for v in null["train"]]
+            out.null_test_accuracy = [float(v) for v in null["test"]]
         out.permutation_changed = float(np.mean(res["random_labels"].labels != y))
     if y.size >= 4:
         out.embeddings["masks"] = analysis.umap_embedding(analysis.mask_features(masks), seed=seed,

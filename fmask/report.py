@@ -83,15 +83,15 @@ __all__ = [
     "profile_name",
 ]
 
-#: names that moved to the book package (:mod:`fmask.book.tables`, :mod:`fmask.book.findings`); still
-#: importable from here, lazily, so the library never imports the book tooling.
+#: names defined elsewhere that are still imported from here (lazily, so the library never imports the book
+#: tooling): ``paper_values`` by :mod:`fmask.claims`, ``onecycle_lr_trace`` by tests/test_learn_engine.py.
 _MOVED = {
     "paper_values": "fmask.book.tables",
-    "paper_vs_ours": "fmask.book.tables",
-    "table_markdown": "fmask.book.tables",
-    "runtime_rows": "fmask.book.tables",
-    "onecycle_lr_trace": "fmask.book.findings",
+    "onecycle_lr_trace": "fmask.learn.schedule",
 }
+#: files in a results directory that are not result files: the claims ledger (:func:`fmask.claims.write_claims`)
+#: lives beside the results it is computed from, at ``book/results/claims.json``
+NOT_RESULTS = frozenset({"claims.json"})
 
 
 def __getattr__(name: str):
@@ -204,13 +204,16 @@ def load_result(results_dir: str | os.PathLike[str], name: str) -> dict[str, Any
 def load_results(results_dir: str | os.PathLike[str], *, with_meta: bool = False) -> dict[str, Any]:
     """All results in ``results_dir`` as ``{name: values}`` (or ``{name: record}`` with ``with_meta``).
 
-    A missing directory gives ``{}``; a corrupt file raises ``ValueError`` naming it.
+    A missing directory gives ``{}``; a corrupt file raises ``ValueError`` naming it. Files in
+    :data:`NOT_RESULTS` (the claims ledger ``claims.json``) are skipped.
     """
     root = Path(results_dir)
     out: dict[str, Any] = {}
     if not root.is_dir():
         return out
     for path in sorted(root.glob("*.json")):
+        if path.name in NOT_RESULTS:
+            continue
         try:
             with open(path, encoding="utf-8") as fh:
                 record = json.load(fh)

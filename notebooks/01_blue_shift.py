@@ -15,8 +15,9 @@
 #
 # *Profile: **{glue:text}`profile`**.*
 #
-# **Overview.** The paper's Fig. 1 argues that the pointwise nonlinearities of a network move signal energy
-# towards higher frequencies (a *blue shift*): a pure sinusoid keeps all its energy at its own frequency,
+# **Overview.** The paper's Fig. 1 illustrates the *blue shift* described by Christian et al. (2021), the
+# paper's motivation rather than one of its findings (Sec. 2.1): pointwise nonlinearities of a network move
+# signal energy towards higher frequencies: a pure sinusoid keeps all its energy at its own frequency,
 # but after softplus, tanh, ReLU or hardtanh its spectrum gains harmonics. With two input frequencies, the
 # output also contains *intermodulation* products (sums and differences of the input frequencies).
 

@@ -250,3 +250,95 @@ def test_out_of_range_labels_are_errors():
         A.accuracy(model, x, torch.tensor([-1, 1]))
     with pytest.raises(ValueError, match="integer"):
         A.accuracy(model, x, torch.tensor([0.0, 1.0]))
+
+
+# ------------------------------------------------------------------ counts for the claims ledger
+def _four_constant_images(h: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Constant images of value 0.2, 0.8, 0.8, 0.2 with labels 0, 1, 0, 1: MeanThreshold gets the first two."""
+    vals = torch.tensor([0.2, 0.8, 0.8, 0.2])
+    return vals.view(4, 1, 1, 1).expand(4, 1, h, h).clone(), torch.tensor([0, 1, 0, 1])
+
+
+def test_table1_counts_hand_computed():
+    x, y = _four_constant_images()
+    zero_mask = torch.zeros(1, 1, 8, 8)  # filters every image to 0 -> class 0 for all
+    c = A.table1_counts(MeanThreshold(), x, y, zero_mask)
+    # standard: right on images 0, 1; masked (all predicted 0): right on images 0, 2
+    assert c["n"] == 4
+    assert c["correct"] == {"standard": 2, "masked": 2}
+    assert c["discordant"] == {"standard_only": 1, "masked_only": 1}
+    assert c["standard"] == 0.5 and c["masked"] == 0.5
+    assert c["standard"] == A.table1_row(MeanThreshold(), x, y, zero_mask)["standard"]
+
+
+def test_table2_counts_hand_computed():
+    x, y = _four_constant_images()
+    ones, zeros = torch.ones(1, 8, 8), torch.zeros(1, 8, 8)
+    masks = torch.stack([ones, zeros, ones, zeros])  # complements: zeros, ones, zeros, ones
+    c = A.table2_counts(MeanThreshold(), x, y, masks, adv_images=x.flip(0))
+    # M(x): 0.2 -> 0 (ok), 0 -> 0 (label 1), 0.8 -> 1 (label 0), 0 -> 0 (label 1): 1 right (image 0)
+    # M^c(x): 0 -> 0 (ok), 0.8 -> 1 (ok), 0 -> 0 (ok), 0.2 -> 0 (label 1): 3 right (images 0, 1, 2)
+    assert c["n"] == 4
+    assert c["correct"]["original"] == 2 and c["original"] == 0.5
+    assert c["correct"]["masked"] == 1 and c["correct"]["complement"] == 3
+    assert c["discordant"] == {"masked_only": 0, "complement_only": 2}
+    # x_A = flipped images (0.2, 0.8, 0.8, 0.2 reversed is the same sequence): same outcomes as x
+    assert c["correct"]["adversarial"] == 2
+    for k in ("masked", "complement", "adversarial", "masked_adversarial", "masked_adversarial_binary"):
+        assert c[k] == c["correct"][k] / c["n"]
+    ref = A.table2_accuracies(MeanThreshold(), x, y, masks, adv_images=x.flip(0))
+    assert {k: c[k] for k in ref} == ref
+
+
+def test_paired_counts_rejects_bad_input():
+    with pytest.raises(ValueError, match="empty"):
+        A.paired_counts({})
+    with pytest.raises(ValueError, match="differ in length"):
+        A.paired_counts({"a": np.array([True]), "b": np.array([True, False])})
+    with pytest.raises(ValueError, match="names an outcome"):
+        A.paired_counts({"a": np.array([True])}, pair=("a", "c"))
+
+
+def test_kept_fraction_uses_the_paper_threshold():
+    m = torch.tensor([[1.0, 0.5], [1e-8, 0.0]]).view(1, 1, 2, 2)
+    m2 = torch.ones(1, 1, 2, 2)
+    kept = A.kept_fraction(torch.cat([m, m2]))
+    assert kept.shape == (2,)
+    assert kept.tolist() == [0.5, 1.0]  # 1e-8 itself is not kept (M^c = 1 where M <= 1e-8)
+
+
+def test_low_frequency_share_dc_only_and_high_only():
+    dc = torch.zeros(1, 1, 8, 8)
+    dc[0, 0, 0, 0] = 1.0  # fft2 layout: DC at [0, 0] -> innermost radial band
+    high = torch.zeros(1, 1, 8, 8)
+    high[0, 0, 4, 4] = 1.0  # Nyquist corner -> outermost band
+    share = A.low_frequency_share(torch.cat([dc, high]), n_bands=4)
+    assert share.tolist() == pytest.approx([1.0, 0.0])
+    with pytest.raises(ValueError, match="n_bands"):
+        A.low_frequency_share(dc, n_bands=1)
+
+
+def test_pixel_correlation_known_values():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 1, 4, 4, generator=g)
+    f = torch.stack([2 * x[0] + 1, -x[1], torch.full_like(x[2], 0.3)])
+    r = A.pixel_correlation(x, f)
+    assert r[:2].tolist() == pytest.approx([1.0, -1.0])
+    assert np.isnan(r[2])  # a constant image has no correlation
+    with pytest.raises(ValueError, match="differ in shape"):
+        A.pixel_correlation(x, f[:2])
+
+
+def test_permutation_null_matches_the_direct_probe_and_is_seeded():
+    rng = np.random.default_rng(0)
+    X, y = rng.random((40, 300)), rng.integers(0, 4, 40)  # more features than training rows
+    null = A.permutation_null(X, y, seed=3, n_permutations=3)
+    assert null["train"].shape == null["test"].shape == (3,)
+    for b in range(3):  # the training-span projection is exact for the L2-penalised probe
+        direct = A.linear_probe(X, A.fixed_permutation(y, 3 + 1 + b), seed=3)
+        assert null["train"][b] == pytest.approx(direct.train_accuracy)
+        assert null["test"][b] == pytest.approx(direct.test_accuracy)
+    again = A.permutation_null(X, y, seed=3, n_permutations=3)
+    assert np.array_equal(again["test"], null["test"])
+    with pytest.raises(ValueError, match="n_permutations"):
+        A.permutation_null(X, y, seed=0, n_permutations=0)

@@ -215,14 +215,20 @@ def test_html_checker_detects_broken_images_and_tracebacks(tmp_path):
     )
     (tmp_path / "ok.png").write_bytes(png)
     (tmp_path / "empty.png").write_bytes(b"")
-    (tmp_path / "good.html").write_text('<html><body><p>hello</p><img src="ok.png"></body></html>')
+    (tmp_path / "good.html").write_text('<html><body><article style="width:600px"><p>hello</p>'
+                                        '<img src="ok.png" alt="a dot" style="width:500px"></article></body></html>')
+    (tmp_path / "wide.html").write_text('<html><body><article style="width:600px"><p>x</p><img src="ok.png" alt="a dot" '
+                                        'style="width:900px"><img src="ok.png"></article></body></html>')
     (tmp_path / "bad.html").write_text(
         '<html><body><p>x</p><img src="empty.png"><img src="missing.png">'
         '<div class="output traceback">Traceback (most recent call last): boom</div></body></html>'
     )
     res = {r.page: r for r in book.check_html(tmp_path, chromium=exe)}
-    assert set(res) == {"good.html", "bad.html"}
+    assert set(res) == {"good.html", "bad.html", "wide.html"}
     assert res["good.html"].ok and res["good.html"].images == 1
+    wide = res["wide.html"]  # a 900 px image in a 600 px column, and an image without alt text
+    assert not wide.ok and len(wide.too_wide) == 1 and "900 px > column 600 px" in wide.too_wide[0]
+    assert wide.no_alt == ["ok.png"] and not wide.broken_images
     assert not res["bad.html"].ok
     assert sorted(res["bad.html"].broken_images) == ["empty.png", "missing.png"]
     assert res["bad.html"].errors
@@ -287,7 +293,17 @@ def test_smoke_book_executes_every_notebook_and_builds(smoke_book):
     assert results["data"]["subsets"]["paper"]["train"] > 0
     if "08_report" in names:
         html = (run.html_dir / "book" / "08_report.html").read_text()
-        assert "Table 1" in html and "Runtime of every stage" in html
+        assert "Table 1" in html and "Runtime of every stage" in html and "The claims ledger" in html
+        # chapter 8 wrote the ledger beside the results (skipped by load_results), with every claim
+        doc = json.loads((run.results_dir / "claims.json").read_text())
+        assert len(doc["claims"]) >= 12 and "claims" not in results
+        assert sum(doc["counts"].values()) == len(doc["claims"])
+        # the introduction opens with the generated ledger table, linked to the chapters, and the build info
+        assert '<table' in intro and "reproduced" in intro
+        linked = {e["chapter"] for e in doc["claims"]}
+        assert any(f'href="{c}.html' in intro for c in linked), "no chapter link in the intro's ledger table"
+        assert (run.book_dir / "_generated" / "build_info.md").is_file()
+        assert (run.book_dir / "_generated" / "claims_table.md").read_text().count("\n| ") >= len(doc["claims"])
 
 
 def test_smoke_book_pages_render_in_chromium(smoke_book):
@@ -334,3 +350,15 @@ def test_bad_input():
         blueshift.sinusoid(64, [40])
     with pytest.raises(ValueError):
         blueshift.activation_spectra(activations=("nope",))
+
+
+def test_default_artifacts_are_the_store_default_root(tmp_path, monkeypatch):
+    from fmask.book import runner
+    from fmask.store import default_root
+
+    monkeypatch.delenv("FMASK_ARTIFACTS", raising=False)
+    monkeypatch.chdir(tmp_path)  # wherever it runs from
+    assert runner._resolve_artifacts(None) == str(default_root())
+    monkeypatch.setenv("FMASK_ARTIFACTS", str(tmp_path / "store"))
+    assert runner._resolve_artifacts(None) == str(tmp_path / "store")
+    assert runner._resolve_artifacts(tmp_path / "x") == str((tmp_path / "x").resolve())

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from fmask import analysis as A
+from fmask import probe
 from fmask.book import chapter
 
 
@@ -94,3 +96,22 @@ def test_probe_study_is_seeded_and_handles_tiny_sets():
     assert tiny.table3 == {} and "too few" in tiny.reason and tiny.summary()["n_masks"] == 2 and not tiny.embeddings
     with pytest.raises(ValueError, match="labels"):
         probe.class_specificity_study(masks, labels[:5], seed=0)
+
+
+def test_class_specificity_study_records_split_sizes_chance_and_null():
+    g = torch.Generator().manual_seed(1)
+    labels = torch.arange(40) % 4
+    masks = torch.rand(40, 1, 8, 8, generator=g) * 0.1
+    for k in range(4):
+        masks[labels == k, 0, k + 1, k + 1] = 1.0
+    a = probe.class_specificity_study(masks, labels, seed=3, umap_neighbors=5, null_permutations=5)
+    s = a.summary()
+    # linear_probe's split: n_train = int(40 * 0.85) = 34, n_test = 6; four balanced classes -> chance 1/4
+    assert (s["n_train"], s["n_test"], s["n_classes"], s["chance_uniform"]) == (34, 6, 4, 0.25)
+    assert all(row["n_train"] == 34 and row["n_test"] == 6 for row in a.table3.values())
+    assert s["null_permutations"] == 5 and len(s["null_train_accuracy"]) == 5
+    null = A.permutation_null(A.mask_features(masks), labels.numpy(), seed=3, n_permutations=5)
+    assert s["null_test_accuracy"] == null["test"].tolist()
+    assert probe.class_specificity_study(masks, labels, seed=3, umap_neighbors=5).summary()["null_permutations"] == 0
+    with pytest.raises(ValueError, match="null_permutations"):
+        probe.class_specificity_study(masks, labels, seed=3, null_permutations=-1)

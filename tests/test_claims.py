@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmask import claims, report
+from fmask import ledger, claims, report
 from fmask.regimes import REGIMES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,17 +142,18 @@ def test_committed_book_results_evaluate(with_meta):
     if with_meta:  # sample sizes from the metadata give Wilson intervals for Table 2
         assert e["table2.attack_reversal"]["n"] == report.load_result(BOOK_RESULTS, "table2")["meta"]["n_images"]
         assert e["table2.attack_reversal"]["interval"] is not None
-    md = claims.claims_markdown(entries)
-    assert md.count("\n") == len(entries) + 1
+    md = ledger.claims_table_markdown(entries)  # the one renderer (intro and chapter 8)
+    assert sum(line.startswith("| ") for line in md.splitlines()) == len(entries) + 2  # header, rule, rows
 
 
 def test_write_claims_is_atomic_json(tmp_path):
     report.save_result(tmp_path, "table2", {"vanilla": {"masked_adversarial": 0.5, "n": 1000,
                                                         "correct": {"masked_adversarial": 500}}}, profile="smoke")
-    with pytest.raises(ValueError, match="outside the results directory"):
-        claims.write_claims(tmp_path, tmp_path / "claims.json")  # would break report.load_results
-    out = claims.write_claims(tmp_path, tmp_path / "out" / "claims.json")
-    assert report.load_results(tmp_path)  # the results directory still loads
+    with pytest.raises(ValueError, match="read back as a result file"):
+        claims.write_claims(tmp_path, tmp_path / "ledger.json")  # would break report.load_results
+    out = claims.write_claims(tmp_path, tmp_path / "claims.json")  # the book's path: skipped by load_results
+    assert set(report.load_results(tmp_path)) == {"table2"}  # the results directory still loads, without it
+    assert len(ledger.load_claims(out)) == len(claims.CLAIMS)  # the ledger renderer reads the written file
     doc = json.loads(out.read_text())
     assert set(doc) == {"claims", "counts", "results_dir"}
     assert sum(doc["counts"].values()) == len(doc["claims"]) == len(claims.CLAIMS)

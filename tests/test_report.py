@@ -7,6 +7,7 @@ import math
 import pytest
 
 from fmask import report
+from fmask.book import tables
 
 
 def test_save_and_load_roundtrip_with_metadata(tmp_path):
@@ -54,9 +55,9 @@ def test_runtimes_and_timed(tmp_path):
     assert rts["boom"]["ok"] is False and rts["inner"]["seconds"] >= 0
     # runtimes are not mistaken for results
     assert report.load_results(tmp_path) == {}
-    rows = report.runtime_rows(tmp_path)  # moved to fmask.book.tables, still importable from fmask.report
+    rows = tables.runtime_rows(tmp_path)
     assert {(r["chapter"], r["stage"]) for r in rows} == {("02_data", ""), ("pipeline", "inner"), ("pipeline", "boom")}
-    assert "0.21" in report.table_markdown(rows, digits=2)  # 12.5 s in minutes
+    assert "0.21" in tables.table_markdown(rows, digits=2)  # 12.5 s in minutes
 
 
 def test_paper_values_file_is_well_formed():
@@ -75,15 +76,15 @@ def test_table_is_built_from_result_files_and_follows_changes(tmp_path):
         {"table": "table1", "row": "scale", "column": "masked", "value": None, "unit": "percent", "source": "T1"},
         {"table": "table3", "row": "true_labels", "column": "test", "value": 78.44, "unit": "percent", "source": "T3"},
     ]
-    rows = report.paper_vs_ours(tmp_path, paper=paper, as_frame=False)
+    rows = tables.paper_vs_ours(tmp_path, paper=paper, as_frame=False)
     assert [r["ours"] for r in rows] == [None, None, None]
-    assert report.table_markdown(rows).count("n/a") >= 5
+    assert tables.table_markdown(rows).count("n/a") >= 5
 
     report.save_result(tmp_path, "table1", {"vanilla": {"masked": 0.75}, "scale": {"masked": 0.5}}, profile="smoke")
-    rows = report.paper_vs_ours(tmp_path, paper=paper, as_frame=False)
+    rows = tables.paper_vs_ours(tmp_path, paper=paper, as_frame=False)
     assert rows[0]["ours"] == pytest.approx(75.0) and rows[0]["difference"] == pytest.approx(-5.0)
     assert rows[1]["ours"] == pytest.approx(50.0) and rows[1]["difference"] is None
-    md1 = report.table_markdown(rows)
+    md1 = tables.table_markdown(rows)
     assert "75.0" in md1 and "-5.0" in md1
 
     # change the result file on disk -> the table changes
@@ -91,12 +92,12 @@ def test_table_is_built_from_result_files_and_follows_changes(tmp_path):
     rec = json.loads(path.read_text())
     rec["values"]["vanilla"]["masked"] = 0.9
     path.write_text(json.dumps(rec))
-    rows = report.paper_vs_ours(tmp_path, paper=paper, as_frame=False)
+    rows = tables.paper_vs_ours(tmp_path, paper=paper, as_frame=False)
     assert rows[0]["ours"] == pytest.approx(90.0) and rows[0]["difference"] == pytest.approx(10.0)
-    md2 = report.table_markdown(rows)
+    md2 = tables.table_markdown(rows)
     assert md2 != md1 and "90.0" in md2
 
-    table = report.paper_vs_ours(tmp_path, paper=paper)  # DataFrame when pandas is installed
+    table = tables.paper_vs_ours(tmp_path, paper=paper)  # DataFrame when pandas is installed
     if hasattr(table, "columns"):
         assert list(table.columns)[:6] == ["table", "row", "column", "paper", "ours", "difference"]
         assert math.isnan(table.loc[1, "difference"])
@@ -173,3 +174,9 @@ def test_single_mask_lr_summary_matches_trace():
     trace = report.onecycle_lr_trace(0.2, epochs=100, steps_per_epoch=200, pct_start=0.1, steps_taken=100)
     assert s["first"] == trace[0] and s["last"] == trace[-1]
     assert s["warmup_share"] == pytest.approx(100 / 2000) and s["peak_share"] == pytest.approx(max(trace) / 0.2)
+
+
+def test_load_results_skips_the_claims_ledger(tmp_path):
+    report.save_result(tmp_path, "table1", {"vanilla": {"standard": 0.5}}, profile="smoke")
+    (tmp_path / "claims.json").write_text('{"claims": [], "counts": {}}')  # no "values": not a result file
+    assert set(report.load_results(tmp_path)) == {"table1"}

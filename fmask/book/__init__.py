@@ -19,6 +19,7 @@ from fmask.book.runner import (
     DEFAULT_PROFILE,
     REPO_ROOT,
     BookRun,
+    _resolve_artifacts,  # the artifact folder handed to the chapters (tests check it equals store.default_root)
     build_book,
     convert_notebook,
     default_out,

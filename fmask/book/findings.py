@@ -7,37 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from fmask.learn.schedule import onecycle_lr_trace
+
 __all__ = ["ORIGINAL_SINGLE_MASK_SCHEDULE", "onecycle_lr_trace", "single_mask_lr_summary"]
 
 #: The original's single-image-mask schedule: flags.py (single_img_mask_lr, single_img_mask_epochs,
 #: single_img_mask_schedule) and train_single_img_masks.py (steps_per_epoch=200, one scheduler step per
 #: iteration, at most ``epochs`` iterations).
 ORIGINAL_SINGLE_MASK_SCHEDULE = {"max_lr": 0.2, "epochs": 20000, "steps_per_epoch": 200, "pct_start": 0.1}
-
-
-def onecycle_lr_trace(
-    max_lr: float, *, epochs: int, steps_per_epoch: int, pct_start: float, steps_taken: int
-) -> list[float]:
-    """Learning rates that ``torch.optim.lr_scheduler.OneCycleLR(max_lr, epochs, steps_per_epoch,
-    pct_start)`` gives for the first ``steps_taken`` optimizer steps (defaults of torch: div_factor 25,
-    cosine annealing). Used to show the effective learning rate of the original single-image masks, whose
-    schedule was sized for ``epochs * steps_per_epoch`` steps but stepped at most ``epochs`` times.
-    """
-    import torch
-
-    if steps_taken < 1 or steps_taken > epochs * steps_per_epoch:
-        raise ValueError(f"steps_taken must be in [1, {epochs * steps_per_epoch}]; got {steps_taken}")
-    p = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.Adam([p], lr=max_lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr, epochs=epochs, steps_per_epoch=steps_per_epoch, pct_start=pct_start
-    )
-    lrs = []
-    for _ in range(steps_taken):
-        lrs.append(float(opt.param_groups[0]["lr"]))
-        opt.step()
-        sched.step()
-    return lrs
 
 
 def single_mask_lr_summary(settings: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Check a built book in headless Chromium: every page loads, every image loads, no error output.
+"""Check a built book in headless Chromium: every page loads, every image loads, no error output, and every
+image in the page's content column has alt text and fits the column's width (no horizontal overflow).
 
 :func:`check_html` serves the HTML folder on 127.0.0.1, opens each page in an iframe of a small check page
 and reads the per-page verdicts back with ``--dump-dom``. :func:`find_chromium` locates the browser
@@ -16,7 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -35,10 +36,14 @@ class PageCheck:
     images: int
     broken_images: list[str]
     errors: list[str]
+    #: content images wider than their column or reaching past its right edge: "src (image px > column px)"
+    too_wide: list[str] = field(default_factory=list)
+    #: content images without (non-empty) alt text
+    no_alt: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.loaded and not self.broken_images and not self.errors
+        return self.loaded and not self.broken_images and not self.errors and not self.too_wide and not self.no_alt
 
 
 def find_chromium() -> str | None:
@@ -76,13 +81,25 @@ async function imagesSettled(doc) {
 async function run() {
   for (const p of pages) {
     const ok = await load(p);
-    const rec = {page: p, loaded: ok, images: 0, broken: [], errors: []};
+    const rec = {page: p, loaded: ok, images: 0, broken: [], errors: [], wide: [], noalt: []};
     try {
       const doc = frame.contentDocument;
       const imgs = await imagesSettled(doc);
       rec.images = imgs.length;
       for (const im of imgs) {
         if (!(im.complete && im.naturalWidth > 0)) rec.broken.push(im.getAttribute('src') || '(no src)');
+      }
+      // the content column: the theme's article, else main, else the body
+      const col = doc.querySelector('article') || doc.querySelector('main') || doc.body;
+      if (col) {
+        const cr = col.getBoundingClientRect();
+        for (const im of col.querySelectorAll('img')) {
+          const src = im.getAttribute('src') || '(no src)';
+          const r = im.getBoundingClientRect();
+          if (r.width > cr.width + 1 || r.right > cr.right + 1)
+            rec.wide.push(src + ' (' + Math.round(r.width) + ' px > column ' + Math.round(cr.width) + ' px)');
+          if (!(im.getAttribute('alt') || '').trim()) rec.noalt.push(src);
+        }
       }
       const bad = doc.querySelectorAll('.traceback, .output.error, .output_error, div.output.traceback');
       for (const b of bad) rec.errors.push('error output: ' + b.textContent.trim().slice(0, 200));
@@ -135,7 +152,9 @@ def check_html(
 
     Serves ``html_dir`` from a local http.server bound to 127.0.0.1, loads a small check page that opens
     each page in an iframe and records, per page, whether it loaded, its images that have
-    ``naturalWidth == 0`` and any error output / traceback; the result is read back with ``--dump-dom``.
+    ``naturalWidth == 0``, any error output / traceback, and the images of the content column (``article``, else
+    ``main``, else ``body``) that are wider than it or reach past its right edge (``too_wide``) or have no alt
+    text (``no_alt``), in a 1200 px wide frame; the result is read back with ``--dump-dom``.
     Raises :class:`BookError` if Chromium is missing or returns no result.
     """
     html_dir = Path(html_dir).resolve()
@@ -178,6 +197,7 @@ def check_html(
     records = json.loads(_html.unescape(m.group(1)))
     return [
         PageCheck(page=r["page"].lstrip("/"), loaded=bool(r["loaded"]), images=int(r["images"]),
-                  broken_images=list(r["broken"]), errors=list(r["errors"]))
+                  broken_images=list(r["broken"]), errors=list(r["errors"]), too_wide=list(r.get("wide", [])),
+                  no_alt=list(r.get("noalt", [])))
         for r in records
     ]

@@ -547,10 +547,14 @@ def build_book(
 
 
 def _resolve_artifacts(artifacts: str | os.PathLike[str] | None) -> str:
+    """The artifact store the chapters use: ``artifacts`` made absolute, else :func:`fmask.store.default_root`
+    (the one default store, whatever the working directory: ``$FMASK_ARTIFACTS``, ``<repo>/artifacts`` in a
+    source checkout, else the user cache)."""
     if artifacts is not None:
         return str(Path(artifacts).resolve())
-    env = os.environ.get("FMASK_ARTIFACTS")
-    return str(Path(env).resolve()) if env else str(REPO_ROOT / "artifacts")
+    from fmask.store import default_root
+
+    return str(default_root())
 
 
 def _fmt_secs(secs: float) -> str:
@@ -578,12 +582,15 @@ def run_book(
     ``profile``: profile name or YAML path passed to every chapter. ``out``: output root (default
     :func:`default_out`: the repository for ``cpu``, ``_build/<profile>`` otherwise); a root other than the
     repository gets copies of the config, toc and static pages. ``data``: Imagenette root (default
-    ``$FMASK_DATA``). ``artifacts``: model/mask store (default ``$FMASK_ARTIFACTS`` or ``<repo>/artifacts``).
+    ``$FMASK_DATA``). ``artifacts``: model/mask store (default :func:`fmask.store.default_root`:
+    ``$FMASK_ARTIFACTS``, else ``<repo>/artifacts`` in a source checkout, else ``~/.cache/fmask/artifacts``).
     ``only``: chapters to run (numbers ``4``/``04``, names ``04_dataset_masks`` or ``dataset_masks``,
     comma-separated or a list). ``build=False`` skips ``jupyter-book build``. ``progress``: papermill's
     per-cell bar. ``quiet_kernel``: filter the kernel's stderr through :data:`BENIGN_KERNEL_NOISE`.
 
-    A chapter that fails stops the run with :class:`BookError`; its previous good notebook stays.
+    A chapter that fails stops the run with :class:`BookError`; its previous good notebook stays. After the
+    chapters (so after chapter 8 has written ``results/claims.json``) the build information and the claims
+    ledger the introduction includes are regenerated (:func:`fmask.buildinfo.write_build_info`).
     """
     if not isinstance(profile, str) or not profile:
         raise ValueError(f"profile must be a non-empty string (smoke, cpu, paper or a YAML path); got {profile!r}")
@@ -638,6 +645,11 @@ def run_book(
                 report.record_runtime(results_dir, name, secs, profile=profile_name, ok=ok)
             log(f"[fmask book] ({i}/{len(names)}) {name} {'done' if ok else 'FAILED'} in {_fmt_secs(secs)}")
         run.notebooks.append(name)
+    from fmask import buildinfo
+
+    (book_dir / "_generated").mkdir(parents=True, exist_ok=True)
+    buildinfo.write_build_info(book_dir, repo_root=REPO_ROOT, profile=profile_name, data_root=data_root,
+                               notebooks_dir=src)
     if build:
         t0 = time.perf_counter()
         run.html_dir = build_book(root, profile=profile_name, log=log)
