@@ -377,7 +377,8 @@ class SelectionSection(Section):
 @dataclass(frozen=True)
 class AnalysisSection(Section):
     """Analyses: band counts, the analyses' PGD (null: the training section's, see
-    :func:`fmask.attacks.pgd_settings`), the linear probe of Table 3 and UMAP (the original: 85 %, 20 neighbours)."""
+    :func:`fmask.attacks.pgd_settings`), the linear probe of Table 3 (with a permutation null of ``probe_null_permutations`` label shuffles) and UMAP
+    (the original: 85 %, 20 neighbours)."""
 
     NAME: ClassVar[str] = "analysis"
     n_bands: int = _f(64, "int", min=1)
@@ -388,6 +389,7 @@ class AnalysisSection(Section):
     probe_repeats: int = _f(1, "int", min=1)
     probe_train_fraction: float = _f(0.85, "float", min=0, max=1, min_inclusive=False, max_inclusive=False)
     probe_C: float = _f(1.0, "float", min=0, min_inclusive=False)
+    probe_null_permutations: int = _f(200, "int", min=1)  # label shuffles for the probe's permutation null
 
 
 @dataclass(frozen=True)

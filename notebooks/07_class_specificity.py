@@ -58,10 +58,9 @@ ch.glue("n_masks", len(sel.labels), ",")
 # %%
 with ch.timed("07_class_specificity.study"):
     study = probe.class_specificity_study(masks, sel.labels, seed=ch.seed, train_fraction=train_fraction,
-                                          C=float(ch.setting("analysis", "probe_C", 1.0)), repeats=repeats,
+                                          C=float(ch.setting("analysis", "probe_C")), repeats=repeats,
                                           umap_neighbors=umap_neighbors,
-                                          null_permutations=int(ch.setting("analysis", "probe_null_permutations",
-                                                                           200)))
+                                          null_permutations=int(ch.setting("analysis", "probe_null_permutations")))
 if study.table3:
     ch.save("table3", study.table3, meta={"n_masks": int(study.labels.size), "train_fraction": train_fraction})
     ch.table([{"labels": k.replace("_", " "), "train (%)": 100 * v["train"], "test (%)": 100 * v["test"],

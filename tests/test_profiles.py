@@ -66,7 +66,7 @@ def test_shipped_profiles_keep_their_effective_settings():
     cpu, smoke, paper = (load_profile(n) for n in ("cpu", "smoke", "paper"))
     assert {cpu.dataset_mask.schedule, smoke.dataset_mask.schedule, paper.dataset_mask.schedule} == {"onecycle"}
     assert {cpu.single_mask.schedule, smoke.single_mask.schedule, paper.single_mask.schedule} == {"constant"}
-    assert (cpu.selection.n_images, smoke.selection.n_images, paper.selection.n_images) == (128, 4, None)
+    assert (cpu.selection.n_images, smoke.selection.n_images, paper.selection.n_images) == (None, 4, None)
     assert (paper.single_mask.lam, paper.dataset_mask.lam) == (0.07, 0.2)
     assert set(list_profiles()) >= {"smoke", "cpu", "paper"}
 
