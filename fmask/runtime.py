@@ -6,7 +6,10 @@
 * :func:`progress_bar` is the only way fmask opens a tqdm bar. Bars go to the terminal (stderr), honour
   ``TQDM_DISABLE`` (which ``fmask book`` sets inside executed notebooks, so no widget state ever reaches the
   book) and are off when the caller passes ``progress=False``. (Passing ``disable=None`` to tqdm, as fmask
-  used to, overrides ``TQDM_DISABLE`` and turns bars into notebook widgets.)
+  used to, overrides ``TQDM_DISABLE`` and turns bars into notebook widgets.) When ``FMASK_PROGRESS_FILE``
+  names a file (``fmask book`` sets it for the kernel it runs), bars are written there instead, as plain
+  ASCII every :data:`PROGRESS_FILE_INTERVAL` seconds, and the runner copies them to its terminal: stage
+  progress (training epochs, masks done / left) reaches the person running the book, never the page.
 """
 from __future__ import annotations
 
@@ -18,7 +21,14 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-__all__ = ["resolve_device", "model_device", "seeded", "progress_bar", "progress_enabled"]
+__all__ = ["resolve_device", "model_device", "seeded", "progress_bar", "progress_enabled", "PROGRESS_FILE_ENV",
+           "PROGRESS_FILE_INTERVAL"]
+
+#: environment variable naming a file that receives the progress bars (set by ``fmask book`` for its kernels)
+PROGRESS_FILE_ENV = "FMASK_PROGRESS_FILE"
+#: seconds between two updates of a bar written to that file
+PROGRESS_FILE_INTERVAL = 10.0
+_progress_files: dict[str, Any] = {}
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -71,10 +81,25 @@ def progress_enabled(progress: bool = True) -> bool:
     return bool(progress) and os.environ.get("TQDM_DISABLE", "").strip().lower() in ("", "0", "false", "no")
 
 
+def _progress_file(path: str):
+    """One line-buffered append handle per progress file (shared by all bars of the process)."""
+    fh = _progress_files.get(path)
+    if fh is None or fh.closed:
+        fh = _progress_files[path] = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+    return fh
+
+
 def progress_bar(iterable: Any = None, *, progress: bool = True, **kwargs: Any):
     """A terminal tqdm bar (``tqdm.std``, never a notebook widget), off when ``progress`` is false or
-    ``TQDM_DISABLE`` is set. Keyword arguments go to tqdm (``desc``, ``total``, ``unit``, ``leave`` ...)."""
+    ``TQDM_DISABLE`` is set; written to ``$FMASK_PROGRESS_FILE`` instead when that is set (and ``progress``
+    is true). Keyword arguments go to tqdm (``desc``, ``total``, ``unit``, ``leave`` ...)."""
     from tqdm import tqdm  # the plain terminal bar: no ipywidgets state in executed notebooks
 
+    path = os.environ.get(PROGRESS_FILE_ENV, "")
+    if progress and path:
+        kwargs.pop("dynamic_ncols", None)
+        kwargs.update(file=_progress_file(path), mininterval=PROGRESS_FILE_INTERVAL, ascii=True, ncols=100,
+                      position=0)
+        return tqdm(iterable, disable=False, **kwargs)
     kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, disable=not progress_enabled(progress), **kwargs)

@@ -362,3 +362,41 @@ def test_default_artifacts_are_the_store_default_root(tmp_path, monkeypatch):
     monkeypatch.setenv("FMASK_ARTIFACTS", str(tmp_path / "store"))
     assert runner._resolve_artifacts(None) == str(tmp_path / "store")
     assert runner._resolve_artifacts(tmp_path / "x") == str((tmp_path / "x").resolve())
+
+
+def test_stage_progress_reaches_the_terminal_not_the_page(tmp_path, capsys):
+    """A bar opened with fmask.runtime.progress_bar inside a chapter shows on the runner's stdout (relayed
+    through $FMASK_PROGRESS_FILE) while the executed notebook carries no trace of it."""
+    src, out = tmp_path / "nbs", tmp_path / "out"
+    src.mkdir()
+    _write_chapter(src, '''
+        import time
+        from fmask.runtime import progress_bar
+        for i in progress_bar(range(3), desc="stage-xyz", progress=True, mininterval=0):
+            time.sleep(0.4)
+        print("chapter done")
+    ''')
+    book.run_book("smoke", out=out, src_dir=src, build=False, log=lambda s: None, progress=True)
+    captured = capsys.readouterr().out
+    assert "stage-xyz" in captured and "3/3" in captured
+    import nbformat
+
+    nb = nbformat.read(str(out / "book" / "01_x.ipynb"), as_version=4)
+    outputs = json.dumps([o for c in nb.cells for o in c.get("outputs", [])])
+    assert "chapter done" in outputs and "stage-xyz" not in outputs
+
+
+def test_progress_bar_writes_to_the_progress_file_only_when_asked(tmp_path, monkeypatch):
+    import fmask.runtime as rt
+
+    f = tmp_path / "p.log"
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    monkeypatch.setenv(rt.PROGRESS_FILE_ENV, str(f))
+    for _ in rt.progress_bar(range(2), desc="kept", progress=True):
+        pass
+    for _ in rt.progress_bar(range(2), desc="silenced", progress=False):
+        pass
+    text = f.read_text()
+    assert "kept" in text and "silenced" not in text
+    monkeypatch.delenv(rt.PROGRESS_FILE_ENV)
+    assert rt.progress_bar(range(2), desc="x").disable  # TQDM_DISABLE alone: no bar at all

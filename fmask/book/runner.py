@@ -39,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -312,6 +313,60 @@ def _write_notebook(nb, path: Path) -> Path:
     return atomic_write(path, lambda fh: nbformat.write(nb, fh), binary=False)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@contextlib.contextmanager
+def _relay_progress(enabled: bool, out: Any = None, poll: float = 1.0) -> Iterator[None]:
+    """Stage progress from the kernel to this terminal while the block runs.
+
+    Sets ``$FMASK_PROGRESS_FILE`` (read by :func:`fmask.runtime.progress_bar` in the kernel) to a temporary
+    file and copies each new bar state from it to ``out`` (default ``sys.stdout``) as one indented line, so
+    training epochs and masks done / left show on the terminal while nothing reaches the executed page.
+    """
+    from fmask.runtime import PROGRESS_FILE_ENV
+
+    if not enabled:
+        yield
+        return
+    out = out if out is not None else sys.stdout
+    prev = os.environ.get(PROGRESS_FILE_ENV)
+    with tempfile.TemporaryDirectory(prefix="fmask-progress-") as tmp:
+        path = Path(tmp) / "progress.log"
+        path.touch()
+        stop = threading.Event()
+
+        def pump() -> None:
+            pos, last = 0, ""
+            while True:
+                finished = stop.wait(poll)
+                with open(path, "rb") as fh:
+                    fh.seek(pos)
+                    chunk = fh.read()
+                    pos += len(chunk)
+                for part in re.split(r"[\r\n]+", _ANSI.sub("", chunk.decode("utf-8", "replace"))):
+                    part = part.strip()
+                    if part and part != last:
+                        out.write(f"\n    {part}\n")
+                        out.flush()
+                        last = part
+                if finished:
+                    return
+
+        os.environ[PROGRESS_FILE_ENV] = str(path)
+        thread = threading.Thread(target=pump, name="fmask-progress", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            if prev is None:
+                os.environ.pop(PROGRESS_FILE_ENV, None)
+            else:
+                os.environ[PROGRESS_FILE_ENV] = prev
+            stop.set()
+            thread.join(timeout=10)
+
+
 @contextlib.contextmanager
 def _kernel_stderr(log: Callable[[str], None] | None) -> Iterator[None]:
     """While the block runs, file descriptor 2 (inherited by the kernel process) goes to a temporary file;
@@ -357,9 +412,10 @@ def execute_notebook(
     the previous ``out_ipynb`` is left as it was, the partial output is kept as ``NN_name.failed.ipynb`` beside
     it, and :class:`BookError` names the chapter, the cell and both files.
 
-    ``progress``: papermill's per-cell bar on stdout. ``kernel_log``: receives the kernel's stderr lines
-    that are not benign noise (None: the kernel writes to this process's stderr). The kernel runs with
-    ``TQDM_DISABLE=1``, so no progress bar reaches the page.
+    ``progress``: papermill's per-cell bar on stdout, and the stages' own progress (training epochs, masks
+    done / left) relayed from the kernel through ``$FMASK_PROGRESS_FILE`` (:func:`_relay_progress`).
+    ``kernel_log``: receives the kernel's stderr lines that are not benign noise (None: the kernel writes to
+    this process's stderr). The kernel runs with ``TQDM_DISABLE=1``, so no progress bar reaches the page.
     """
     import nbformat
     import papermill as pm
@@ -374,7 +430,7 @@ def execute_notebook(
         os.environ["TQDM_DISABLE"] = "1"  # inherited by the kernel: no bars (or widgets) inside the pages
         error: BaseException | None = None
         try:
-            with _kernel_stderr(kernel_log):
+            with _kernel_stderr(kernel_log), _relay_progress(progress):
                 pm.execute_notebook(
                     str(raw),
                     str(tmp_out),
