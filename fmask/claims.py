@@ -894,14 +894,13 @@ def evaluate_claims(results: Mapping[str, Any]) -> list[dict[str, Any]]:
 def write_claims(results_dir: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
     """Evaluate the claims on the result files in ``results_dir`` and write them to ``path`` atomically.
 
-    The file is ``{"claims": [...], "counts": {verdict: number}, "results_dir": str}``; results are read
+    The file is ``{"claims": [...], "counts": {verdict: number}, "results_dir": str}`` (``results_dir``
+    relative to the file's folder, so no machine-local path is written); results are read
     with their metadata (``fmask.report.load_results(results_dir, with_meta=True)``) so that the sample
     sizes the chapters store there are used. Returns the path written.
     """
-    from .report import load_results
+    from .report import NOT_RESULTS, load_results
     from .store import atomic_write_json
-
-    from .report import NOT_RESULTS
 
     target = Path(path)
     if (target.suffix == ".json" and target.parent.resolve() == Path(results_dir).resolve()
@@ -910,5 +909,6 @@ def write_claims(results_dir: str | os.PathLike[str], path: str | os.PathLike[st
                          f"file by fmask.report.load_results; use one of {sorted(NOT_RESULTS)} or another folder")
     entries = evaluate_claims(load_results(results_dir, with_meta=True))
     counts = {v: sum(e["verdict"] == v for e in entries) for v in VERDICTS}
-    payload = {"claims": entries, "counts": counts, "results_dir": os.fspath(results_dir)}
+    rel = os.path.relpath(Path(results_dir).resolve(), target.parent.resolve())
+    payload = {"claims": entries, "counts": counts, "results_dir": Path(rel).as_posix()}
     return atomic_write_json(payload, path)

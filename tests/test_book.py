@@ -400,3 +400,27 @@ def test_progress_bar_writes_to_the_progress_file_only_when_asked(tmp_path, monk
     assert "kept" in text and "silenced" not in text
     monkeypatch.delenv(rt.PROGRESS_FILE_ENV)
     assert rt.progress_bar(range(2), desc="x").disable  # TQDM_DISABLE alone: no bar at all
+
+
+def test_committed_book_is_clean_and_complete():
+    """The executed cpu book committed in book/: one completed notebook per chapter source, no papermill
+    injected cell, no widget state, no machine-local path, and the ledger the intro includes."""
+    import nbformat
+
+    committed = sorted((book.REPO_ROOT / "book").glob("*.ipynb"))
+    names = [p.stem for p in committed]
+    assert names == book.discover_notebooks(), "re-run `make book` so that book/ matches notebooks/"
+    local = ["/work/", "/home/", "/tmp/", "/root/", str(book.REPO_ROOT)]
+    for p in committed:
+        text = p.read_text()
+        assert book.notebook_status(p) == "completed", p.name
+        assert "application/vnd.jupyter.widget" not in text and '"widgets"' not in text, p.name
+        assert not [s for s in local if s in text], (p.name, [s for s in local if s in text])
+        nb = nbformat.read(str(p), as_version=4)
+        assert not any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells), p.name
+    for p in sorted((book.REPO_ROOT / "book" / "results").rglob("*.json")):
+        text = p.read_text()
+        assert not [s for s in local if s in text], (p.name, [s for s in local if s in text])
+    claims = json.loads((book.REPO_ROOT / "book" / "results" / "claims.json").read_text())
+    entries = claims["claims"] if isinstance(claims, dict) else claims
+    assert len(entries) >= 12
