@@ -54,6 +54,8 @@ ch.figure(plots.signals.activation_spectra(spec), "fig-blue-shift",
           "Magnitude spectra of a sinusoid after each activation; the dashed line marks the input frequency.",
           alt="Five stem plots of magnitude against frequency: the identity has one peak at the input "
               "frequency, the nonlinear activations add peaks at its multiples.")
+
+# %%
 for name, frac in spec.shifted.items():
     ch.glue_pct(f"shift_{name}", frac, digits=2)
 ch.table([{"activation": k, "energy above the input frequency (%)": 100 * v} for k, v in spec.shifted.items()],

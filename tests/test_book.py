@@ -424,3 +424,20 @@ def test_committed_book_is_clean_and_complete():
     claims = json.loads((book.REPO_ROOT / "book" / "results" / "claims.json").read_text())
     entries = claims["claims"] if isinstance(claims, dict) else claims
     assert len(entries) >= 12
+
+
+def test_a_figure_cell_with_other_rich_outputs_is_refused():
+    """myst-nb labels every rich output of a figure cell with the figure's name (a duplicate target): the
+    runner refuses such a chapter instead of publishing a warning-ridden page."""
+    from nbformat import v4
+
+    def fig_out():
+        return v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"},
+                             metadata={"fmask": {"figure": {"name": "fig-x", "caption": "c", "alt": "a"}}})
+
+    table = v4.new_output("display_data", data={"text/markdown": "| a |\n| - |\n| 1 |", "text/plain": "t"})
+    nb = v4.new_notebook(cells=[v4.new_code_cell("ch.figure(...); ch.table(...)", outputs=[fig_out(), table])])
+    with pytest.raises(book.BookError, match="cell of its own"):
+        book.postprocess_notebook(nb)
+    nb = v4.new_notebook(cells=[v4.new_code_cell("ch.figure(...)", outputs=[fig_out()])])
+    assert book.postprocess_notebook(nb).cells[0].metadata["mystnb"]["figure"]["name"] == "fig-x"

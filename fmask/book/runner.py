@@ -240,6 +240,10 @@ def _is_widget(key: str) -> bool:
     return key.startswith("application/vnd.jupyter.widget")
 
 
+#: outputs myst-nb renders as figure-like content (a book figure's cell may hold only one of them)
+_RICH_OUTPUTS = ("image/png", "image/svg+xml", "image/jpeg", "text/html", "text/markdown")
+
+
 def postprocess_notebook(nb, *, replacements: Sequence[tuple[str, str]] = (), status: str | None = None):
     """Make an executed notebook fit for the reader (in place; returns ``nb``).
 
@@ -247,7 +251,8 @@ def postprocess_notebook(nb, *, replacements: Sequence[tuple[str, str]] = (), st
     * drops widget outputs (``application/vnd.jupyter.widget-*``) and the notebook's widget metadata;
     * turns a display output carrying ``metadata["fmask"]["figure"]`` (see
       :meth:`fmask.book.chapter.Chapter.figure`) into cell metadata ``mystnb.figure`` (caption, name) and
-      ``mystnb.image.alt``, which myst-nb renders as a numbered figure;
+      ``mystnb.image.alt``, which myst-nb renders as a numbered figure (``BookError`` if that cell shows any
+      other rich output: myst-nb would label it with the same name);
     * replaces machine-local paths (``replacements``, see :func:`path_replacements`) in outputs and in the
       papermill metadata, and drops papermill's input/output paths;
     * records ``status`` in ``metadata["fmask"]``.
@@ -277,6 +282,11 @@ def postprocess_notebook(nb, *, replacements: Sequence[tuple[str, str]] = (), st
                     del out["metadata"]["fmask"]
                 outs.append(_scrub(out, replacements) if replacements else out)
             cell["outputs"] = outs
+            if cell.metadata.get("mystnb", {}).get("figure"):
+                shown = [k for o in outs for k in o.get("data", {}) if k in _RICH_OUTPUTS]
+                if len(shown) > 1:  # myst-nb would give every rich output the figure's label (duplicate targets)
+                    raise BookError(f"cell {len(cells)} shows a book figure and {len(shown) - 1} other rich "
+                                    f"output(s) ({', '.join(shown)}): give `ch.figure(...)` a cell of its own")
         cells.append(cell)
     nb.cells = cells
     nb.metadata.pop("widgets", None)
