@@ -155,27 +155,66 @@ def chapter_titles(chapters: Iterable[str], book_dir: str | os.PathLike[str],
 
 
 # ------------------------------------------------------------------------------------------ formatting
-def format_value(v: Any) -> str:
-    """A cell value: numbers with 4 significant digits (``89.56``, ``0.8956``), None -> ``—``, text as is."""
+def format_value(v: Any, scale: float = 1.0, unit: str = "") -> str:
+    """A cell value: numbers with 4 significant digits (times ``scale``, followed by ``unit``), None -> ``—``,
+    a mapping as ``key value, key value`` (a mapping whose values are all equal as that one value), a list
+    as ``a, b``, text as is."""
     if v is None:
         return "—"
     if isinstance(v, bool):
         return "yes" if v else "no"
+    if isinstance(v, Mapping):
+        vals = list(v.values())
+        if vals and all(x == vals[0] for x in vals) and not isinstance(vals[0], (Mapping, list, tuple)):
+            return format_value(vals[0], scale, unit)
+        return ", ".join(f"{k} {format_value(x, scale, unit)}" for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return ", ".join(format_value(x, scale, unit) for x in v)
     if isinstance(v, (int, float)):
         if isinstance(v, float) and not math.isfinite(v):
             return str(v)
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
+        if isinstance(v, int) and scale == 1.0:
+            return f"{v}{unit}"
+        return f"{v * scale:.4g}{unit}"
     return str(v)
 
 
+def _numbers(v: Any) -> list[float]:
+    if isinstance(v, bool) or v is None:
+        return []
+    if isinstance(v, (int, float)):
+        return [float(v)]
+    if isinstance(v, Mapping):
+        v = list(v.values())
+    if isinstance(v, (list, tuple)):
+        return [x for item in v for x in _numbers(item)]
+    return []
+
+
+def _units(entry: Mapping[str, Any]) -> tuple[float, str]:
+    """Show ``ours`` and its interval in the paper's units: a paper value printed in percent (``%``) or
+    percentage points (``points``) turns our fractions (all |value| ≤ 1) into ``%`` / ``pp``."""
+    paper = str(entry.get("paper") or "")
+    nums = _numbers(entry.get("ours")) + _numbers(entry.get("interval"))
+    if not nums or any(abs(x) > 1 for x in nums):
+        return 1.0, ""
+    if "points" in paper:
+        return 100.0, " pp"
+    if "%" in paper:
+        return 100.0, "%"
+    return 1.0, ""
+
+
 def format_ours(entry: Mapping[str, Any]) -> str:
-    """``ours [lo, hi] (n=N)``: the estimate, its interval when given and the sample size when given."""
-    text = format_value(entry.get("ours"))
+    """``ours [lo, hi] (n=N)``: the estimate, its interval when given and the sample size when given, in the
+    paper's units (:func:`_units`)."""
+    scale, unit = _units(entry)
+    text = format_value(entry.get("ours"), scale, unit)
     iv = entry.get("interval")
     if iv is not None:
-        text += f" [{format_value(float(iv[0]))}, {format_value(float(iv[1]))}]"
+        text += f" [{format_value(float(iv[0]), scale, unit)}, {format_value(float(iv[1]), scale, unit)}]"
     if entry.get("n") is not None:
-        text += f" (n={entry['n']})"
+        text += f" (n={format_value(entry['n'])})"
     return text
 
 
