@@ -37,7 +37,7 @@ import difflib
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
@@ -188,7 +188,10 @@ class Section(Mapping):
 
     @classmethod
     def keys_(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
+        """Field names, the section's own fields before those it inherits (as a profile lists them)."""
+        inherited = {f.name for base in cls.__mro__[1:] if is_dataclass(base) for f in fields(base)}
+        names = [f.name for f in fields(cls)]
+        return tuple([n for n in names if n not in inherited] + [n for n in names if n in inherited])
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None, *, strict: bool = False) -> "Section":
@@ -211,7 +214,7 @@ class Section(Mapping):
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (lists, not tuples): what YAML/JSON and the artifact keys see."""
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        return {k: _plain(getattr(self, k)) for k in self.keys_()}
 
     # read-only mapping protocol (``section["lam"]``, ``dict(section)``, ``section.get``)
     def __getitem__(self, key: str) -> Any:
@@ -286,15 +289,27 @@ class TrainSection(Section):
     robust_eval_n: int | None = _f(None, "int", optional=True, min=1)
 
 
-def _mask_common(sec: Section) -> None:
-    from .mask import SPACES
+@dataclass(frozen=True)
+class _LearnerSection(Section):
+    """The keyword arguments both mask learners share (:mod:`fmask.learn.base`): where the mask acts
+    (``space``), the network's precision, ``torch.compile``, mask channels, channels_last and BN folding."""
 
-    if sec.space not in SPACES:
-        raise ValueError(f"{sec.NAME}.space must be one of {list(SPACES)}, got {sec.space!r}")
+    space: str = _f("auto", "str")
+    precision: str = _f("exact", "choice", choices=("exact", "fast"))
+    compile: bool = _f(False, "bool")
+    channels: int | None = _f(None, "int", optional=True, min=1)
+    channels_last: bool = _f(True, "bool")
+    fuse_bn: bool = _f(True, "bool")
+
+    def _validate(self) -> None:
+        from .mask import SPACES
+
+        if self.space not in SPACES:
+            raise ValueError(f"{self.NAME}.space must be one of {list(SPACES)}, got {self.space!r}")
 
 
 @dataclass(frozen=True)
-class DatasetMaskSection(Section):
+class DatasetMaskSection(_LearnerSection):
     """Exactly :class:`fmask.learn.DatasetMask`'s keyword arguments (defaults: the paper's, λ = 0.2).
 
     ``schedule``: ``onecycle`` (the original's OneCycleLR, pct_start 0.1) or ``constant``. Old profiles wrote
@@ -308,12 +323,6 @@ class DatasetMaskSection(Section):
     patience: int = _f(7, "int", min=1)
     batch_size: int = _f(1, "int", min=1)
     schedule: str = _f("onecycle", "choice", choices=("onecycle", "constant"))
-    space: str = _f("auto", "str")
-    precision: str = _f("exact", "choice", choices=("exact", "fast"))
-    compile: bool = _f(False, "bool")
-    channels: int | None = _f(None, "int", optional=True, min=1)
-    channels_last: bool = _f(True, "bool")
-    fuse_bn: bool = _f(True, "bool")
 
     def __post_init__(self) -> None:
         s = self.schedule
@@ -326,18 +335,15 @@ class DatasetMaskSection(Section):
             object.__setattr__(self, "schedule", "onecycle" if s == "default" else "constant")
         super().__post_init__()
 
-    def _validate(self) -> None:
-        _mask_common(self)
-
 
 @dataclass(frozen=True)
-class SingleMaskSection(Section):
+class SingleMaskSection(_LearnerSection):
     """Exactly :class:`fmask.learn.PerImageMasks`' keyword arguments (defaults: the paper's, λ = 0.07).
 
     ``lr``: null means the learner's default for the schedule (0.01 constant, 0.2 = the original's flag for
-    ``original``). ``schedule``: ``constant`` or ``original`` (the original's never-finished one-cycle warm-up). Old profiles
-    wrote a pct_start number or null: both mean the original's schedule run with the paper's lr, whose
-    effective lr is almost constant, so they are read as ``constant``.
+    ``original``). ``schedule``: ``constant`` or ``original`` (the original's never-finished one-cycle
+    warm-up). Old profiles wrote a pct_start number or null: both mean the original's schedule run with the
+    paper's lr, whose effective lr is almost constant, so they are read as ``constant``.
     """
 
     NAME: ClassVar[str] = "single_mask"
@@ -347,12 +353,6 @@ class SingleMaskSection(Section):
     patience: int = _f(300, "int", min=1)
     batch_size: int = _f(64, "int", min=1)
     schedule: str = _f("constant", "choice", choices=("constant", "original"))
-    space: str = _f("auto", "str")
-    precision: str = _f("exact", "choice", choices=("exact", "fast"))
-    compile: bool = _f(False, "bool")
-    channels: int | None = _f(None, "int", optional=True, min=1)
-    channels_last: bool = _f(True, "bool")
-    fuse_bn: bool = _f(True, "bool")
     log_every: int = _f(50, "int", min=1)
     compaction: bool = _f(True, "bool")
 
@@ -361,9 +361,6 @@ class SingleMaskSection(Section):
         if s is None or s == "default" or (isinstance(s, (int, float)) and not isinstance(s, bool)):
             object.__setattr__(self, "schedule", "constant")
         super().__post_init__()
-
-    def _validate(self) -> None:
-        _mask_common(self)
 
 
 @dataclass(frozen=True)
@@ -377,7 +374,8 @@ class SelectionSection(Section):
 @dataclass(frozen=True)
 class AnalysisSection(Section):
     """Analyses: band counts, the analyses' PGD (null: the training section's, see
-    :func:`fmask.attacks.pgd_settings`), the linear probe of Table 3 (with a permutation null of ``probe_null_permutations`` label shuffles) and UMAP
+    :func:`fmask.attacks.pgd_settings`), the linear probe of Table 3 (with a permutation null of
+    ``probe_null_permutations`` label shuffles) and UMAP
     (the original: 85 %, 20 neighbours)."""
 
     NAME: ClassVar[str] = "analysis"
