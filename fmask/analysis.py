@@ -308,11 +308,10 @@ def complement_mask(masks: Tensor, threshold: float = COMPLEMENT_THRESHOLD) -> T
 def table1_row(
     model: nn.Module, images: Tensor, labels: Tensor, mask: Tensor, batch_size: int = 128, space: str = "auto"
 ) -> dict[str, float]:
-    """Table 1 entries for one network: ``{"standard": acc on X, "masked": acc on M(X)}`` (fractions)."""
-    return {
-        "standard": accuracy(model, images, labels, batch_size),
-        "masked": masked_accuracy(model, images, labels, mask, batch_size, space=space),
-    }
+    """Table 1 entries for one network: ``{"standard": acc on X, "masked": acc on M(X)}`` (fractions; the
+    fraction part of :func:`table1_counts`)."""
+    c = table1_counts(model, images, labels, mask, batch_size, space=space)
+    return {"standard": c["standard"], "masked": c["masked"]}
 
 
 def table2_accuracies(
@@ -335,24 +334,14 @@ def table2_accuracies(
       after its complement had overwritten the masks.
 
     ``space``: where the masks act (:func:`masked_accuracy`); the learner's value (``single_mask.space``).
+    The fraction part of :func:`table2_counts` (which adds ``original``, ``n`` and the counts).
     """
-    x = _as_4d(images, "images")
-    m = _as_4d(masks, "masks")
-    if m.shape[0] != x.shape[0]:
-        raise ValueError(f"need one mask per image: masks {tuple(m.shape)}, images {tuple(x.shape)}")
-    out = {
-        "masked": masked_accuracy(model, x, labels, m, batch_size, space=space),
-        "complement": masked_accuracy(model, x, labels, complement_mask(m, threshold), batch_size, space=space),
-    }
-    if adv_images is not None:
-        xa = _as_4d(adv_images, "adv_images")
-        if xa.shape != x.shape:
-            raise ValueError(f"adv_images {tuple(xa.shape)} must match images {tuple(x.shape)}")
-        out["adversarial"] = accuracy(model, xa, labels, batch_size)
-        out["masked_adversarial"] = masked_accuracy(model, xa, labels, m, batch_size, space=space)
-        out["masked_adversarial_binary"] = masked_accuracy(model, xa, labels, binarize(m, threshold), batch_size,
-                                                           space=space)
-    return out
+    c = table2_counts(model, images, labels, masks, adv_images, batch_size, threshold, space)
+    return {k: c[k] for k in _TABLE2_COLUMNS if k in c}
+
+
+#: the columns :func:`table2_accuracies` reports, in the paper's order
+_TABLE2_COLUMNS = ("masked", "complement", "adversarial", "masked_adversarial", "masked_adversarial_binary")
 
 
 # ------------------------------------------------------------------ counts for the claims ledger

@@ -67,3 +67,20 @@ def planted():
     with torch.no_grad():
         acc = (model(xt).argmax(1) == yt).float().mean().item()
     return {"model": model, "train": (x, y), "test": (xt, yt), "support": support, "test_accuracy": acc}
+
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture
+def chromium() -> str:
+    """Path of headless Chromium for the page checks: skipped (with the reason) on a developer machine
+    without it, a failure under CI=true, where .ci/run installs it."""
+    from fmask.book import find_chromium
+
+    exe = find_chromium()
+    if exe is None:
+        if IN_CI:
+            pytest.fail("CI is set but no Chromium was found (install the Debian package 'chromium')")
+        pytest.skip("headless Chromium not installed (apt-get install chromium); set CI=true to make this fail")
+    return exe

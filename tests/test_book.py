@@ -17,7 +17,6 @@ import pytest
 from fmask import blueshift, book, report
 from fmask.book import tables
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 # ----------------------------------------------------------------------------------------- unit tests
@@ -197,17 +196,8 @@ def test_missing_parameters_cell_is_an_error(tmp_path):
         book.convert_notebook(tmp_path / "01_x.py", tmp_path / "o.ipynb")
 
 
-def _chromium_or_skip() -> str:
-    exe = book.find_chromium()
-    if exe is None:
-        if IN_CI:
-            pytest.fail("CI is set but no Chromium was found (install the Debian package 'chromium')")
-        pytest.skip("headless Chromium not installed (apt-get install chromium); set CI=true to make this fail")
-    return exe
-
-
-def test_html_checker_detects_broken_images_and_tracebacks(tmp_path):
-    exe = _chromium_or_skip()
+def test_html_checker_detects_broken_images_and_tracebacks(tmp_path, chromium):
+    exe = chromium
     import base64
 
     png = base64.b64decode(
@@ -306,8 +296,8 @@ def test_smoke_book_executes_every_notebook_and_builds(smoke_book):
         assert (run.book_dir / "_generated" / "claims_table.md").read_text().count("\n| ") >= len(doc["claims"])
 
 
-def test_smoke_book_pages_render_in_chromium(smoke_book):
-    exe = _chromium_or_skip()
+def test_smoke_book_pages_render_in_chromium(smoke_book, chromium):
+    exe = chromium
     run, _ = smoke_book
     checks = book.check_html(run.html_dir, chromium=exe)
     pages = {c.page for c in checks}

@@ -19,16 +19,6 @@ import yaml
 from fmask import book, buildinfo, ledger, site
 
 ROOT = Path(__file__).resolve().parents[1]
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def _chromium_or_skip() -> str:
-    exe = book.find_chromium()
-    if exe is None:
-        if IN_CI:
-            pytest.fail("CI is set but no Chromium was found (install the Debian package 'chromium')")
-        pytest.skip("headless Chromium not installed (apt-get install chromium); set CI=true to make this fail")
-    return exe
 
 
 def _notebook(path: Path, cells: list[dict]) -> Path:
@@ -392,8 +382,8 @@ def test_build_with_repository_url_gets_binder_button(tmp_path):
     assert 'href="https://github.com/example-org/fmask-book"' in maths  # repository button
 
 
-def test_maths_renders_offline_in_chromium(built):
-    exe = _chromium_or_skip()
+def test_maths_renders_offline_in_chromium(built, chromium):
+    exe = chromium
     for name in ("maths", "intro"):
         dom = site.render_dom(built / "book" / f"{name}.html", chromium=exe, budget_ms=10000)
         assert site.raw_tex(dom) == [], (name, site.raw_tex(dom))
@@ -401,16 +391,16 @@ def test_maths_renders_offline_in_chromium(built):
         assert n >= (N_MATHS if name == "maths" else 4), (name, n)  # the intro has several formulas too
 
 
-def test_check_maths_over_the_whole_build(built):
-    exe = _chromium_or_skip()
+def test_check_maths_over_the_whole_build(built, chromium):
+    exe = chromium
     assert site.check_maths(built, chromium=exe) == {}
     with pytest.raises(ValueError):
         site.check_maths(built / "no-such-dir", chromium=exe)
 
 
-def test_raw_tex_check_catches_untypeset_maths(tmp_path):
+def test_raw_tex_check_catches_untypeset_maths(tmp_path, chromium):
     """Control: a page whose MathJax cannot load (CDN behind the dead proxy) keeps its TeX, and is caught."""
-    exe = _chromium_or_skip()
+    exe = chromium
     page = tmp_path / "cdn.html"
     page.write_text(textwrap.dedent("""\
         <html><head><script defer src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js"></script></head>
