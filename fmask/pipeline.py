@@ -15,7 +15,7 @@ Usage (what the notebooks do)::
     x, y = run.val_data()                  # (N, C, S, S) in [0, 1], (N,)
     masks = run.dataset_masks()            # regime -> MaskResult (1, C, S, S)
     sel = run.single_image_selection()     # Selection (images, labels, PGD images, counts)
-    sm = run.single_image_masks()          # {"vanilla", "adversarial", "pgd"} -> MaskResult (n, C, S, S)
+    sm = run.single_image_masks()          # {"vanilla", "adversarial", "pgd", "adversarial_pgd"} -> MaskResult
 
 Regimes: :data:`fmask.regimes.REGIMES` (the paper's A-E order).
 """
@@ -46,8 +46,14 @@ __all__ = ["Run", "TrainedModel", "Selection", "STAGE_VERSION", "SINGLE_MASK_KIN
 
 #: bump when a stage's computation changes so that old artifacts are not reused (3: typed profiles, content ids)
 STAGE_VERSION = 3
-#: which single-image mask sets :meth:`Run.single_image_masks` learns
-SINGLE_MASK_KINDS: tuple[str, ...] = ("vanilla", "adversarial", "pgd")
+#: which single-image mask sets :meth:`Run.single_image_masks` learns: ``vanilla`` M_N,X, ``adversarial`` M_A,X
+#: (what the original code compares in Fig. 7), ``pgd`` M_N,X_A, ``adversarial_pgd`` M_A,X_A (the paper's Fig. 7)
+SINGLE_MASK_KINDS: tuple[str, ...] = ("vanilla", "adversarial", "pgd", "adversarial_pgd")
+#: kind -> (network regime, images): "clean", "pgd" (attacking the vanilla network) or "pgd_adversarial"
+#: (attacking the adversarially trained network, :meth:`Run.adversarial_attack`)
+_SINGLE_KIND_SOURCES: dict[str, tuple[str, str]] = {
+    "vanilla": ("vanilla", "clean"), "adversarial": ("adversarial", "clean"), "pgd": ("vanilla", "pgd"),
+    "adversarial_pgd": ("adversarial", "pgd_adversarial")}
 _MASK_IO = {"serialise": MaskResult.to_payload, "deserialise": MaskResult.from_payload}
 
 
@@ -244,12 +250,38 @@ class Run:
         return self._stage("single_image_selection", "single_image_selection", key, compute,
                            serialise=Selection.to_payload, deserialise=lambda p, m: Selection.from_payload(p, key))
 
+    def adversarial_attack(self) -> dict[str, Tensor]:
+        """PGD images of the selected images attacking the *adversarially trained* network (the analysis PGD,
+        :meth:`pgd_settings`, seeded), for M_A,X_A (the paper's Fig. 7: "X_A-trained masks obtained for an
+        adversarially trained network"). The original code never attacks that network for single-image
+        masks (``train_single_img_masks.py`` calls ``model_predictions(..._adv.pt, adv_epsilon=0.)``), so
+        the selection rule is the paper's: the same images as the other kinds (paired with M_N,X), whether or
+        not the attack fools the robust network (``fooled`` says per image).
+
+        Returns ``{"adv_images": (n, C, S, S) in [0, 1], "adv_predictions": (n,) int64 the adversarially
+        trained network's predictions on them, "fooled": (n,) bool prediction != label}``; cached.
+        """
+        sel = self.single_image_selection()
+        key = self._key("single_image_adversarial_attack", adversarial=self.model("adversarial").key,
+                        selection=sel.params, pgd=self.pgd_settings())
+
+        def compute() -> dict[str, Tensor]:
+            adv = self.model("adversarial").model
+            xa = pgd_images(adv, sel.images, sel.labels, self._pgd, seed=self.seed, device=self.device)
+            p = predict(adv, xa, device=self.device)
+            return {"adv_images": xa.clone(), "adv_predictions": p.clone(), "fooled": (p != sel.labels).clone()}
+
+        return self._stage("single_image_adversarial_attack", "single_image_adversarial_attack", key, compute)
+
     def single_image_masks(self, which: Sequence[str] = SINGLE_MASK_KINDS) -> dict[str, MaskResult]:
         """Per-image masks of the selected images (:class:`fmask.learn.PerImageMasks`, ``single_mask`` section).
 
-        * ``vanilla``: vanilla model, clean images (targets: its predictions = the true labels);
-        * ``adversarial``: adversarially trained model, the same clean images and targets;
-        * ``pgd``: vanilla model, the PGD images (targets: its predictions on them, as the original).
+        * ``vanilla`` (M_N,X): vanilla model, clean images (targets: its predictions = the true labels);
+        * ``adversarial`` (M_A,X): adversarially trained model, the same clean images and targets (what the
+          original code compares with M_N,X in its Fig. 7 notebook);
+        * ``pgd`` (M_N,X_A): vanilla model, the PGD images (targets: its predictions on them, as the original);
+        * ``adversarial_pgd`` (M_A,X_A, the paper's Fig. 7): adversarially trained model, the images attacked
+          against it (:meth:`adversarial_attack`; targets: its predictions on them, as for ``pgd``).
         """
         bad = [w for w in which if w not in SINGLE_MASK_KINDS]
         if bad:
@@ -258,18 +290,23 @@ class Run:
 
     def _single_masks(self, which: str) -> MaskResult:
         sel = self.single_image_selection()
-        regime = "adversarial" if which == "adversarial" else "vanilla"
+        regime, source = _SINGLE_KIND_SOURCES[which]
         key = self._key("single_image_masks", which=which, model=self.model(regime).key, selection=sel.params,
                         settings=self.single_mask_params)
+        if source == "pgd_adversarial":
+            key["attack"] = "pgd_adversarial"
 
         def compute() -> MaskResult:
-            images = sel.adv_images if which == "pgd" else sel.images
-            # the original's targets: the vanilla model's predictions (= the labels for the paper's criterion)
-            targets = sel.adv_predictions if which == "pgd" else (
-                sel.predictions if sel.predictions is not None else sel.labels)
+            if source == "pgd_adversarial":
+                att = self.adversarial_attack()
+                images, targets = att["adv_images"], att["adv_predictions"]
+            elif source == "pgd":
+                images, targets = sel.adv_images, sel.adv_predictions
+            else:
+                # the original's targets: the vanilla model's predictions (= the labels for the paper's criterion)
+                images, targets = sel.images, (sel.predictions if sel.predictions is not None else sel.labels)
             learner = PerImageMasks(self.model(regime).model, **asdict(self.profile.single_mask), seed=self.seed,
                                     device=self.device, progress=self.progress)
             return learner(images, targets, desc=f"single-image masks ({which})")
 
         return self._stage("single_image_masks", f"single_image_masks.{which}", key, compute, **_MASK_IO)
-

@@ -345,7 +345,8 @@ def test_fig7_rule():
     van = rng.uniform(0.3, 0.6, 100)
 
     def res(adv):
-        return {"single_image": {"per_image": {"low_share": {"vanilla": van.tolist(), "adversarial": list(adv)}}}}
+        # the paper's Fig. 7 compares M_A,X_A (kind "adversarial_pgd") with M_N,X
+        return {"single_image": {"per_image": {"low_share": {"vanilla": van.tolist(), "adversarial_pgd": list(adv)}}}}
 
     assert verdict(res(van + 0.1 + rng.normal(0, 0.02, 100)), cid) == R
     assert verdict(res(van - 0.1 + rng.normal(0, 0.02, 100)), cid) == N

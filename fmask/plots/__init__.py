@@ -17,3 +17,6 @@ from fmask.plots.masks import *  # noqa: F401,F403 - the mask figures are the pa
 from fmask.plots.masks import __all__ as _MASK_FIGURES
 
 __all__ = [*_MASK_FIGURES, "masks", "data", "signals", "heatmaps"]
+from fmask.plots import singles  # noqa: E402
+from fmask.plots.singles import class_masks_figure, dominance_comparison, fig6_panels  # noqa: E402,F401
+__all__ += ["singles", "class_masks_figure", "fig6_panels", "dominance_comparison"]
