@@ -30,6 +30,8 @@ __all__ = [
     "runtime_rows",
     "runtime_table",
     "settings_differences",
+    "TABLE2_CONVENTION_LABELS",
+    "table2_conventions_rows",
 ]
 
 PAPER_VALUES_FILE = Path(__file__).resolve().parents[1] / "paper_values.yaml"
@@ -276,3 +278,43 @@ def settings_differences(profile: Any, reference: Any) -> list[dict[str, str]]:
         for k in sorted(set(ours) | set(ref))
         if k != "name" and ours.get(k, absent) != ref.get(k, absent)
     ]
+
+
+#: Table 2's cells in the paper's order, with the labels chapter 8 shows (the last two are not in the paper)
+TABLE2_CONVENTION_LABELS: dict[str, str] = {
+    "original": "x", "adversarial": "x_A", "masked": "M_N,x(x)", "masked_adversarial": "M_N,x(x_A)",
+    "complement": "M^c_N,x(x)", "masked_adversarial_binary": "M_N,x(x_A), binarised M (the original's value)",
+    "pgd_masked_pgd": "M_N,x_A(x_A)",
+}
+
+
+def table2_conventions_rows(conventions: Mapping[str, Any] | None, *, digits: int = 1) -> list[dict[str, Any]]:
+    """Table 2 under both mask conventions beside the paper's values (percent), one row per cell.
+
+    ``conventions``: ``single_image.json``'s ``table2_conventions`` (:func:`fmask.variants.convention_table2`
+    plus ``subset``); None or empty -> []. Columns: ``cell``, ``paper`` (``fmask/paper_values.yaml``, n/a where
+    the paper prints none), ``normalised`` and ``pixel`` (accuracy [Wilson 95%]), ``pixel − normalised``
+    (points [Newcombe paired 95%]).
+    """
+    if not conventions or "cells" not in conventions:
+        return []
+    paper = {e["column"]: e["value"] for e in paper_values() if e["table"] == "table2" and e["row"] == "vanilla"}
+    f = f"{{:.{digits}f}}"
+    g = f"{{:+.{digits}f}}"
+
+    def acc(c: Mapping[str, Any]) -> str:
+        lo, hi = c["wilson95"]
+        return f"{f.format(100 * c['accuracy'])} [{f.format(100 * lo)}, {f.format(100 * hi)}]"
+
+    rows = []
+    cells = conventions["cells"]
+    for key, label in TABLE2_CONVENTION_LABELS.items():
+        if key not in cells.get("normalised", {}) or key not in cells.get("pixel", {}):
+            continue
+        d = conventions["difference"][key]
+        lo, hi = d["newcombe95"]
+        rows.append({"cell": label, "paper": paper.get(key), "normalised (%)": acc(cells["normalised"][key]),
+                     "pixel (%)": acc(cells["pixel"][key]),
+                     "pixel − normalised (points)": f"{g.format(100 * d['pixel_minus_normalised'])} "
+                                                    f"[{g.format(100 * lo)}, {g.format(100 * hi)}]"})
+    return rows
