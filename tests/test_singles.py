@@ -199,3 +199,24 @@ def test_pixel_masks_and_class_masks_stages(singles_run):
                                    {"normalised": run.single_image_masks(["pgd"])["pgd"].masks[idx],
                                     "pixel": pm["pgd"].masks})
     assert t["n"] == idx.numel() and "pgd_masked_pgd" in t["cells"]["pixel"]
+
+
+def test_chapter8_conventions_rows_put_the_papers_values_beside_both():
+    from fmask.book import tables
+
+    n = 20
+    y = torch.arange(n) % 2
+    x = torch.where(y.view(-1, 1, 1, 1) == 1, 0.8, 0.2) * torch.ones(n, 1, 8, 8)
+    m = torch.ones(n, 1, 8, 8)
+    m[:, :, 0, 0] = 0
+    t = variants.convention_table2(_MeanNet(), x, y, 1 - x, {"normalised": m, "pixel": m})
+    rows = tables.table2_conventions_rows(t)
+    assert [r["cell"] for r in rows] == [tables.TABLE2_CONVENTION_LABELS[k] for k in
+                                         ("original", "adversarial", "masked", "masked_adversarial", "complement",
+                                          "masked_adversarial_binary")]
+    paper = {e["column"]: e["value"] for e in tables.paper_values() if e["table"] == "table2"}
+    assert rows[3]["paper"] == paper["masked_adversarial"] and rows[5]["paper"] is None
+    c = t["cells"]["pixel"]["masked"]
+    assert rows[2]["pixel (%)"] == (f"{100 * c['accuracy']:.1f} [{100 * c['wilson95'][0]:.1f}, "
+                                    f"{100 * c['wilson95'][1]:.1f}]")
+    assert tables.table2_conventions_rows(None) == [] and tables.table2_conventions_rows({}) == []
