@@ -134,9 +134,10 @@ ch.glue("diag_conf_adv", f"{net_diag['adversarial']['validation']['mean_max_soft
 ch.glue("diag_worst", _worst)
 ch.glue("diag_worst_pct", f"{_deg[_worst]:.1f}%")
 ch.glue("diag_thr", _t_hi)
-ch.glue("diag_reading", "so the band comparisons below are dominated by collapsed masks and say little about a "
-        "frequency preference" if _deg[_worst] >= 25 else "few enough that the band comparisons below are not "
-        "driven by collapsed masks")
+DEGENERATE_CONCERN = 25.0  # percent: from a quarter of the masks on, collapsed masks dominate the band shares
+ch.glue("diag_reading", f"{DEGENERATE_CONCERN:g}% or more, so the band comparisons below are dominated by "
+        "collapsed masks and say little about a frequency preference" if _deg[_worst] >= DEGENERATE_CONCERN else
+        f"below {DEGENERATE_CONCERN:g}%, so collapsed masks alone do not decide the band comparisons below")
 
 # %% [markdown]
 # On the validation set the vanilla network's mean cross-entropy is {glue:text}`diag_ce_van` (mean max-softmax
@@ -282,6 +283,10 @@ ch.glue("bin_flips", f"{_b} / {_c}")
 # proportions) on the same images.
 
 # %%
+if float(pixel_offset(models["vanilla"].model, sm["vanilla"].params.get("space", "auto"),
+                      channels=sel.images.shape[1]).abs().sum()) == 0:
+    raise ValueError("the chapter's single masks are not in the normalised convention (single_mask.space="
+                     f"{sm['vanilla'].params.get('space')!r}); the comparison below needs them to be")
 sub = variants.balanced_subset(sel.labels, n_pixel_subset, seed=run.seed)
 with run.timed("06_single_image_masks.pixel_masks"):
     pm = variants.pixel_single_masks(run, sub)
