@@ -52,7 +52,7 @@ def test_every_stage_of_the_paper_profile_runs(paper_run):
     sel = run.single_image_selection()
     assert 1 <= len(sel.idx) <= 2
     single = run.single_image_masks()
-    assert set(single) == {"vanilla", "adversarial", "pgd"}
+    assert set(single) == {"vanilla", "adversarial", "pgd", "adversarial_pgd"}
     for k, m in single.items():
         assert m.masks.shape == (len(sel.idx), 1, 128, 128), k
         assert int(m.steps.max()) <= 2
