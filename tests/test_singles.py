@@ -220,3 +220,22 @@ def test_chapter8_conventions_rows_put_the_papers_values_beside_both():
     assert rows[2]["pixel (%)"] == (f"{100 * c['accuracy']:.1f} [{100 * c['wilson95'][0]:.1f}, "
                                     f"{100 * c['wilson95'][1]:.1f}]")
     assert tables.table2_conventions_rows(None) == [] and tables.table2_conventions_rows({}) == []
+
+
+def test_fig7_claim_decides_on_the_papers_masks_and_reports_the_codes():
+    from fmask import claims
+
+    rng = np.random.default_rng(0)
+    van = rng.uniform(0.3, 0.6, 100)
+    code = van - 0.1 + rng.normal(0, 0.02, 100)   # the code's M_A,X: less low-frequency energy
+    paper = van + 0.1 + rng.normal(0, 0.02, 100)  # the paper's M_A,X_A: more
+    res = {"single_image": {"per_image": {"low_share": {"vanilla": van.tolist(), "adversarial": code.tolist(),
+                                                        "adversarial_pgd": paper.tolist()}}}}
+    e = next(c for c in claims.evaluate_claims(res) if c["id"] == "fig7.adversarial_lower_frequency")
+    assert e["verdict"] == claims.REPRODUCED and e["ours"] == pytest.approx(float(np.mean(paper - van)))
+    cv = e["details"]["code_version"]
+    assert cv["verdict"] == claims.NOT_REPRODUCED and cv["mean_difference"] == pytest.approx(float(np.mean(code - van)))
+    # without the paper's masks the claim is undecided, whatever the code's comparison says
+    del res["single_image"]["per_image"]["low_share"]["adversarial_pgd"]
+    e = next(c for c in claims.evaluate_claims(res) if c["id"] == "fig7.adversarial_lower_frequency")
+    assert e["verdict"] == claims.INCONCLUSIVE and e["missing"] and "code_version" in e["details"]
