@@ -47,8 +47,9 @@ Quantities each claim needs (recorded today = ✓; to be added by the chapter = 
     table2[vanilla]  ✓ adversarial, ✓ masked, ✓ complement, ✓ masked_adversarial; + original (acc. on x);
                      + n, + correct{original, adversarial, masked, complement, masked_adversarial},
                      + discordant{masked_only, complement_only} (M(x) vs M^c(x), same images)
-    single_image     ✓ mask_mean, ✓ dominance_adversarial_vs_vanilla{radial};
-                     + per_image{kept_fraction{vanilla} (n,), low_share{vanilla, adversarial} (n,),
+    single_image     ✓ mask_mean, ✓ dominance_adversarial_vs_vanilla{radial},
+                     ✓ dominance_adversarial_pgd_vs_vanilla{radial} (M_A,X_A vs M_N,X: the paper's Fig. 7);
+                     + per_image{kept_fraction{vanilla} (n,), low_share{vanilla, adversarial, adversarial_pgd} (n,),
                        pixel_correlation{masked, complement} (n,)}
     table3[labels]   ✓ train, ✓ test; + n_train, + n_test
     class_specificity ✓ table3; + n_classes, + null_test_accuracy (B,) and null_train_accuracy (B,):
