@@ -199,8 +199,10 @@ MIN_FAST_SPEEDUP = 1.1
 
 
 def table2_half_widths(path: Path) -> dict[str, float]:
-    """95 % Wilson half-widths ((hi − lo) / 2) of every count cell of the book's Table 2 result file
-    (``values[regime]["correct"][cell]`` out of ``values[regime]["n"]``), keyed ``"regime/cell"``; {} if absent."""
+    """95 % Wilson half-widths ((hi − lo) / 2) of the mask-dependent count cells of the book's Table 2 result file
+    (``values[regime]["correct"][cell]`` out of ``values[regime]["n"]`` for the cells named ``masked*`` or
+    ``complement*``; ``original`` / ``adversarial`` do not involve a mask), keyed ``"regime/cell"``; {} if the
+    file is absent."""
     from fmask.stats import wilson_interval
 
     if not path.is_file():
@@ -209,6 +211,8 @@ def table2_half_widths(path: Path) -> dict[str, float]:
     out = {}
     for regime, row in values.items():
         for cell, k in row.get("correct", {}).items():
+            if not cell.startswith(("masked", "complement")):
+                continue
             lo, hi = wilson_interval(int(k), int(row["n"]))
             out[f"{regime}/{cell}"] = (hi - lo) / 2
     return out
