@@ -28,6 +28,11 @@ paper's five Imagenette classes (``--data`` / ``FMASK_DATA``), grayscale, resize
 The machine load (1-min load average before/after) is recorded: on a shared machine the serial loop (batch 1)
 suffers most from competing processes, so only idle-machine ratios should be quoted.
 
+The JSON's ``decision`` (:func:`decide`) says whether the book's cpu profile should learn single masks with
+``precision="fast"``: only if fast is >= 1.1x exact end to end and the fraction of images whose masked or
+complement-filtered prediction differs between fast and exact masks is <= half the smallest 95 % Wilson
+half-width of the mask-dependent Table 2 cells in ``book/results/table2.json`` (``--table2``).
+
 The LAST line printed is one JSON object (also written to ``benchmarks/results/bench_learn.json``).
 
 Usage::
