@@ -28,6 +28,11 @@ paper's five Imagenette classes (``--data`` / ``FMASK_DATA``), grayscale, resize
 The machine load (1-min load average before/after) is recorded: on a shared machine the serial loop (batch 1)
 suffers most from competing processes, so only idle-machine ratios should be quoted.
 
+The JSON's ``decision`` (:func:`decide`) says whether the book's cpu profile should learn single masks with
+``precision="fast"``: only if fast is >= 1.1x exact end to end and the fraction of images whose masked or
+complement-filtered prediction differs between fast and exact masks is <= half the smallest 95 % Wilson
+half-width of the mask-dependent Table 2 cells in ``book/results/table2.json`` (``--table2``).
+
 The LAST line printed is one JSON object (also written to ``benchmarks/results/bench_learn.json``).
 
 Usage::
@@ -193,6 +198,69 @@ def time_to_quality(model: nn.Module, images: torch.Tensor, targets: torch.Tenso
     return out
 
 
+TABLE2 = Path(__file__).resolve().parents[1] / "book" / "results" / "table2.json"
+#: fast mode must beat exact end to end by at least this factor to be worth its error
+MIN_FAST_SPEEDUP = 1.1
+
+
+def table2_half_widths(path: Path) -> dict[str, float]:
+    """95 % Wilson half-widths ((hi − lo) / 2) of the mask-dependent count cells of the book's Table 2 result file
+    (``values[regime]["correct"][cell]`` out of ``values[regime]["n"]`` for the cells named ``masked*`` or
+    ``complement*``; ``original`` / ``adversarial`` do not involve a mask), keyed ``"regime/cell"``; {} if the
+    file is absent."""
+    from fmask.stats import wilson_interval
+
+    if not path.is_file():
+        return {}
+    values = json.loads(path.read_text())["values"]
+    out = {}
+    for regime, row in values.items():
+        for cell, k in row.get("correct", {}).items():
+            if not cell.startswith(("masked", "complement")):
+                continue
+            lo, hi = wilson_interval(int(k), int(row["n"]))
+            out[f"{regime}/{cell}"] = (hi - lo) / 2
+    return out
+
+
+def decide(model: nn.Module, images: torch.Tensor, exact, fast, exact_rate: float, fast_rate: float,
+           table2: Path) -> dict[str, Any]:
+    """Should the book's cpu profile learn single-image masks with ``precision="fast"``?
+
+    Yes iff fast is at least ``MIN_FAST_SPEEDUP`` (1.1×) faster than exact end to end AND the masks' error cannot
+    move a Table 2 cell by more than half of its smallest 95 % Wilson half-width. A Table 2 cell is an accuracy
+    over images filtered with the masks (or their complements), so the fraction of images whose masked (resp.
+    complement-filtered) prediction differs between the fast and the exact masks bounds how far fast mode can
+    shift that cell; the larger of the two flip rates is compared with the half-widths of the cells in
+    ``table2`` (the book's result file)."""
+    from fmask.mask import complement, filter_images, pixel_offset
+
+    off = pixel_offset(model, "auto", channels=images.shape[1])
+    with torch.no_grad():
+        comp = [model(filter_images(images, complement(r.masks), offset=off)).argmax(1) for r in (exact, fast)]
+    masked_flip = float((exact.history["prediction"] != fast.history["prediction"]).float().mean())
+    comp_flip = float((comp[0] != comp[1]).float().mean())
+    widths = table2_half_widths(table2)
+    min_hw = min(widths.values()) if widths else None
+    speedup = fast_rate / exact_rate
+    rel = float((fast.masks - exact.masks).norm() / (1 - exact.masks).norm().clamp_min(1e-30))
+    pays = speedup >= MIN_FAST_SPEEDUP
+    small = min_hw is not None and max(masked_flip, comp_flip) <= min_hw / 2
+    use = pays and small
+    reasons = [f"fast/exact end-to-end speed {speedup:.2f}x ({'>=' if pays else '<'} {MIN_FAST_SPEEDUP}x)"]
+    if min_hw is None:
+        reasons.append(f"no Table 2 result file at {table2}: the error criterion cannot be checked")
+    else:
+        reasons.append(f"prediction flips fast vs exact masks {max(masked_flip, comp_flip):.3g} "
+                       f"({'<=' if small else '>'} half the smallest Table 2 Wilson half-width {min_hw:.3g})")
+    return {"cpu_profile_single_mask_precision": "fast" if use else "exact", "use_fast": use,
+            "speedup_fast_vs_exact": speedup, "rel_dM_fast_vs_exact": rel,
+            "masked_prediction_flip_rate": masked_flip, "complement_prediction_flip_rate": comp_flip,
+            "table2_min_wilson_half_width": min_hw, "table2_file": str(table2),
+            "rule": f"fast iff speed-up >= {MIN_FAST_SPEEDUP}x and max flip rate <= min Wilson half-width / 2",
+            "reason": "; ".join(reasons)}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true",
@@ -217,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="also time-to-quality: steps/seconds until fmask exact reaches the serial's final objective, "
                         "for the original schedule and constant lr 0.01 / 0.05")
     p.add_argument("--out", default=str(RESULTS), help=f"JSON output (default {RESULTS})")
+    p.add_argument("--table2", default=str(TABLE2),
+                   help=f"the book's Table 2 result file for the fast-mode decision (default {TABLE2})")
     args = p.parse_args(argv)
     if args.quick:
         args.arch, args.size, args.n, args.steps, args.patience, args.batch_size = "vgg_small", 64, 16, 200, 20, 16
@@ -291,6 +361,10 @@ def main(argv: list[str] | None = None) -> int:
     ex = runs["exact"][1].masks
     out["rel_dM_fast"] = float((runs["fast"][1].masks - ex).norm() / (1 - ex).norm().clamp_min(1e-30))
     print(f"# load after {load_after}; rel dM fast vs exact {out['rel_dM_fast']:.2e}")
+    out["decision"] = decide(model, images, runs["exact"][1], runs["fast"][1], out["exact_images_per_s"],
+                             out["fast_images_per_s"], Path(args.table2))
+    print(f"# decision: cpu profile single masks use precision={out['decision']['cpu_profile_single_mask_precision']!r}"
+          f" ({out['decision']['reason']})")
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -229,3 +229,50 @@ def test_bad_input_raises_value_error():
         learn_masks(model, loader, torch.zeros(3, dtype=torch.long), per_image=False, steps=1, progress=False)
     with pytest.raises(ValueError, match="schedule"):
         learn_masks(model, x, per_image=True, steps=1, schedule="cosine", progress=False)
+
+
+# ------------------------------------------------------------------------------- benchmark: fast-mode decision
+def _load_bench():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "benchmarks"))  # bench_learn imports serial_reference from its folder
+    spec = importlib.util.spec_from_file_location("fmask_bench_learn", root / "benchmarks" / "bench_learn.py")
+    mod = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_fast_mode_decision_rule(tmp_path):
+    """bench_learn.decide: fast only if it pays (≥ 1.1× exact) AND its masks' prediction flips stay within half
+    of the smallest Table 2 Wilson half-width; the half-widths come from fmask.stats.wilson_interval."""
+    import json
+
+    from fmask.models import Normalized
+    from fmask.stats import wilson_interval
+
+    bench = _load_bench()
+    model = Normalized(make_tiny_cnn(1, 3, seed=0), (0.449,), (0.226,)).eval()
+    x = _images(6, seed=2)
+    kw = dict(lam=0.07, lr=0.05, steps=5, batch_size=6, progress=False)
+    exact = learn_masks(model, x, per_image=True, **kw)
+    t2 = tmp_path / "table2.json"
+    t2.write_text(json.dumps({"values": {"vanilla": {"n": 100, "correct": {"masked": 90, "original": 100}}}}))
+    widths = bench.table2_half_widths(t2)
+    lo, hi = wilson_interval(90, 100)
+    assert widths["vanilla/masked"] == pytest.approx((hi - lo) / 2)
+    assert set(widths) == {"vanilla/masked"}  # the 'original' cell involves no mask
+    same = bench.decide(model, x, exact, exact, 1.0, 2.0, t2)  # identical masks, 2x faster: use fast
+    assert same["use_fast"] and same["cpu_profile_single_mask_precision"] == "fast"
+    assert same["masked_prediction_flip_rate"] == 0 and same["rel_dM_fast_vs_exact"] == 0
+    slow = bench.decide(model, x, exact, exact, 1.0, 0.9, t2)  # identical masks but slower: exact
+    assert not slow["use_fast"] and slow["speedup_fast_vs_exact"] == pytest.approx(0.9)
+    flipped = MaskResult(masks=exact.masks, steps=exact.steps, converged=exact.converged, params=exact.params,
+                         history={**exact.history, "prediction": (exact.history["prediction"] + 1) % 3})
+    bad = bench.decide(model, x, exact, flipped, 1.0, 2.0, t2)  # every masked prediction differs: exact
+    assert not bad["use_fast"] and bad["masked_prediction_flip_rate"] == 1.0
+    missing = bench.decide(model, x, exact, exact, 1.0, 2.0, tmp_path / "none.json")
+    assert not missing["use_fast"] and missing["table2_min_wilson_half_width"] is None
