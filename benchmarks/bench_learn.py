@@ -223,6 +223,16 @@ def table2_half_widths(path: Path) -> dict[str, float]:
     return out
 
 
+def _repo_relative(path) -> str:
+    """``path`` relative to the repository when inside it (result files carry no machine-local paths)."""
+    p = Path(path).resolve()
+    root = Path(__file__).resolve().parents[1]
+    try:
+        return str(p.relative_to(root))
+    except ValueError:
+        return p.name
+
+
 def decide(model: nn.Module, images: torch.Tensor, exact, fast, exact_rate: float, fast_rate: float,
            table2: Path) -> dict[str, Any]:
     """Should the book's cpu profile learn single-image masks with ``precision="fast"``?
@@ -256,7 +266,7 @@ def decide(model: nn.Module, images: torch.Tensor, exact, fast, exact_rate: floa
     return {"cpu_profile_single_mask_precision": "fast" if use else "exact", "use_fast": use,
             "speedup_fast_vs_exact": speedup, "rel_dM_fast_vs_exact": rel,
             "masked_prediction_flip_rate": masked_flip, "complement_prediction_flip_rate": comp_flip,
-            "table2_min_wilson_half_width": min_hw, "table2_file": str(table2),
+            "table2_min_wilson_half_width": min_hw, "table2_file": _repo_relative(table2),
             "rule": f"fast iff speed-up >= {MIN_FAST_SPEEDUP}x and max flip rate <= min Wilson half-width / 2",
             "reason": "; ".join(reasons)}
 
