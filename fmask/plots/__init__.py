@@ -6,6 +6,7 @@
 * :mod:`fmask.plots.signals` -- the blue-shift spectra (Fig. 1);
 * :mod:`fmask.plots.data` -- sample images, their spectra, the radial power spectrum (chapter 2);
 * :mod:`fmask.plots.heatmaps` -- masks beside Fourier heat maps and pass-band curves (chapter 9).
+* :mod:`fmask.plots.compare` -- two architectures side by side (chapter 11).
 
 Inputs follow CONTRIBUTING.md: images (N, C, H, W) in [0, 1]; masks in ``torch.fft.fft2`` layout (centred
 here with :func:`fmask.spectral.centered` before drawing).
@@ -17,3 +18,7 @@ from fmask.plots.masks import *  # noqa: F401,F403 - the mask figures are the pa
 from fmask.plots.masks import __all__ as _MASK_FIGURES
 
 __all__ = [*_MASK_FIGURES, "masks", "data", "signals", "heatmaps"]
+from fmask.plots import compare  # noqa: E402 - chapter 11's figures
+from fmask.plots.compare import architecture_accuracy_bars, architecture_band_curves, architecture_masks_grid  # noqa: E402
+
+__all__ += ["compare", "architecture_masks_grid", "architecture_band_curves", "architecture_accuracy_bars"]
