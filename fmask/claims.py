@@ -882,10 +882,10 @@ def _claims() -> list[dict[str, Any]]:
               "their correlation with M^c(x); 95% Wilson interval above 50% -> reproduced; below 50% -> not "
               "reproduced; otherwise inconclusive.",
               "06_single_image_masks", _texture_proxy),
-        _spec("arch.resnet_similar",
-              "ResNet18 gives results qualitatively similar to VGG11-bn (Sec. 3: 'we also trained ResNet18 ... "
-              "qualitatively similar'; not shown in the paper).",
-              "'qualitatively similar' (Sec. 3; no figure or number printed)",
+        _spec("sec2.resnet_similar",
+              "ResNet18 gives results qualitatively similar to VGG11 (Sec. 2.2: 'the results produced "
+              "qualitatively similar'; only VGG11 is shown).",
+              "'qualitatively similar' (Sec. 2.2; no figure or number printed)",
               "Chapter 11's items, computed the same way for the main network and the compare section's second "
               "architecture (one seed each; fmask.compare.VERDICT_RULE): sign of Δ_low for B, C, D, E; Table 1 "
               "|masked - clean| within compare.verdict_margin for every network; sign of M(X) - M'(X); sign of "

@@ -1,6 +1,7 @@
 """A second architecture beside the main one (chapter 11; issue #13, the paper's "ResNet18 ... qualitatively similar").
 
-The paper (Sec. 3) trains VGG11-bn and says ResNet18 gave "qualitatively similar" results without showing them.
+The paper (Sec. 2.2) trained VGG11 and ResNet18, found them "comparable" and "qualitatively similar", and shows
+only VGG11.
 Here the main profile's :class:`fmask.pipeline.Run` (the VGG run whose cached artifacts chapters 3-6 compute)
 is compared with a second :class:`~fmask.pipeline.Run` built from the same profile with the ``compare``
 section's model and training length (:func:`second_profile`). Both runs share data, regimes, optimiser, PGD,

@@ -15,8 +15,8 @@
 #
 # *Profile: **{glue:text}`profile`**.*
 #
-# The paper trains VGG11-bn and states that ResNet18 gave "qualitatively similar" results, without showing
-# them. This chapter trains the five regimes (A vanilla, B adversarial, C scale, D translation, E rotation)
+# The paper trained VGG11 and ResNet18 and writes that "the performance of the models on the task was comparable
+# and the results produced qualitatively similar" (Sec. 2.2); it shows only VGG11. This chapter trains the five regimes (A vanilla, B adversarial, C scale, D translation, E rotation)
 # with a second architecture, **{glue:text}`arch2`**, and puts its dataset masks, Table 1, the radial part of
 # Fig. 4 and a Table 2 subset beside those of the main network, **{glue:text}`arch1`** (read from the cached
 # results of chapters 3-6, not recomputed). Everything except the network and its training length
@@ -209,4 +209,4 @@ ch.save("architectures", {
 # architecture or the seed, and chapter 5's replicate intervals (VGG) show how large the seed-to-seed spread of
 # Δ_low is. A "qualitatively similar" here therefore means "no item contradicts the paper's remark for this
 # seed"; it does not show that the architectures agree in distribution, and a disagreement in a small Δ_low
-# does not show they differ. The claims ledger records this verdict as `arch.resnet_similar`.
+# does not show they differ. The claims ledger records this verdict as `sec2.resnet_similar`.

@@ -1,5 +1,5 @@
 """Second architecture (chapter 11): resnet_small, the compare profile section, fmask.compare, its figures and
-the ledger's arch.resnet_similar claim."""
+the ledger's sec2.resnet_similar claim."""
 from __future__ import annotations
 
 import copy
@@ -175,7 +175,7 @@ def test_similarity_verdict_follows_the_rule():
 
 # ------------------------------------------------------------------------------------------- the claim
 def _claim(results):
-    return next(e for e in claims.evaluate_claims(results) if e["id"] == "arch.resnet_similar")
+    return next(e for e in claims.evaluate_claims(results) if e["id"] == "sec2.resnet_similar")
 
 
 def test_arch_claim_reads_architectures_json():
@@ -190,7 +190,7 @@ def test_arch_claim_reads_architectures_json():
         assert e["n"] == len(items)
     e = _claim({})
     assert e["verdict"] == claims.INCONCLUSIVE and e["missing"]
-    assert claims.CLAIMS[-1]["id"] == "arch.resnet_similar"
+    assert claims.CLAIMS[-1]["id"] == "sec2.resnet_similar"
 
 
 # ------------------------------------------------------------------------------------------- figures
