@@ -205,8 +205,16 @@ def test_compare_figures_render():
         plots.architecture_accuracy_bars({"vgg": {"M(X)": 0.9}, "resnet": {"M(X)": 0.8}},
                                          {"vgg": {"M(X)": (0.8, 0.95)}, "resnet": {"M(X)": (0.7, 0.9)}}),
     ]
+    from fmask.plots.style import FONT_PT, MAX_WIDTH_IN
+
     for f in figs:
+        assert f.get_figwidth() <= MAX_WIDTH_IN + 1e-9
+        f.canvas.draw()
+        sizes = [t.get_fontsize() for ax in f.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label,
+                                                            *ax.get_xticklabels(), *ax.get_yticklabels())
+                 if t.get_text()]
+        assert sizes and min(sizes) >= FONT_PT
         data, size = f._repr_png_()
-        assert data[:4] == b"\x89PNG" and size["width"] > 0
+        assert data[:4] == b"\x89PNG" and 0 < size["width"] <= 7.2 * 96
     with pytest.raises(ValueError, match="lacks"):
         plots.architecture_masks_grid({"vgg": masks, "resnet": {"(A)": masks["(A)"]}})
