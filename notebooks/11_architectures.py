@@ -21,14 +21,14 @@
 # Fig. 4 and a Table 2 subset beside those of the main network, **{glue:text}`arch1`** (read from the cached
 # results of chapters 3-6, not recomputed). Everything except the network and its training length
 # ({glue:text}`epochs2` epochs instead of {glue:text}`epochs1`) is the main profile's: data, regimes, optimiser,
-# PGD, mask settings and seed ({func}`fmask.compare.second_profile`).
+# PGD, mask settings and seed (`fmask.compare.second_profile`).
 #
-# In the cpu profile the second network is `resnet_small` ({class}`fmask.models.ResNetSmall`): ResNet18's
+# In the cpu profile the second network is `resnet_small` (`fmask.models.ResNetSmall`): ResNet18's
 # BasicBlock x [2, 2, 2, 2] with widths divided by 8 and a 3x3 stride-2 stem instead of the 7x7 conv and max-pool,
 # so that at 64 px its four stages see 32, 16, 8 and 4 px maps, as torchvision's ResNet18 does at the paper's
 # 128 px. It is not the paper's ResNet18 (the paper profile trains that one).
 #
-# **The rule, fixed before any ResNet was trained** ({data}`fmask.compare.VERDICT_RULE`): {glue:text}`rule`
+# **The rule, fixed before any ResNet was trained** (`fmask.compare.VERDICT_RULE`): {glue:text}`rule`
 
 # %% tags=["parameters"]
 from typing import Optional  # the annotations below are what `papermill --help-notebook` shows

@@ -91,5 +91,6 @@ def architecture_accuracy_bars(values: Mapping[str, Mapping[str, float]],
     ax.set_xticks(x, cols)
     ax.set_ylim(0, 100)
     ax.set_ylabel(ylabel)
-    ax.legend(frameon=False)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), frameon=False)
     return fig
