@@ -127,6 +127,13 @@ def vgg_small(in_channels: int = 1, num_classes: int = 5, width_div: int = 4, **
     return VGGSmall(in_channels=in_channels, num_classes=num_classes, width_div=width_div, **kw)
 
 
+class _Subsample2(nn.Module):
+    """``x[:, :, ::2, ::2]``: with a 1x1 stride-1 conv after it, exactly torchvision's 1x1 stride-2 shortcut conv."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, ::2, ::2]
+
+
 class ResNetSmall(nn.Module):
     """ResNet18's layout (torchvision ``BasicBlock`` x [2, 2, 2, 2]) narrowed and with a small-image stem.
 
@@ -140,7 +147,10 @@ class ResNetSmall(nn.Module):
       would leave 2x2 maps in the last stage;
     * **head**: global average pooling and one linear layer, as ResNet18 (no hidden layer, no dropout).
 
-    Blocks, shortcuts (1x1 conv + BN where the shape changes), the initialisation (Kaiming-normal fan-out
+    Blocks, shortcuts (1x1 conv + BN where the shape changes; the stride-2 shortcut is written as taking every
+    second pixel, then a 1x1 conv -- the same function and parameters as torchvision's 1x1 stride-2 conv, whose
+    CPU backward in channels_last crashed torch 2.14.1 here for some batch sizes, e.g. 63, the last batch of
+    a cpu-profile epoch: "double free or corruption" / segmentation fault), the initialisation (Kaiming-normal fan-out
     for convs, BN weight 1 / bias 0, torchvision's default linear init) and ``zero_init_residual=False`` are
     torchvision's. Seed the global torch RNG before construction for reproducible weights.
     """
@@ -171,7 +181,9 @@ class ResNetSmall(nn.Module):
                 s = stride if b == 0 else 1
                 down = None
                 if s != 1 or c != w:
-                    down = nn.Sequential(nn.Conv2d(c, w, kernel_size=1, stride=s, bias=False), nn.BatchNorm2d(w))
+                    sub = [_Subsample2()] if s == 2 else []
+                    down = nn.Sequential(*sub, nn.Conv2d(c, w, kernel_size=1, stride=1, bias=False),
+                                         nn.BatchNorm2d(w))
                 blocks.append(BasicBlock(c, w, stride=s, downsample=down))
                 c = w
             stages.append(nn.Sequential(*blocks))

@@ -65,6 +65,47 @@ def test_resnet_small_is_deterministic_given_the_seed():
         assert not torch.equal(other(x), outs[0])
 
 
+def test_stride2_shortcut_equals_torchvisions_1x1_stride2_conv():
+    from fmask.models import _Subsample2
+
+    torch.manual_seed(0)
+    m = ResNetSmall(in_channels=1, num_classes=5, width_div=8).eval()
+    down = m.layers[1][0].downsample  # first block of stage 2: stride 2, 8 -> 16 channels
+    assert isinstance(down[0], _Subsample2)
+    ref = nn.Conv2d(8, 16, kernel_size=1, stride=2, bias=False)
+    ref.weight.data.copy_(down[1].weight.data)
+    x = torch.rand(3, 8, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert torch.allclose(down[1](down[0](x)), ref(x), atol=1e-6)
+
+
+def test_channels_last_training_with_an_odd_batch_does_not_crash():
+    """Regression (torch 2.14.1 CPU): a 1x1 stride-2 conv's channels_last backward with batch 63 corrupted memory.
+    Run in a subprocess so that a crash fails this test instead of killing pytest."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "torch.set_num_threads(1)\n"
+        "from fmask.models import build_model\n"
+        "torch.manual_seed(0)\n"
+        "m = build_model('resnet_small', width_div=8).to(memory_format=torch.channels_last)\n"
+        "opt = torch.optim.Adam(m.parameters(), 1e-3)\n"
+        "for bs in (63, 17, 63, 1, 63):\n"
+        "    x = torch.rand(bs, 1, 64, 64).contiguous(memory_format=torch.channels_last)\n"
+        "    loss = torch.nn.functional.cross_entropy(m(x), torch.randint(0, 5, (bs,)))\n"
+        "    opt.zero_grad(); loss.backward(); opt.step()\n"
+        "print('ok')\n"
+    )
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
 @pytest.mark.parametrize("kw, match", [({"width_div": 3}, "divisor of 64"), ({"width_div": 0}, "divisor of 64"),
                                        ({"hidden": 4}, "only width_div")])
 def test_resnet_small_rejects_bad_options(kw, match):
