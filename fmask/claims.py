@@ -710,6 +710,28 @@ def _geometry_not_capacity(R: _Results) -> dict[str, Any]:
     return _outcome(ours=k / n_train, interval=iv, n=n_train, verdict=verdict, details=details)
 
 
+def _architectures_similar(R: _Results) -> dict[str, Any]:
+    """``architectures.items`` (chapter 11, :func:`fmask.compare.similarity_items`): every item agrees ->
+    reproduced; more than half disagree -> not reproduced; otherwise (or any item missing) inconclusive."""
+    items = R.get("architectures", "items")
+    if not isinstance(items, (list, tuple)) or not items or not all(isinstance(i, Mapping) for i in items):
+        return _outcome(missing=["architectures.items (list of {item, first, second, agree})"])
+    flags = [i.get("agree") for i in items]
+    n = len(flags)
+    agree, disagree = sum(f is True for f in flags), sum(f is False for f in flags)
+    missing = [f"architectures.items[{i.get('item', k)}].agree" for k, i in enumerate(items)
+               if not isinstance(i.get("agree"), bool)]
+    if agree == n:
+        verdict = REPRODUCED
+    elif disagree > n / 2:
+        verdict = NOT_REPRODUCED
+    else:
+        verdict = INCONCLUSIVE
+    details = {"disagree": [i.get("item") for i in items if i.get("agree") is False],
+               "first": R.meta_value("architectures", "first"), "second": R.meta_value("architectures", "second")}
+    return _outcome(ours=agree / n, n=n, verdict=verdict, missing=missing, details=details)
+
+
 # ------------------------------------------------------------------------------------------- ledger
 def _spec(id, claim, paper, rule, chapter, evaluate):  # noqa: A002 - "id" is the schema's field name
     return {"id": id, "claim": claim, "paper": paper, "rule": rule, "chapter": chapter, "evaluate": evaluate}
@@ -883,6 +905,16 @@ def _claims() -> list[dict[str, Any]]:
               "their correlation with M^c(x); 95% Wilson interval above 50% -> reproduced; below 50% -> not "
               "reproduced; otherwise inconclusive.",
               "06_single_image_masks", _texture_proxy),
+        _spec("sec2.resnet_similar",
+              "ResNet18 gives results qualitatively similar to VGG11 (Sec. 2.2: 'the results produced "
+              "qualitatively similar'; only VGG11 is shown).",
+              "'qualitatively similar' (Sec. 2.2; no figure or number printed)",
+              "Chapter 11's items, computed the same way for the main network and the compare section's second "
+              "architecture (one seed each; fmask.compare.VERDICT_RULE): sign of Δ_low for B, C, D, E; Table 1 "
+              "|masked - clean| within compare.verdict_margin for every network; sign of M(X) - M'(X); sign of "
+              "M(X_A) - X_A (Table 2 subset). Ours: the share of items on which the two agree. All agree -> "
+              "reproduced; more than half disagree -> not reproduced; otherwise inconclusive.",
+              "11_architectures", _architectures_similar),
     ]
 
 

@@ -13,6 +13,7 @@ loaded (before anything is trained):
 ``selection``       :class:`SelectionSection`: how many images get single-image masks (Table 2)
 ``analysis``        :class:`AnalysisSection`: bands, PGD for the analyses, linear probe, UMAP
 ``heatmap``         :class:`HeatmapSection`: Fourier heat maps and pass-band curves (chapters 9-10)
+``compare``         :class:`CompareSection`: the second architecture of chapter 11 (:mod:`fmask.compare`)
 ==================  =====================================================================================
 
 Every section is required in a profile file; within a section the keys of :data:`REQUIRED` must be written
@@ -48,14 +49,14 @@ from .regimes import REGIMES, in_paper_order
 __all__ = [
     "PROFILE_DIR", "TOP_LEVEL_KEYS", "REQUIRED", "REGIMES", "SECTIONS", "Profile", "Section", "DataSection",
     "ModelSection", "TrainSection", "DatasetMaskSection", "SingleMaskSection", "SelectionSection",
-    "AnalysisSection", "HeatmapSection", "asdict", "list_profiles", "load_profile", "profile_from_mapping",
+    "AnalysisSection", "HeatmapSection", "CompareSection", "asdict", "list_profiles", "load_profile", "profile_from_mapping",
     "apply_overrides",
     "parse_override",
 ]
 
 PROFILE_DIR = Path(__file__).parent / "params"
 TOP_LEVEL_KEYS = ("name", "seed", "device", "data", "model", "train", "dataset_mask", "single_mask", "selection",
-                  "analysis", "heatmap")
+                  "analysis", "heatmap", "compare")
 #: keys every profile file must write out in each section (the others have defaults)
 REQUIRED: dict[str, tuple[str, ...]] = {
     "data": ("root", "classes", "image_size", "channels", "max_per_class"),
@@ -66,6 +67,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "selection": ("n_images",),
     "analysis": ("n_bands",),
     "heatmap": ("n_images", "eps", "stride", "batch_size"),
+    "compare": ("arch", "width_div", "epochs", "n_images"),
 }
 #: keys that moved to another section (old profile files get told where)
 _MOVED = {("single_mask", "n_images"): "selection.n_images"}
@@ -245,19 +247,20 @@ class DataSection(Section):
 
 @dataclass(frozen=True)
 class ModelSection(Section):
-    """The classifier (:func:`fmask.models.build_model`); ``width_div`` only for ``vgg_small`` (null: its default)."""
+    """The classifier (:func:`fmask.models.build_model`); ``width_div`` only for the architectures in
+    :data:`fmask.models.WIDTH_ARCHS` (``vgg_small``, ``resnet_small``; null: their default)."""
 
     NAME: ClassVar[str] = "model"
     arch: str = _f("vgg11_bn", "str")
     width_div: int | None = _f(None, "int", optional=True, min=1)
 
     def _validate(self) -> None:
-        from .models import ARCHS
+        from .models import ARCHS, WIDTH_ARCHS
 
         if self.arch not in ARCHS:
             raise ValueError(f"model.arch must be one of {sorted(ARCHS)}, got {self.arch!r}")
-        if self.width_div is not None and self.arch != "vgg_small":
-            raise ValueError(f"model.width_div applies to arch 'vgg_small' only, not {self.arch!r}")
+        if self.width_div is not None and self.arch not in WIDTH_ARCHS:
+            raise ValueError(f"model.width_div applies to arch {' / '.join(WIDTH_ARCHS)} only, not {self.arch!r}")
 
     def build_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`fmask.models.build_model` besides the channels and classes."""
@@ -430,9 +433,47 @@ class HeatmapSection(Section):
             raise ValueError(f"heatmap.n_bootstrap must be 0 (no interval) or >= 100, got {self.n_bootstrap}")
 
 
+@dataclass(frozen=True)
+class CompareSection(Section):
+    """The second architecture (chapter 11, issue #13: the paper's "ResNet18 ... qualitatively similar").
+
+    The second run is the main profile with ``model.arch = arch``, ``model.width_div = width_div`` and
+    ``train.epochs = epochs`` (and ``dataset_mask.epochs = dataset_mask_epochs`` when set), built by
+    :func:`fmask.compare.second_profile`; everything else (data, regimes, optimiser, PGD, mask settings, seed)
+    is the main profile's, so the two differ only in the network and its training length, and the artifact
+    store keys (which contain the model and train sections) keep the two runs apart.
+
+    * ``arch`` / ``width_div``: :func:`fmask.models.build_model` (``width_div`` null for ``resnet18``);
+    * ``epochs``: training epochs of the five networks of the second architecture;
+    * ``dataset_mask_epochs``: null -> the main profile's ``dataset_mask.epochs``;
+    * ``n_images``: size of the seeded class-balanced subset of the Table 2 images (both architectures);
+    * ``verdict_margin``: Table 1 "masked ≈ clean" part of the verdict: |masked − clean| at most this (fraction).
+    """
+
+    NAME: ClassVar[str] = "compare"
+    arch: str = _f("resnet18", "str")
+    width_div: int | None = _f(None, "int", optional=True, min=1)
+    epochs: int = _f(50, "int", min=1)
+    dataset_mask_epochs: int | None = _f(None, "int", optional=True, min=1)
+    n_images: int = _f(150, "int", min=1)
+    verdict_margin: float = _f(0.05, "float", min=0, max=1)
+
+    def _validate(self) -> None:
+        from .models import ARCHS, WIDTH_ARCHS
+
+        if self.arch not in ARCHS:
+            raise ValueError(f"compare.arch must be one of {sorted(ARCHS)}, got {self.arch!r}")
+        if self.width_div is not None and self.arch not in WIDTH_ARCHS:
+            raise ValueError(f"compare.width_div applies to arch {' / '.join(WIDTH_ARCHS)} only, not {self.arch!r}")
+
+    def model_overrides(self) -> dict[str, Any]:
+        """The ``model`` section of the second run (``{"arch", "width_div"}``)."""
+        return {"arch": self.arch, "width_div": self.width_div}
+
+
 SECTIONS: dict[str, type[Section]] = {
     c.NAME: c for c in (DataSection, ModelSection, TrainSection, DatasetMaskSection, SingleMaskSection,
-                        SelectionSection, AnalysisSection, HeatmapSection)
+                        SelectionSection, AnalysisSection, HeatmapSection, CompareSection)
 }
 
 
@@ -455,6 +496,7 @@ class Profile(Mapping):
     selection: SelectionSection
     analysis: AnalysisSection
     heatmap: HeatmapSection
+    compare: CompareSection
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:

@@ -6,6 +6,7 @@
 * :mod:`fmask.plots.signals` -- the blue-shift spectra (Fig. 1);
 * :mod:`fmask.plots.data` -- sample images, their spectra, the radial power spectrum (chapter 2);
 * :mod:`fmask.plots.heatmaps` -- masks beside Fourier heat maps and pass-band curves (chapter 9).
+* :mod:`fmask.plots.compare` -- two architectures side by side (chapter 11).
 
 Inputs follow CONTRIBUTING.md: images (N, C, H, W) in [0, 1]; masks in ``torch.fft.fft2`` layout (centred
 here with :func:`fmask.spectral.centered` before drawing).
@@ -20,3 +21,7 @@ __all__ = [*_MASK_FIGURES, "masks", "data", "signals", "heatmaps"]
 from fmask.plots import singles  # noqa: E402
 from fmask.plots.singles import class_masks_figure, dominance_comparison, fig6_panels  # noqa: E402,F401
 __all__ += ["singles", "class_masks_figure", "fig6_panels", "dominance_comparison"]
+from fmask.plots import compare  # noqa: E402 - chapter 11's figures
+from fmask.plots.compare import architecture_accuracy_bars, architecture_band_curves, architecture_masks_grid  # noqa: E402
+
+__all__ += ["compare", "architecture_masks_grid", "architecture_band_curves", "architecture_accuracy_bars"]
