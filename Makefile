@@ -13,11 +13,12 @@ PROFILE ?= cpu
 OUT ?=
 STAMP := $(VENV)/.fmask-installed
 
-.PHONY: install test book bench bench-full clean-book help
+.PHONY: install test book bench bench-full clean-book help determinism
 
 help:
 	@echo "make book    # execute the chapters (PROFILE=$(PROFILE)) and build the book (cpu: ./_build/html, else _build/<profile>/_build/html)"
 	@echo "make test    # run the test suite"
+	@echo "make determinism # run the chapters twice (fresh stores, PROFILE=smoke unless given) and compare the results"
 	@echo "make bench       # quick speed benchmark of the mask learner (benchmarks/bench_learn.py --quick)"
 	@echo "make bench-full  # the full benchmark (benchmarks/bench_learn.py)"
 
@@ -36,6 +37,9 @@ test: $(STAMP)
 
 book: $(STAMP)
 	$(BIN)/fmask book --profile $(PROFILE) $(if $(OUT),--out $(OUT),) $(if $(ONLY),--only $(ONLY),)
+
+determinism: $(STAMP)
+	$(BIN)/fmask check-determinism --profile $(if $(filter command line,$(origin PROFILE)),$(PROFILE),smoke) $(if $(ONLY),--only $(ONLY),)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_learn.py --quick

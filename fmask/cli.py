@@ -8,6 +8,8 @@ subparsers object, adds its parser and sets ``func``. Heavy modules are imported
 * ``fmask masks``: learn (or load) the dataset and single-image masks (:class:`fmask.pipeline.Run`); with
   ``--arch`` masks for your own classifier and images (:func:`fmask.ownmodel.run_own_masks`).
 * ``fmask book``: execute the chapters and build the Jupyter Book (:func:`fmask.book.run_book`).
+* ``fmask check-determinism``: run chapters twice (fresh outputs, fresh stores, pinned threads) and compare
+  every result file (:func:`fmask.determinism.check_determinism`); exit status 1 when they differ.
 * ``fmask distribute``: learn per-image masks sharded over torchrun ranks (:mod:`fmask.distributed`; its
   ``python -m fmask.distributed`` entry point uses the same option table, :func:`add_distribute_arguments`).
 
@@ -157,6 +159,42 @@ def _cmd_book(args: argparse.Namespace) -> int:
                   build=not args.no_build, progress=not args.no_progress, quiet_kernel=not args.verbose_kernel,
                   log=lambda s: print(s, flush=True))
     return 0
+
+
+@command("check-determinism")
+def _determinism_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "check-determinism", help="run chapters twice from scratch and compare every result file",
+        description="Execute the chosen chapters twice, each into a fresh temporary output folder with a fresh "
+                    "empty artifact store and the same torch thread count, then compare every result JSON "
+                    "(ignoring only times, durations, versions and paths: fmask.determinism.IGNORED_KEYS). "
+                    "Prints IDENTICAL, or each differing key with both values; exit status 0 when identical, "
+                    "1 when not, 2 on errors.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  fmask check-determinism --profile smoke\n"
+               "  fmask check-determinism --profile smoke --only 1,2 --threads 1 --keep /tmp/det",
+    )
+    p.add_argument("--profile", default="smoke",
+                   help="profile name (smoke, cpu, paper) or path to a YAML profile (default: smoke)")
+    p.add_argument("--data", default=None, metavar="DIR", help="Imagenette folder (default: $FMASK_DATA)")
+    p.add_argument("--only", nargs="+", action="extend", default=None, metavar="CHAPTER",
+                   help="chapters to run (as fmask book --only; default: all)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads of both runs (default: $FMASK_THREADS, else 2, as fmask book)")
+    p.add_argument("--keep", default=None, metavar="DIR",
+                   help="run in DIR (new or empty) and keep both runs' outputs and stores for inspection "
+                        "(default: a temporary folder, removed afterwards)")
+    p.set_defaults(func=_cmd_check_determinism)
+    return p
+
+
+def _cmd_check_determinism(args: argparse.Namespace) -> int:
+    from .determinism import check_determinism
+
+    rep = check_determinism(args.profile, args.only, data=args.data, workdir=args.keep, threads=args.threads,
+                            log=lambda s: print(s, flush=True))
+    print(rep.format(), flush=True)
+    return 0 if rep.identical else 1
 
 
 # (flag, type, default, help) of every option the distributed worker takes; `fmask distribute` and

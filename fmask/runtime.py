@@ -10,6 +10,11 @@
   names a file (``fmask book`` sets it for the kernel it runs), bars are written there instead, as plain
   ASCII every :data:`PROGRESS_FILE_INTERVAL` seconds, and the runner copies them to its terminal: stage
   progress (training epochs, masks done / left) reaches the person running the book, never the page.
+* :func:`thread_env` / :func:`pin_threads` fix torch's intra-op thread count. On CPU the thread count changes
+  results: a smoke-profile training run with 1 and with 2 threads gives different weights (measured: max
+  weight difference 0.07 after 2 epochs; ``tests/test_determinism.py``), because reductions are split into
+  per-thread partial sums. ``fmask book`` therefore runs every kernel with :func:`book_threads` threads
+  (``$FMASK_THREADS``, default :data:`DEFAULT_BOOK_THREADS`), never "all cores of this machine".
 """
 from __future__ import annotations
 
@@ -22,13 +27,68 @@ import torch
 from torch import nn
 
 __all__ = ["resolve_device", "model_device", "seeded", "progress_bar", "progress_enabled", "PROGRESS_FILE_ENV",
-           "PROGRESS_FILE_INTERVAL"]
+           "PROGRESS_FILE_INTERVAL", "THREADS_ENV", "DEFAULT_BOOK_THREADS", "book_threads", "thread_env",
+           "pin_threads", "apply_thread_env"]
 
 #: environment variable naming a file that receives the progress bars (set by ``fmask book`` for its kernels)
 PROGRESS_FILE_ENV = "FMASK_PROGRESS_FILE"
 #: seconds between two updates of a bar written to that file
 PROGRESS_FILE_INTERVAL = 10.0
 _progress_files: dict[str, Any] = {}
+#: environment variable with the torch thread count of book kernels (read by :func:`book_threads`)
+THREADS_ENV = "FMASK_THREADS"
+#: thread count of ``fmask book`` when ``$FMASK_THREADS`` is unset: the committed book's (2-core build machine)
+DEFAULT_BOOK_THREADS = 2
+
+
+def _check_threads(n: Any, what: str) -> int:
+    try:
+        k = int(n)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a positive integer; got {n!r}") from None
+    if k < 1 or k != float(n):
+        raise ValueError(f"{what} must be a positive integer; got {n!r}")
+    return k
+
+
+def book_threads(threads: int | None = None) -> int:
+    """The torch thread count of a book run: ``threads`` if given, else ``$FMASK_THREADS``, else
+    :data:`DEFAULT_BOOK_THREADS`. ``ValueError`` for anything but a positive integer."""
+    if threads is not None:
+        return _check_threads(threads, "threads")
+    env = os.environ.get(THREADS_ENV, "").strip()
+    return _check_threads(env, f"${THREADS_ENV}") if env else DEFAULT_BOOK_THREADS
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """Environment variables that make a fresh Python process (a papermill kernel) use ``threads`` intra-op
+    threads: ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` (read by torch when it starts; torch never starts more
+    intra-op threads than the machine has cores) and ``$FMASK_THREADS`` (for :func:`apply_thread_env`)."""
+    n = str(_check_threads(threads, "threads"))
+    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, THREADS_ENV: n}
+
+
+@contextlib.contextmanager
+def pin_threads(threads: int) -> Iterator[None]:
+    """``torch.set_num_threads(threads)`` inside the block, the previous count restored on exit."""
+    n = _check_threads(threads, "threads")
+    prev = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
+
+
+def apply_thread_env() -> int | None:
+    """In a process started by ``fmask book``: ``torch.set_num_threads($FMASK_THREADS)`` (exact even above
+    the core count, where ``OMP_NUM_THREADS`` is capped); returns the count, or ``None`` when unset."""
+    env = os.environ.get(THREADS_ENV, "").strip()
+    if not env:
+        return None
+    n = _check_threads(env, f"${THREADS_ENV}")
+    torch.set_num_threads(n)
+    return n
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:

@@ -26,6 +26,12 @@ tagged ``remove-cell``, widget outputs and widget metadata are dropped, machine-
 outputs are replaced by placeholders (``<data>``, ``<artifacts>``, ``<repo>``), and figures shown with
 :meth:`fmask.book.chapter.Chapter.figure` become numbered MyST figures with caption and alt text.
 
+Reproducibility (``docs/guarantees.md``, :mod:`fmask.determinism`): every kernel runs with a fixed torch
+thread count (:func:`fmask.runtime.book_threads`: ``threads``, else ``$FMASK_THREADS``, else 2), because the
+CPU thread count changes trained weights; the runner says how many artifacts the store already held and how
+many each chapter added (a result made from an artifact computed by older code is the usual reason a book
+differs from a fresh clone's), and ``fresh=True`` (``fmask book --fresh``) runs on a new, empty store.
+
 What the person at the terminal gets: one progress line per chapter with the time it took last time
 (from the runtimes in the results folder), papermill's per-cell bar (on stdout), the kernel's stderr
 filtered of benign noise, and the number of Sphinx warnings at the end.
@@ -623,6 +629,34 @@ def _resolve_artifacts(artifacts: str | os.PathLike[str] | None) -> str:
     return str(default_root())
 
 
+@contextlib.contextmanager
+def _environ(values: Mapping[str, str]) -> Iterator[None]:
+    """``os.environ`` updated with ``values`` inside the block (inherited by the kernels), restored after."""
+    prev = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in prev.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def store_snapshot(root: str | os.PathLike[str]) -> dict[str, float]:
+    """``{"kind/key": mtime}`` of every finished artifact (metadata sidecar ``<kind>/<key>.json``) in a store
+    folder; empty for a missing folder. Two snapshots tell which artifacts a chapter added or rewrote."""
+    root = Path(root)
+    if not root.is_dir():
+        return {}
+    out = {}
+    for js in root.glob("*/*.json"):
+        with contextlib.suppress(OSError):
+            out[f"{js.parent.name}/{js.stem}"] = js.stat().st_mtime
+    return out
+
+
 def _fmt_secs(secs: float) -> str:
     return f"{secs:.0f} s" if secs < 90 else f"{secs / 60:.1f} min"
 
@@ -642,6 +676,8 @@ def run_book(
     log: Callable[[str], None] = print,
     progress: bool = False,
     quiet_kernel: bool = True,
+    threads: int | None = None,
+    fresh: bool = False,
 ) -> BookRun:
     """Execute the chapters in order with papermill and build the book (``fmask book``, ``make book``).
 
@@ -653,6 +689,9 @@ def run_book(
     ``only``: chapters to run (numbers ``4``/``04``, names ``04_dataset_masks`` or ``dataset_masks``,
     comma-separated or a list). ``build=False`` skips ``jupyter-book build``. ``progress``: papermill's
     per-cell bar. ``quiet_kernel``: filter the kernel's stderr through :data:`BENIGN_KERNEL_NOISE`.
+    ``threads``: torch threads of every kernel (default :func:`fmask.runtime.book_threads`). ``fresh``: run on
+    a new empty artifact store (a temporary folder, removed afterwards; not with ``artifacts``), so every
+    model and mask is computed by this code.
 
     A chapter that fails stops the run with :class:`BookError`; its previous good notebook stays. After the
     chapters (so after chapter 8 has written ``results/claims.json``) the build information and the claims
@@ -660,6 +699,8 @@ def run_book(
     """
     if not isinstance(profile, str) or not profile:
         raise ValueError(f"profile must be a non-empty string (smoke, cpu, paper or a YAML path); got {profile!r}")
+    if fresh and artifacts is not None:
+        raise ValueError("fresh=True runs on a new empty store: do not also give artifacts")
     src = Path(src_dir) if src_dir is not None else REPO_ROOT / "notebooks"
     names = select_notebooks(discover_notebooks(src), only)
     if not names:
@@ -668,7 +709,24 @@ def run_book(
     book_dir = prepare_book_dir(root)
     results_dir = ensure_writable(report.results_dir_for(book_dir), "results folder")
     data_root = str(Path(data).resolve()) if data is not None else os.environ.get("FMASK_DATA")
-    artifacts_dir = _resolve_artifacts(artifacts)
+    from fmask.runtime import book_threads, thread_env
+
+    n_threads = book_threads(threads)
+    fresh_dir = tempfile.mkdtemp(prefix="fmask-fresh-store-") if fresh else None
+    try:
+        return _run_book(profile, root, book_dir, results_dir, data_root,
+                         _resolve_artifacts(fresh_dir if fresh else artifacts), names, src, n_threads,
+                         thread_env(n_threads), build=build, kernel_name=kernel_name, cell_timeout=cell_timeout,
+                         extra_parameters=extra_parameters, log=log, progress=progress, quiet_kernel=quiet_kernel,
+                         fresh=fresh)
+    finally:
+        if fresh_dir is not None:
+            shutil.rmtree(fresh_dir, ignore_errors=True)
+
+
+def _run_book(profile, root, book_dir, results_dir, data_root, artifacts_dir, names, src, n_threads, env, *,
+              build, kernel_name, cell_timeout, extra_parameters, log, progress, quiet_kernel, fresh) -> BookRun:
+    """The body of :func:`run_book` once the folders, store and thread count are settled."""
     profile_name = report.profile_name(profile)
     params = {
         "profile": profile,
@@ -683,34 +741,48 @@ def run_book(
                                       "<profile>": profile if profile.endswith((".yml", ".yaml")) else None})
     previous = report.load_runtimes(results_dir)
     run = BookRun(root=root, book_dir=book_dir, results_dir=results_dir, html_dir=None, profile=profile_name)
-    log(f"[fmask book] profile {profile_name!r}: {len(names)} chapter(s) -> {book_dir}")
+    log(f"[fmask book] profile {profile_name!r}: {len(names)} chapter(s) -> {book_dir} "
+        f"({n_threads} torch thread{'s' if n_threads != 1 else ''})")
+    before = store_snapshot(artifacts_dir)
+    if fresh:
+        log("[fmask book] fresh: a new empty artifact store; every model and mask is computed now")
+    elif before:
+        log(f"[fmask book] the artifact store {artifacts_dir} already holds {len(before)} artifact(s); chapters "
+            f"load them instead of recomputing (use --fresh to compute everything with this code)")
     t_all = time.perf_counter()
-    for i, name in enumerate(names, 1):
-        last = previous.get(name)
-        hint = f" (last run: {_fmt_secs(last['seconds'])})" if last and last.get("ok", True) else ""
-        log(f"[fmask book] ({i}/{len(names)}) {name} ...{hint}")
-        t0 = time.perf_counter()
-        ok = False
-        try:
-            execute_notebook(
-                src / f"{name}.py",
-                book_dir / f"{name}.ipynb",
-                params,
-                cwd=book_dir,
-                kernel_name=kernel_name,
-                cell_timeout=cell_timeout,
-                progress=progress,
-                replacements=replacements,
-                kernel_log=log if quiet_kernel else None,
-            )
-            ok = True
-        finally:
-            secs = time.perf_counter() - t0
-            run.runtimes[name] = secs
-            with contextlib.suppress(OSError):  # a full disk must not hide the chapter's own error
-                report.record_runtime(results_dir, name, secs, profile=profile_name, ok=ok)
-            log(f"[fmask book] ({i}/{len(names)}) {name} {'done' if ok else 'FAILED'} in {_fmt_secs(secs)}")
-        run.notebooks.append(name)
+    with _environ(env):  # inherited by every kernel: the same thread count on every machine
+        for i, name in enumerate(names, 1):
+            last = previous.get(name)
+            hint = f" (last run: {_fmt_secs(last['seconds'])})" if last and last.get("ok", True) else ""
+            log(f"[fmask book] ({i}/{len(names)}) {name} ...{hint}")
+            t0 = time.perf_counter()
+            ok = False
+            try:
+                execute_notebook(
+                    src / f"{name}.py",
+                    book_dir / f"{name}.ipynb",
+                    params,
+                    cwd=book_dir,
+                    kernel_name=kernel_name,
+                    cell_timeout=cell_timeout,
+                    progress=progress,
+                    replacements=replacements,
+                    kernel_log=log if quiet_kernel else None,
+                )
+                ok = True
+            finally:
+                secs = time.perf_counter() - t0
+                run.runtimes[name] = secs
+                with contextlib.suppress(OSError):  # a full disk must not hide the chapter's own error
+                    report.record_runtime(results_dir, name, secs, profile=profile_name, ok=ok)
+                log(f"[fmask book] ({i}/{len(names)}) {name} {'done' if ok else 'FAILED'} in {_fmt_secs(secs)}")
+            run.notebooks.append(name)
+            now = store_snapshot(artifacts_dir)
+            added = sorted(k for k, m in now.items() if before.get(k) != m)
+            if added:
+                log(f"[fmask book] ({i}/{len(names)}) {name} computed {len(added)} artifact(s): "
+                    f"{', '.join(added[:6])}{' ...' if len(added) > 6 else ''}")
+            before = now
     from fmask import buildinfo
 
     (book_dir / "_generated").mkdir(parents=True, exist_ok=True)

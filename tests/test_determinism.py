@@ -1,0 +1,202 @@
+"""Run twice -> identical result files (issue #9 §5): the comparison logic of fmask.determinism, the thread
+count's effect on training (why the book runner pins it), the runner's pinning and fresh store, and the
+check end to end (a real smoke chapter twice; a deliberately non-deterministic chapter caught)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from fmask import book, cli, determinism as D
+from fmask.runtime import DEFAULT_BOOK_THREADS, THREADS_ENV, book_threads, pin_threads, thread_env
+
+
+# ------------------------------------------------------------------------------------------ comparison
+def _doc(value, time="2026-01-01T00:00:00+00:00", seconds=1.5):
+    return {"name": "r", "values": {"vanilla": {"clean": value, "seconds": seconds}, "list": [1, 2.5]},
+            "meta": {"time": time, "profile": "smoke", "versions": {"torch": "x"}}}
+
+
+def test_compare_values_finds_differing_keys_and_ignores_only_the_listed_ones():
+    a = _doc(0.5)
+    same_but_times = _doc(0.5, time="2030-01-01T00:00:00+00:00", seconds=99.0)
+    same_but_times["meta"]["versions"] = {"torch": "y", "numpy": "z"}
+    assert list(D.compare_values(a, same_but_times)) == []
+    b = _doc(0.5 + 2 ** -40)  # differs in the last bits: still a difference
+    diffs = list(D.compare_values(a, b, file="t.json"))
+    assert [(d.file, d.key, d.kind) for d in diffs] == [("t.json", "values.vanilla.clean", "value")]
+    assert diffs[0].abs_diff == pytest.approx(2 ** -40) and diffs[0].rel_diff == pytest.approx(2 ** -40 / 0.5)
+    assert "values.vanilla.clean" in diffs[0].describe() and "abs" in diffs[0].describe()
+    # a non-ignored key (profile) is compared; ignored ones are named in one place
+    c = _doc(0.5)
+    c["meta"]["profile"] = "cpu"
+    assert [d.key for d in D.compare_values(a, c)] == ["meta.profile"]
+    assert {"time", "seconds", "versions"} <= set(D.IGNORED_KEYS) and "runtimes" in D.IGNORED_DIRS
+
+
+def test_compare_values_structure_nan_and_types():
+    assert list(D.compare_values({"x": math.nan, "i": 1}, {"x": math.nan, "i": 1.0})) == []
+    kinds = {d.key: d.kind for d in D.compare_values(
+        {"l": [1, 2, 3], "only": 1, "t": [1], "b": True, "s": "a"},
+        {"l": [1, 2], "new": 2, "t": {"k": 1}, "b": 1, "s": "b"})}
+    assert kinds == {"l": "length", "only": "only_a", "new": "only_b", "t": "type", "b": "value", "s": "value"}
+
+
+def test_compare_results_walks_every_json_but_the_runtimes(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for root, value in ((a, 0.25), (b, 0.75)):
+        (root / "runtimes").mkdir(parents=True)
+        (root / "table1.json").write_text(json.dumps(_doc(0.5)))
+        (root / "table2.json").write_text(json.dumps(_doc(value)))
+        (root / "runtimes" / "x.json").write_text(json.dumps({"seconds": value, "stage": str(value)}))
+    (a / "claims.json").write_text(json.dumps({"claims": []}))
+    cmp = D.compare_results(a, b)
+    assert cmp.files == ["claims.json", "table1.json", "table2.json"]
+    assert [(d.file, d.key, d.kind) for d in cmp.differences] == [
+        ("claims.json", "", "only_a"), ("table2.json", "values.vanilla.clean", "value")]
+    text = cmp.format()
+    assert "DIFFERENT: 2 value(s) in 2 file(s)" in text and "largest numeric difference 0.5" in text
+    assert not cmp.identical
+    (a / "claims.json").unlink()
+    (b / "table2.json").write_text(json.dumps(_doc(0.25, time="later", seconds=3.0)))
+    cmp = D.compare_results(a, b)
+    assert cmp.identical and "IDENTICAL" in cmp.format()
+    with pytest.raises(FileNotFoundError):
+        D.compare_results(a, tmp_path / "missing")
+    (b / "table1.json").write_text("{not json")
+    with pytest.raises(ValueError, match="table1.json"):
+        D.compare_results(a, b)
+
+
+# ------------------------------------------------------------------------------------------ threads
+def test_thread_settings_are_validated(monkeypatch):
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    assert book_threads() == DEFAULT_BOOK_THREADS and book_threads(3) == 3
+    monkeypatch.setenv(THREADS_ENV, "1")
+    assert book_threads() == 1
+    assert thread_env(4) == {"OMP_NUM_THREADS": "4", "MKL_NUM_THREADS": "4", THREADS_ENV: "4"}
+    for bad in (0, -1, "two", 1.5):
+        with pytest.raises(ValueError, match="positive integer"):
+            book_threads(bad)
+    monkeypatch.setenv(THREADS_ENV, "many")
+    with pytest.raises(ValueError, match=THREADS_ENV):
+        book_threads()
+    before = torch.get_num_threads()
+    with pin_threads(2):
+        assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == before
+
+
+@pytest.fixture(scope="module")
+def tiny_training(tmp_path_factory):
+    from fmask import train as T
+    from fmask.profiles import load_profile
+    from fmask.testing import write_fake_imagenette
+
+    root = write_fake_imagenette(tmp_path_factory.mktemp("fake") / "inet", n_train=8, n_val=4, size=(32, 36))
+    prof = load_profile("smoke", {"data.root": str(root), "data.max_per_class": None, "data.image_size": 32,
+                                  "train.epochs": 1, "train.batch_size": 10, "train.lr": 0.01})
+    ds = T.load_datasets(prof, progress=False)
+
+    def weights(threads: int, store: Path) -> dict[str, torch.Tensor]:
+        from fmask.store import ArtifactStore
+
+        with pin_threads(threads):
+            tm = T.train_model("vanilla", prof, store=ArtifactStore(store), datasets=ds, progress=False)
+        return {k: v.detach().clone() for k, v in tm.model.state_dict().items()}
+
+    return weights
+
+
+def test_thread_count_changes_trained_weights_so_the_book_pins_it(tiny_training, tmp_path):
+    """Measured on the 2-core build machine (torch 2.14.1 CPU): the same training with 1 and with 2 intra-op
+    threads ends with different weights (reductions are split into per-thread partial sums), while the same
+    thread count twice is bitwise identical. Hence fmask book runs every kernel with a fixed count."""
+    one_a = tiny_training(1, tmp_path / "1a")
+    one_b = tiny_training(1, tmp_path / "1b")
+    two = tiny_training(2, tmp_path / "2")
+    assert all(torch.equal(one_a[k], one_b[k]) for k in one_a), "same threads, same seed: must be identical"
+    differing = [k for k in one_a if not torch.equal(one_a[k], two[k])]
+    assert differing, "1 and 2 threads gave identical weights: update docs/guarantees.md and fmask.runtime"
+    assert max((one_a[k].float() - two[k].float()).abs().max().item() for k in differing) > 0
+
+
+# ------------------------------------------------------------------------------------- book runner
+_PROBE = textwrap.dedent('''\
+    # %% tags=["parameters"]
+    profile: str = "x"
+    results_dir: str = "results"
+    artifacts_dir: str = ""
+    # %%
+    import json, os, pathlib, random, torch
+    from fmask.runtime import apply_thread_env
+    pinned = apply_thread_env()
+    store = pathlib.Path(artifacts_dir) / "probe"
+    store.mkdir(parents=True, exist_ok=True)
+    (store / "k.json").write_text("{}")
+    value = random.SystemRandom().random() if __NOISY__ else 0.5
+    pathlib.Path(results_dir).mkdir(exist_ok=True)
+    doc = {"name": "probe", "values": {"threads": torch.get_num_threads(), "pinned": pinned,
+            "env": os.environ.get("OMP_NUM_THREADS"), "value": value}}
+    (pathlib.Path(results_dir) / "probe.json").write_text(json.dumps(doc))
+    ''')
+
+
+def _probe_notebooks(folder: Path, noisy: bool) -> Path:
+    src = folder / ("noisy" if noisy else "quiet")
+    src.mkdir(parents=True)
+    (src / "01_probe.py").write_text(_PROBE.replace("__NOISY__", str(noisy)))
+    return src
+
+
+def test_runner_pins_threads_and_fresh_uses_a_new_empty_store(tmp_path, monkeypatch):
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    lines: list[str] = []
+    run = book.run_book("smoke", out=tmp_path / "out", src_dir=_probe_notebooks(tmp_path, False), build=False,
+                        threads=1, fresh=True, log=lines.append)
+    values = json.loads((run.results_dir / "probe.json").read_text())["values"]
+    assert values == {"threads": 1, "pinned": 1, "env": "1", "value": 0.5}
+    assert any("1 torch thread" in s for s in lines) and any("fresh" in s for s in lines)
+    assert any("computed 1 artifact(s): probe/k" in s for s in lines)
+    assert THREADS_ENV not in os.environ  # the runner restored the environment
+    with pytest.raises(ValueError, match="fresh"):
+        book.run_book("smoke", out=tmp_path / "o2", artifacts=tmp_path / "s", fresh=True, build=False)
+    # a store that already holds artifacts is announced (a book may then reuse older results)
+    (tmp_path / "store" / "model").mkdir(parents=True)
+    (tmp_path / "store" / "model" / "abc.json").write_text("{}")
+    lines.clear()
+    book.run_book("smoke", out=tmp_path / "out3", artifacts=tmp_path / "store", build=False,
+                  src_dir=_probe_notebooks(tmp_path / "again", False),
+                  threads=2, log=lines.append)
+    assert any("already holds 1 artifact(s)" in s and "--fresh" in s for s in lines)
+
+
+# ------------------------------------------------------------------------------------------ end to end
+def test_check_catches_a_nondeterministic_chapter_and_the_cli_exits_1(tmp_path, monkeypatch, capsys):
+    src = _probe_notebooks(tmp_path, True)
+    real = D.check_determinism
+    monkeypatch.setattr(D, "check_determinism", lambda *a, **kw: real(*a, src_dir=src, **kw))
+    status = cli.main(["check-determinism", "--profile", "smoke", "--threads", "1", "--keep", str(tmp_path / "w")])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "DIFFERENT: 1 value(s) in 1 file(s)" in out and "probe.json: values.value" in out
+    # both runs kept, each with its own fresh store
+    assert (tmp_path / "w" / "store-a" / "probe" / "k.json").exists()
+    assert (tmp_path / "w" / "store-b" / "probe" / "k.json").exists()
+    with pytest.raises(ValueError, match="not empty"):
+        real("smoke", workdir=tmp_path / "w", src_dir=src, log=lambda s: None)
+
+
+def test_smoke_chapter_run_twice_gives_identical_results(tmp_path):
+    """The real check on the smallest profile and chapter 1 (no data needed): fresh outputs and stores."""
+    lines: list[str] = []
+    rep = D.check_determinism("smoke", "1", threads=1, workdir=tmp_path / "w", log=lines.append)
+    assert rep.chapters == ["01_blue_shift"] and rep.threads == 1
+    assert rep.comparison.files and "blue_shift.json" in rep.comparison.files
+    assert rep.identical, rep.format()
+    assert "IDENTICAL" in rep.format()
