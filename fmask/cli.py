@@ -144,6 +144,12 @@ def _book_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--verbose-kernel", action="store_true",
                    help="show the kernels' stderr unfiltered (default: benign noise such as KeyboardInterrupt "
                         "on shutdown is dropped)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads of every chapter's kernel (default: $FMASK_THREADS, else 2); the thread "
+                        "count changes CPU results, so keep it fixed to reproduce a book")
+    p.add_argument("--fresh", action="store_true",
+                   help="use a new empty artifact store (removed afterwards): every model and mask is computed "
+                        "by this code, nothing is loaded from earlier runs (not with --artifacts)")
     p.set_defaults(func=_cmd_book)
     return p
 
@@ -153,11 +159,16 @@ def _cmd_book(args: argparse.Namespace) -> int:
     from .book import runner
     from .store import ArtifactStore
 
-    # the chapters write models and masks to the store: fail in one line now, not after a chapter ran
-    ArtifactStore(runner._resolve_artifacts(args.artifacts)).check_writable()
+    if args.fresh and args.artifacts is not None:
+        raise ValueError("--fresh uses a new empty artifact store: do not also give --artifacts")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    if not args.fresh:
+        # the chapters write models and masks to the store: fail in one line now, not after a chapter ran
+        ArtifactStore(runner._resolve_artifacts(args.artifacts)).check_writable()
     book.run_book(profile=args.profile, out=args.out, data=args.data, artifacts=args.artifacts, only=args.only,
                   build=not args.no_build, progress=not args.no_progress, quiet_kernel=not args.verbose_kernel,
-                  log=lambda s: print(s, flush=True))
+                  threads=args.threads, fresh=args.fresh, log=lambda s: print(s, flush=True))
     return 0
 
 

@@ -186,6 +186,9 @@ def open(profile: str | os.PathLike[str], *, data_root: str | os.PathLike[str] |
     :class:`Chapter`. Extra keyword arguments (chapter-specific parameters) are ignored."""
     warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
     os.environ.setdefault("TQDM_DISABLE", "1")  # a chapter run by hand in Jupyter: no widget bars either
+    from fmask.runtime import apply_thread_env
+
+    apply_thread_env()  # the runner's fixed thread count ($FMASK_THREADS): CPU results depend on it
     ch = Chapter(profile, data_root=data_root, artifacts_dir=artifacts_dir, results_dir=results_dir, device=device)
     ch.glue("profile", ch.name)
     return ch
