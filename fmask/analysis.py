@@ -46,6 +46,7 @@ __all__ = [
     "replicate_band_energies",
     "band_difference_spread",
     "replicate_spread",
+    "spread_text",
     "table1_replicates",
     "predict",
     "accuracy",
@@ -246,6 +247,17 @@ def replicate_spread(values: Sequence[float] | np.ndarray, confidence: float = 0
     iv = None if s["interval"] is None else [float(s["interval"][0]), float(s["interval"][1])]
     return {"n": s["n"], "mean": s["mean"], "sd": s["sd"], "interval": iv, "min": float(x.min()),
             "max": float(x.max()), "values": [float(v) for v in x]}
+
+
+def spread_text(spread: Mapping, scale: float = 100.0, digits: int = 1) -> str:
+    """A :func:`replicate_spread` as table text: ``"mean ± h (min–max)"`` with ``h`` the half-width of the
+    95% t interval over seeds, values times ``scale`` (100: percent); one seed: just the value."""
+    f = f"{{:.{int(digits)}f}}"
+    mean = f.format(scale * spread["mean"])
+    if spread.get("interval") is None:
+        return mean
+    half = scale * (spread["interval"][1] - spread["interval"][0]) / 2
+    return f"{mean} ± {f.format(half)} ({f.format(scale * spread['min'])}–{f.format(scale * spread['max'])})"
 
 
 def band_difference_spread(replicates: Mapping[str, Mapping[str, np.ndarray]], reference: str = "vanilla",
