@@ -86,6 +86,8 @@ ch.figure(plots.learning_curves(trace), "fig-dataset-mask-trace",
           "Dataset-mask training of each network (replicate 0): epoch means of the objective and of the "
           "sparsity, and the masked accuracy after each epoch.",
           alt="Three line plots against epoch (objective, masked accuracy, sparsity), one line per network.")
+
+# %%
 ch.table([{"model": f"({letters[r]}) {r}",
            **{f"seed {seeds[k]}": (f"rule held, epoch {int(res.history['snapshot_epoch'][0])}"
                                    if bool(res.converged[0]) else
