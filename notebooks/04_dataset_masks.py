@@ -69,29 +69,38 @@ for r, v in rmasks.items():
 # ## Training trace and stopping rule
 #
 # The original code learns a dataset mask for up to 100 epochs and keeps the mask of the last epoch whose masked
-# accuracy is at least 99 % of the unmasked one; it stops once the mask's sparsity (mean of $M$) has stayed
-# unchanged (to 10⁻⁴) for `patience` such epochs (`train_masks.py`). This build runs at most
+# accuracy is at least {glue:text}`accuracy_ratio` of the unmasked one; it stops once the mask's sparsity (mean of
+# $M$) has stayed unchanged (to {glue:text}`tol_sparsity`) for `patience` such epochs (`train_masks.py`). This build runs at most
 # {glue:text}`mask_epochs` epochs with patience {glue:text}`mask_patience`. Per network (replicate 0, seed
 # {glue:text}`base_seed`): the objective, the masked accuracy and the sparsity after every epoch, then for every
 # seed whether the original's rule held (the mask is the rule's snapshot) or the epoch budget ran out first.
 
 # %%
+from fmask.learn.objective import ACCURACY_RATIO, TOL_SPARSITY
+
 ch.glue("mask_epochs", str(ch.setting("dataset_mask", "epochs")))
 ch.glue("mask_patience", str(ch.setting("dataset_mask", "patience")))
 ch.glue("base_seed", str(run.seed))
-trace = {f"({letters[r]}) {r}": {"objective": masks[r].history["loss"].tolist(),
-                                 "masked accuracy (%)": masks[r].history["accuracy"].tolist(),
-                                 "sparsity mean(M)": masks[r].history["sparsity"].tolist()} for r in masks}
-ch.figure(plots.learning_curves(trace), "fig-dataset-mask-trace",
+ch.glue("tol_sparsity", f"{TOL_SPARSITY:g}")
+ch.glue("accuracy_ratio", f"{100 * ACCURACY_RATIO:g} %")
+trace = {f"({letters[r]}) {r}": masks[r].history for r in masks}
+ch.figure(plots.dataset_mask_trace(trace), "fig-dataset-mask-trace",
           "Dataset-mask training of each network (replicate 0): epoch means of the objective and of the "
-          "sparsity, and the masked accuracy after each epoch.",
+          "sparsity, and the masked accuracy after each epoch, with the snapshot threshold (dashed) and the "
+          "epoch of the kept mask (ringed; none if no epoch qualified).",
           alt="Three line plots against epoch (objective, masked accuracy, sparsity), one line per network.")
 
 # %%
+def _stopping(res):
+    """How a dataset mask's training ended: the original's rule, or the epoch budget (with / without a snapshot)."""
+    snap, epochs = int(res.history["snapshot_epoch"][0]), len(res.history["loss"])
+    if bool(res.converged[0]):
+        return f"rule held (snapshot epoch {snap})"
+    return f"budget of {epochs} epochs; " + (f"snapshot epoch {snap}" if snap else "no epoch reached the threshold")
+
+
 ch.table([{"model": f"({letters[r]}) {r}",
-           **{f"seed {seeds[k]}": (f"rule held, epoch {int(res.history['snapshot_epoch'][0])}"
-                                   if bool(res.converged[0]) else
-                                   f"budget ({len(res.history['loss'])} epochs)") for k, res in enumerate(v)}}
+           **{f"seed {seeds[k]}": _stopping(res) for k, res in enumerate(v)}}
           for r, v in rmasks.items()])
 
 # %% [markdown]

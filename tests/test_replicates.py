@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from fmask import analysis, claims, plots, report
+from fmask.learn.objective import ACCURACY_RATIO
 from fmask.pipeline import Run
 from fmask.profiles import load_profile, list_profiles
 from fmask.regimes import REGIMES
@@ -232,3 +233,15 @@ def test_table1_ranking_claim_uses_the_seed_spread():
     assert verdict(_table1(noisy, noisy), cid) == I
     e = by_id(claims.evaluate_claims(_table1({r: v[:2] for r, v in same.items()}, {r: v[:2] for r, v in same.items()})))
     assert e[cid]["verdict"] == I
+
+
+def test_dataset_mask_trace_figure():
+    h = {"loss": torch.tensor([1.2, 1.1, 1.05]), "accuracy": torch.tensor([80.0, 79.5, 79.8]),
+         "sparsity": torch.tensor([0.9, 0.7, 0.7]), "initial_accuracy": torch.tensor([80.0]),
+         "snapshot_epoch": torch.tensor([3.0])}
+    fig = plots.dataset_mask_trace({"(A) vanilla": h, "(B) adversarial": {**h, "snapshot_epoch": torch.tensor([0.0])}})
+    assert [ax.get_title() for ax in fig.axes] == ["objective", "masked accuracy (%)", "sparsity mean(M)"]
+    threshold = [ln for ln in fig.axes[1].get_lines() if ln.get_linestyle() == "--"]
+    assert len(threshold) == 2 and threshold[0].get_ydata()[0] == pytest.approx(ACCURACY_RATIO * 80.0)
+    with pytest.raises(ValueError, match="lacks"):
+        plots.dataset_mask_trace({"x": {"loss": [1.0]}})

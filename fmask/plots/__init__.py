@@ -4,7 +4,7 @@
 * :mod:`fmask.plots.masks` -- masks, mask differences, band partitions and energies, image grids, learning
   curves, UMAP scatter (Figs. 3-8);
 * :mod:`fmask.plots.signals` -- the blue-shift spectra (Fig. 1) and Fig. 4 with seed spread
-  (:func:`band_energy_spread`);
+  (:func:`band_energy_spread`), the dataset masks' training traces (:func:`dataset_mask_trace`);
 * :mod:`fmask.plots.data` -- sample images, their spectra, the radial power spectrum (chapter 2);
 * :mod:`fmask.plots.heatmaps` -- masks beside Fourier heat maps and pass-band curves (chapter 9).
 
@@ -16,6 +16,6 @@ from __future__ import annotations
 from fmask.plots import data, heatmaps, masks, signals
 from fmask.plots.masks import *  # noqa: F401,F403 - the mask figures are the package's main API
 from fmask.plots.masks import __all__ as _MASK_FIGURES
-from fmask.plots.signals import band_energy_spread
+from fmask.plots.signals import band_energy_spread, dataset_mask_trace
 
-__all__ = [*_MASK_FIGURES, "band_energy_spread", "masks", "data", "signals", "heatmaps"]
+__all__ = [*_MASK_FIGURES, "band_energy_spread", "dataset_mask_trace", "masks", "data", "signals", "heatmaps"]

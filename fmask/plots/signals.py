@@ -1,5 +1,6 @@
 """Figures of spectra: chapter 1 (paper Fig. 1), sinusoids after pointwise nonlinearities; chapter 5 (paper
-Fig. 4 with seed spread), band-energy differences of dataset masks over training-seed replicates.
+Fig. 4 with seed spread), band-energy differences of dataset masks over training-seed replicates; chapter 4,
+the dataset masks' training traces.
 
 Inputs are the results of :func:`fmask.blueshift.activation_spectra` and :func:`fmask.blueshift.intermodulation`
 (one-sided magnitude spectra indexed by integer frequency, cycles per window), and of
@@ -13,7 +14,7 @@ import numpy as np
 
 from fmask.plots.style import BookFigure, styled
 
-__all__ = ["activation_spectra", "intermodulation", "band_energy_spread"]
+__all__ = ["activation_spectra", "intermodulation", "band_energy_spread", "dataset_mask_trace"]
 
 
 @styled
@@ -109,4 +110,43 @@ def band_energy_spread(
     handles.append(Patch(color="grey", alpha=0.3))
     labels.append(band_label)
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 3), fontsize=10, frameon=False)
+    return fig
+
+
+@styled
+def dataset_mask_trace(traces: Mapping[str, Mapping[str, Any]], *, accuracy_ratio: float | None = None) -> BookFigure:
+    """Dataset-mask training per epoch: objective, masked accuracy, sparsity; one line per network.
+
+    ``traces``: network name -> ``MaskResult.history`` of a dataset mask (:class:`fmask.learn.DatasetMask`):
+    ``loss``, ``accuracy`` (%), ``sparsity`` (per epoch), ``initial_accuracy`` (1 entry, unmasked %) and
+    ``snapshot_epoch`` (1 entry, 0: none). The epoch of the kept snapshot is ringed on every panel; the
+    accuracy panel draws the original's snapshot threshold ``accuracy_ratio`` x the unmasked accuracy
+    (dashed; default :data:`fmask.learn.objective.ACCURACY_RATIO`, 0.99) per network.
+    """
+    if not traces:
+        raise ValueError("traces is empty")
+    if accuracy_ratio is None:
+        from fmask.learn.objective import ACCURACY_RATIO as accuracy_ratio
+    panels = (("loss", "objective"), ("accuracy", "masked accuracy (%)"), ("sparsity", "sparsity mean(M)"))
+    fig = BookFigure(figsize=(7.0, 2.8), layout="constrained")
+    axes = fig.subplots(1, 3)
+    for i, (name, h) in enumerate(traces.items()):
+        missing = [k for k, _ in panels if k not in h]
+        if missing:
+            raise ValueError(f"trace {name!r} lacks {missing}")
+        color = f"C{i % 10}"
+        snap = int(np.asarray(h.get("snapshot_epoch", [0]), dtype=float).reshape(-1)[0])
+        for ax, (key, title) in zip(axes, panels):
+            v = np.asarray(h[key], dtype=float).reshape(-1)
+            x = np.arange(1, v.size + 1)
+            ax.plot(x, v, marker=".", ms=3, lw=1.2, color=color, label=name if key == "loss" else None)
+            if 1 <= snap <= v.size:
+                ax.plot([snap], [v[snap - 1]], marker="o", ms=7, mfc="none", color=color)
+            if key == "accuracy" and "initial_accuracy" in h:
+                init = float(np.asarray(h["initial_accuracy"], dtype=float).reshape(-1)[0])
+                ax.axhline(accuracy_ratio * init, color=color, lw=0.8, ls="--")
+            ax.set_title(title)
+            ax.set_xlabel("epoch")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5), fontsize=10, frameon=False)
     return fig
