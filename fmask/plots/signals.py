@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from fmask.plots.style import BookFigure, styled
 
@@ -147,6 +148,7 @@ def dataset_mask_trace(traces: Mapping[str, Mapping[str, Any]], *, accuracy_rati
                 ax.axhline(accuracy_ratio * init, color=color, lw=0.8, ls="--")
             ax.set_title(title)
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5), fontsize=10, frameon=False)
     return fig
