@@ -6,7 +6,8 @@
 arguments), load-or-compute-save-time from :func:`fmask.stages.cached_stage`. Every stage is an artifact keyed
 by *all* parameters that shape it (profile section, seed, upstream identities, :data:`STAGE_VERSION`);
 computed stages record their seconds (``dataset_mask.<regime>``, ``single_image_selection``,
-``single_image_masks.<which>``, ``robust_accuracy.<regime>``, ``train.<regime>``).
+``single_image_masks.<which>``, ``robust_accuracy.<regime>``, ``train.<regime>``; replicate ``k > 0`` of a
+model or dataset mask: ``train.<regime>.rK``, ``dataset_mask.<regime>.rK``).
 
 Usage (what the notebooks do)::
 
