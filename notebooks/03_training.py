@@ -122,7 +122,7 @@ for r, v in reps.items():
     rows.append({"model": f"({letters[r]}) {r}", "validation accuracy (%)": analysis.spread_text(spread),
                  "per seed (%)": ", ".join(f"{100 * a:.1f}" for a in accs),
                  "best epoch per seed": ", ".join("n/a" if e is None else str(e) for e in epochs),
-                 "training time (s, seed 0)": secs[0]})
+                 "training time (s, replicate 0)": secs[0]})
     ch.glue(f"clean_{r}", f"{100 * clean[r]:.1f}%")
 ch.table(rows, digits=1)
 
