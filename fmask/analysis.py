@@ -42,6 +42,12 @@ __all__ = [
     "band_energies",
     "band_energy_differences",
     "band_dominance",
+    "ring_averaged",
+    "replicate_band_energies",
+    "band_difference_spread",
+    "replicate_spread",
+    "spread_text",
+    "table1_replicates",
     "predict",
     "accuracy",
     "masked_accuracy",
@@ -175,6 +181,138 @@ def band_energy_differences(
         for name, m in masks.items()
         if name != reference
     }
+
+
+def ring_averaged(masks: Tensor) -> Tensor:
+    """The isotropic version of masks: every frequency replaced by the mean over its ring of equal radius.
+
+    ``masks``: (N, C, H, W) in fft2 layout (DC at [0, 0]). A ring is the set of frequencies of the centred
+    spectrum (:func:`fmask.spectral.centered`) with the same exact squared distance ``dy² + dx²`` from DC,
+    averaged per mask and channel. The result has the mask's radial profile and no direction dependence
+    beyond the square grid's own, so ``band_energies(masks, n, "angular") - band_energies(ring_averaged(
+    masks), n, "angular")`` is the direction-dependent part of the angular shares that the claims ledger
+    (``fig4.*direction_dependent``, its ``angular_share_isotropic``) compares. Returns (N, C, H, W), fft2 layout.
+    """
+    from fmask.spectral import uncentered
+
+    m = _as_4d(masks, "masks").detach().float().cpu()
+    h, w = m.shape[-2:]
+    dy = torch.arange(h) - h // 2
+    dx = torch.arange(w) - w // 2
+    r2 = (dy.view(h, 1) ** 2 + dx.view(1, w) ** 2).reshape(-1)
+    _, ring = torch.unique(r2, return_inverse=True)
+    n_rings = int(ring.max()) + 1
+    flat = centered(m).reshape(m.shape[0] * m.shape[1], h * w)
+    sums = torch.zeros(flat.shape[0], n_rings).index_add_(1, ring, flat)
+    counts = torch.bincount(ring, minlength=n_rings).to(flat.dtype)
+    avg = (sums / counts)[:, ring].reshape(m.shape)
+    return uncentered(avg)
+
+
+def replicate_band_energies(masks: Mapping[str, Sequence[Tensor]], n_bands: int = 64) -> dict[str, dict[str, np.ndarray]]:
+    """Band-energy shares of every replicate's dataset mask, the ``energies.json`` ``replicates`` arrays.
+
+    ``masks``: regime -> one (1, C, H, W) mask (fft2 layout) per training-seed replicate, in replicate order
+    (row ``i`` = seed ``profile.seed + i`` for every regime, so rows are paired across regimes). Every regime
+    must have the same number of replicates. Returns regime -> ``{"radial_share", "angular_share",
+    "angular_share_isotropic"}``, each a (replicates, n_bands) float array of :func:`band_energies` rows
+    (each row sums to 1); ``angular_share_isotropic`` is the angular share of :func:`ring_averaged` masks.
+    This is exactly what :mod:`fmask.claims` reads (``energies.replicates.<regime>.<key>``).
+    """
+    if not masks:
+        raise ValueError("masks is empty")
+    counts = {r: len(v) for r, v in masks.items()}
+    if min(counts.values()) < 1 or len(set(counts.values())) != 1:
+        raise ValueError(f"every regime needs the same number (>= 1) of replicate masks; got {counts}")
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for r, reps in masks.items():
+        stack = torch.cat([_single(m, f"{r}[{i}]") for i, m in enumerate(reps)])
+        out[r] = {"radial_share": band_energies(stack, n_bands, "radial").numpy(),
+                  "angular_share": band_energies(stack, n_bands, "angular").numpy(),
+                  "angular_share_isotropic": band_energies(ring_averaged(stack), n_bands, "angular").numpy()}
+    return out
+
+
+def replicate_spread(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> dict:
+    """Mean ± spread over training-seed replicates of one quantity (e.g. a network's accuracy per seed).
+
+    Returns ``{"n", "mean", "sd", "interval", "min", "max", "values"}``: ``interval`` is the Student-t
+    interval of the mean over seeds (:func:`fmask.stats.replicate_summary`; ``None`` with one seed), ``min``
+    / ``max`` the range of the seeds, ``values`` the per-seed values as floats.
+    """
+    from fmask import stats
+
+    x = np.asarray(values, dtype=float).reshape(-1)
+    s = stats.replicate_summary(x, confidence)
+    iv = None if s["interval"] is None else [float(s["interval"][0]), float(s["interval"][1])]
+    return {"n": s["n"], "mean": s["mean"], "sd": s["sd"], "interval": iv, "min": float(x.min()),
+            "max": float(x.max()), "values": [float(v) for v in x]}
+
+
+def spread_text(spread: Mapping, scale: float = 100.0, digits: int = 1) -> str:
+    """A :func:`replicate_spread` as table text: ``"mean ± h (min–max)"`` with ``h`` the half-width of the
+    95% t interval over seeds, values times ``scale`` (100: percent); one seed: just the value."""
+    f = f"{{:.{int(digits)}f}}"
+    mean = f.format(scale * spread["mean"])
+    if spread.get("interval") is None:
+        return mean
+    half = scale * (spread["interval"][1] - spread["interval"][0]) / 2
+    return f"{mean} ± {f.format(half)} ({f.format(scale * spread['min'])}–{f.format(scale * spread['max'])})"
+
+
+def band_difference_spread(replicates: Mapping[str, Mapping[str, np.ndarray]], reference: str = "vanilla",
+                           kind: str = "radial", confidence: float = 0.95) -> dict[str, dict[str, np.ndarray]]:
+    """Fig. 4 with spread: per-seed band-share differences of each regime to ``reference`` and their spread.
+
+    ``replicates``: :func:`replicate_band_energies` output. Seeds are paired (row i of every regime is
+    seed ``profile.seed + i``), so the difference of seed i is ``share[regime][i] - share[reference][i]``.
+    Returns regime (not the reference) -> ``{"per_seed": (k, n_bands), "mean": (n_bands,), "lo": (n_bands,),
+    "hi": (n_bands,)}``; ``lo``/``hi`` is the per-band Student-t interval of the mean over the k seeds
+    (:func:`fmask.stats.replicate_summary`), or ``mean`` itself when k = 1 (no spread can be estimated).
+    """
+    if kind not in ("radial", "angular"):
+        raise ValueError(f"kind must be 'radial' or 'angular'; got {kind!r}")
+    if reference not in replicates:
+        raise ValueError(f"reference {reference!r} is not among the regimes {sorted(replicates)}")
+    from fmask import stats
+
+    key = f"{kind}_share"
+    ref = np.asarray(replicates[reference][key], dtype=float)
+    out = {}
+    for r, v in replicates.items():
+        if r == reference:
+            continue
+        a = np.asarray(v[key], dtype=float)
+        if a.shape != ref.shape:
+            raise ValueError(f"{r} {key} has shape {a.shape}, {reference} {ref.shape}: replicates must be paired")
+        d = a - ref
+        mean = d.mean(axis=0)
+        lo, hi = mean.copy(), mean.copy()
+        if d.shape[0] > 1:
+            for b in range(d.shape[1]):
+                lo[b], hi[b] = stats.replicate_summary(d[:, b], confidence)["interval"]
+        out[r] = {"per_seed": d, "mean": mean, "lo": lo, "hi": hi}
+    return out
+
+
+def table1_replicates(rows: Sequence[Mapping], seeds: Sequence[int]) -> dict:
+    """Per-seed Table 1 arrays of one network from its replicates' :func:`table1_counts` rows (+ ``mask_mean``).
+
+    ``rows[i]`` belongs to seed ``seeds[i]`` (``profile.seed + i``). Returns ``{"seed", "standard", "masked",
+    "mask_mean", "n", "correct": {"standard", "masked"}, "discordant": {"standard_only", "masked_only"}}``,
+    each a list over the replicates (``mask_mean`` only if every row has it): the ``replicates`` entry that
+    chapter 4 writes into ``table1.json`` and :mod:`fmask.claims` reads.
+    """
+    if len(rows) == 0 or len(rows) != len(seeds):
+        raise ValueError(f"need one Table 1 row per seed (>= 1); got {len(rows)} rows and {len(seeds)} seeds")
+    out = {"seed": [int(s) for s in seeds],
+           "standard": [float(r["standard"]) for r in rows], "masked": [float(r["masked"]) for r in rows],
+           "n": [int(r["n"]) for r in rows],
+           "correct": {k: [int(r["correct"][k]) for r in rows] for k in ("standard", "masked")},
+           "discordant": {k: [int(r["discordant"][k]) for r in rows] for k in ("standard_only", "masked_only")}}
+    if all("mask_mean" in r for r in rows):
+        out["mask_mean"] = [float(r["mask_mean"]) for r in rows]
+    return out
 
 
 def _single(mask: Tensor, name: str) -> Tensor:

@@ -38,7 +38,10 @@ Quantities each claim needs (recorded today = ✓; to be added by the chapter = 
     blue_shift       ✓ shifted_fraction{act}, ✓ intermodulation.products_present{2f1,2f2,f1+f2,f2-f1}
     table1[regime]   ✓ standard, ✓ masked (fractions); + n, + correct{standard,masked} (ints),
                      + discordant{standard_only, masked_only} (ints: images right on x only / on M(x) only;
-                       with the correct counts they give the 2x2 table of a paired interval)
+                       with the correct counts they give the 2x2 table of a paired interval);
+                     + replicates{seed, standard, masked, n, correct{..}, discordant{..}}: lists over the
+                       training-seed replicates (row i = seed profile.seed + i for every regime); the two
+                       Table 1 claims need >= MIN_REPLICATES of them (top-level entries: replicate 0)
     energies         ✓ n_bands, ✓ radial_share{regime} (n_bands,), ✓ angular_share{regime} (n_bands,);
                      + replicates{regime}{radial_share, angular_share, angular_share_isotropic}
                        (seeds, n_bands) each, row i = seed i for every regime (seeds paired across regimes;
@@ -305,30 +308,79 @@ def _blue_shift(R: _Results) -> dict[str, Any]:
     return _outcome(ours=shares, verdict=REPRODUCED if ok else NOT_REPRODUCED, details=details)
 
 
+def _table1_reps(R: _Results, regime: str) -> dict[str, Any] | None:
+    """The per-seed arrays ``table1.<regime>.replicates`` (chapter 4; :func:`fmask.analysis.table1_replicates`)
+    as ``{"standard", "masked"}`` float arrays (k,), ``"n"`` / ``"correct"`` / ``"discordant"`` int lists or
+    None, ``"k"``; None when absent or malformed (unequal lengths, non-finite values)."""
+    rep = R.get("table1", regime, "replicates")
+    if not isinstance(rep, Mapping):
+        return None
+    std, msk = R.array("table1", regime, "replicates", "standard"), R.array("table1", regime, "replicates", "masked")
+    if std is None or msk is None or std.shape != msk.shape:
+        return None
+    k = int(std.size)
+
+    def ints(*keys: str) -> list[int] | None:
+        v = R.get("table1", regime, "replicates", *keys)
+        if not isinstance(v, Sequence) or len(v) != k:
+            return None
+        out = [_int(x) for x in v]
+        return None if any(x is None for x in out) else out
+
+    return {"k": k, "standard": std, "masked": msk, "n": ints("n"),
+            "correct": {c: ints("correct", c) for c in ("standard", "masked")},
+            "discordant": {c: ints("discordant", c) for c in ("standard_only", "masked_only")}}
+
+
+def _seed_image_interval(rep: Mapping[str, Any], i: int) -> tuple[list[float] | None, str]:
+    """Image-sampling interval of masked - standard for seed ``i``: paired from the counts, else Newcombe."""
+    n = rep["n"][i] if rep["n"] is not None else None
+    ks = rep["correct"]["standard"][i] if rep["correct"]["standard"] is not None else None
+    km = rep["correct"]["masked"][i] if rep["correct"]["masked"] is not None else None
+    if n is None or ks is None or km is None:
+        return None, "counts not recorded"
+    so = rep["discordant"]["standard_only"]
+    mo = rep["discordant"]["masked_only"]
+    table = None if so is None or mo is None else _paired_table((km, n, ""), (ks, n, ""), mo[i], so[i])
+    if table is not None:
+        return list(stats.paired_difference_interval(*table, CONFIDENCE)), "paired"
+    return list(stats.newcombe_interval(km, n, ks, n, CONFIDENCE)), "Newcombe"
+
+
 def _table1_differences(R: _Results) -> tuple[dict, dict, dict, list[str], dict]:
-    """Per regime: masked - standard (point), its 95% interval, n, what is missing, how it was computed."""
+    """Per regime: masked - standard over the training-seed replicates: point (mean over seeds), the
+    interval the verdict uses, n seeds, what is missing, per-seed details.
+
+    The interval is the hull of the 95% Student-t interval over seeds (seed-to-seed spread of the network
+    and its mask) and every seed's 95% image-level interval (paired from the discordant counts, Newcombe if
+    they are not recorded), so a verdict has to hold against both sources of variation. With fewer than
+    :data:`MIN_REPLICATES` seeds (or none recorded) there is no interval: the single-seed numbers go to the
+    details and the regime is undecided."""
     ours, ivs, ns, missing, how = {}, {}, {}, [], {}
     for r in REGIMES:
         s, m = R.number("table1", r, "standard"), R.number("table1", r, "masked")
-        if s is None or m is None:
-            missing.append(f"table1.{r}.standard/masked")
+        rep = _table1_reps(R, r)
+        if rep is None:
+            if s is None or m is None:
+                missing.append(f"table1.{r}.standard/masked")
+                continue
+            ours[r], ns[r] = m - s, 1
+            how[r] = {"note": "single training seed: no seed spread"}
+            missing.append(f"table1.{r}.replicates (>= {MIN_REPLICATES} training seeds)")
             continue
-        ours[r] = m - s
-        ks = _accuracy_count(R, "table1", r, "standard", "n_val")
-        km = _accuracy_count(R, "table1", r, "masked", "n_val")
-        table = None
-        if ks is not None and km is not None:
-            table = _paired_table(km, ks, R.count("table1", r, "discordant", "masked_only"),
-                                  R.count("table1", r, "discordant", "standard_only"))
-        if table is not None:
-            ivs[r], ns[r], how[r] = stats.paired_difference_interval(*table, CONFIDENCE), sum(table), "paired"
+        d = rep["masked"] - rep["standard"]
+        summ = stats.replicate_summary(d, CONFIDENCE)
+        per_seed = [_seed_image_interval(rep, i) for i in range(rep["k"])]
+        ours[r], ns[r] = summ["mean"], rep["k"]
+        how[r] = {"per_seed": d.tolist(), "seed_interval": _iv(summ["interval"]),
+                  "image_intervals": [_iv(iv) for iv, _ in per_seed], "image_method": [h for _, h in per_seed]}
+        if rep["k"] < MIN_REPLICATES:
+            missing.append(f"table1.{r}.replicates: {rep['k']} seeds, need >= {MIN_REPLICATES}")
             continue
-        if ks is None or km is None:
-            missing.append(f"table1.{r}.n and correct counts")
+        if any(iv is None for iv, _ in per_seed):
+            missing.append(f"table1.{r}.replicates.n/correct (per-seed counts)")
             continue
-        ivs[r] = stats.newcombe_interval(km[0], km[1], ks[0], ks[1], CONFIDENCE)
-        ns[r], how[r] = ks[1], "Newcombe, independent (conservative: discordant counts not recorded)"
-        missing.append(f"table1.{r}.discordant{{standard_only, masked_only}}")
+        ivs[r] = _hull([summ["interval"], *[iv for iv, _ in per_seed]])
     return ours, ivs, ns, missing, how
 
 
@@ -346,7 +398,7 @@ def _table1_masked(R: _Results) -> dict[str, Any]:
         else:
             parts[r] = INCONCLUSIVE
     details = {r: {"difference": ours.get(r), "interval": _iv(ivs.get(r)), "verdict": parts[r],
-                   "method": how.get(r)} for r in REGIMES}
+                   **how.get(r, {})} for r in REGIMES}
     return _outcome(ours=ours or None, interval=_hull(list(ivs.values())), n=ns or None,
                     verdict=_combine(list(parts.values())), missing=missing, details=details)
 
@@ -357,34 +409,47 @@ def _paper_ranking() -> list[str]:
 
 
 def _table1_ranking(R: _Results) -> dict[str, Any]:
+    """Each pair ordered by the paper: per-seed difference of standard accuracy (seeds paired across regimes:
+    replicate i of every regime has seed ``profile.seed + i``); the interval is the hull of the 95% t interval
+    over seeds and every seed's 95% Newcombe interval; fewer than :data:`MIN_REPLICATES` seeds: undecided."""
     order = _paper_ranking()
-    ours, missing, parts, details, ivs, ns = {}, [], [], {}, [], {}
-    counts = {}
+    ours, missing, parts, details, ns = {}, [], [], {}, {}
+    reps = {}
     for r in order:
+        rep = _table1_reps(R, r)
         v = R.number("table1", r, "standard")
-        if v is None:
+        if rep is not None:
+            ours[r] = float(rep["standard"].mean())
+            ns[r] = rep["k"]
+            if rep["k"] < MIN_REPLICATES:
+                missing.append(f"table1.{r}.replicates: {rep['k']} seeds, need >= {MIN_REPLICATES}")
+            elif rep["n"] is None or rep["correct"]["standard"] is None:
+                missing.append(f"table1.{r}.replicates.n/correct (per-seed counts)")
+            else:
+                reps[r] = rep
+        elif v is None:
             missing.append(f"table1.{r}.standard")
-            continue
-        ours[r] = v
-        kn = _accuracy_count(R, "table1", r, "standard", "n_val")
-        if kn is None:
-            missing.append(f"table1.{r}.n")
         else:
-            counts[r] = kn
-            ns[r] = kn[1]
+            ours[r], ns[r] = v, 1
+            missing.append(f"table1.{r}.replicates (>= {MIN_REPLICATES} training seeds)")
     for i, hi_r in enumerate(order):
         for lo_r in order[i + 1:]:
             key = f"{PAPER_LETTERS[hi_r]}>{PAPER_LETTERS[lo_r]}"
-            if hi_r in counts and lo_r in counts:
-                (k1, n1, _), (k2, n2, _) = counts[hi_r], counts[lo_r]
-                iv = stats.newcombe_interval(k1, n1, k2, n2, CONFIDENCE)
+            iv, verdict, det = None, INCONCLUSIVE, {}
+            a, b = reps.get(hi_r), reps.get(lo_r)
+            if a is not None and b is not None and a["k"] != b["k"]:
+                missing.append(f"table1.{{{hi_r},{lo_r}}}.replicates: unequal seed counts ({a['k']}, {b['k']})")
+            elif a is not None and b is not None:
+                d = a["standard"] - b["standard"]
+                seed_iv = stats.replicate_summary(d, CONFIDENCE)["interval"]
+                img = [stats.newcombe_interval(a["correct"]["standard"][j], a["n"][j], b["correct"]["standard"][j],
+                                               b["n"][j], CONFIDENCE) for j in range(a["k"])]
+                iv = _hull([seed_iv, *img])
                 verdict = _sign_verdict(iv, +1)
-                ivs.append(iv)
-            else:
-                iv, verdict = None, INCONCLUSIVE
+                det = {"per_seed": d.tolist(), "seed_interval": _iv(seed_iv), "image_intervals": [_iv(x) for x in img]}
             parts.append(verdict)
             details[key] = {"difference": (ours[hi_r] - ours[lo_r]) if hi_r in ours and lo_r in ours else None,
-                            "interval": _iv(iv), "verdict": verdict}
+                            "interval": _iv(iv), "verdict": verdict, **det}
     our_order = sorted(ours, key=lambda r: -ours[r])
     details["paper_order"] = [PAPER_LETTERS[r] for r in order]
     details["our_order"] = [PAPER_LETTERS[r] for r in our_order]
@@ -759,17 +824,20 @@ def _claims() -> list[dict[str, Any]]:
               "The dataset mask minimally alters each network's validation accuracy (Sec. 3.1, Table 1).",
               "masked - standard between {:+.2f} and {:+.2f} points over the five networks (paper Table 1)".format(
                   min(t1_diffs), max(t1_diffs)) if t1_diffs else "paper Table 1",
-              f"Per network, 95% interval of accuracy(masked) - accuracy(standard) on the same images (paired from "
-              f"the discordant counts; Newcombe independent interval if those are not recorded). Reproduced if "
-              f"every network's interval lies within ±{100 * EQUIVALENCE_MARGIN:g} points; not reproduced if any "
-              f"lies entirely outside; otherwise inconclusive.",
+              f"Per network, over >= {MIN_REPLICATES} training-seed replicates: the hull of the 95% Student-t "
+              f"interval over seeds of accuracy(masked) - accuracy(standard) and each seed's 95% interval on the "
+              f"same images (paired from the discordant counts; Newcombe independent interval if those are not "
+              f"recorded). Reproduced if every network's interval lies within ±{100 * EQUIVALENCE_MARGIN:g} "
+              f"points; not reproduced if any lies entirely outside; otherwise (or with fewer seeds) inconclusive.",
               "04_dataset_masks", _table1_masked),
         _spec("table1.accuracy_ranking",
               "Standard validation accuracy ranks the five training regimes as printed in Table 1 (Sec. 3.1).",
               f"{rank} (paper Table 1, 'Standard')",
-              "For each of the 10 pairs ordered by the paper, 95% Newcombe interval of the accuracy difference. "
-              "Reproduced if every pair's interval excludes 0 with the paper's sign; not reproduced if any excludes "
-              "0 with the opposite sign; otherwise inconclusive.",
+              f"For each of the 10 pairs ordered by the paper, over >= {MIN_REPLICATES} training-seed replicates "
+              "(seeds paired across regimes): the hull of the 95% Student-t interval over seeds of the accuracy "
+              "difference and each seed's 95% Newcombe interval. Reproduced if every pair's interval excludes 0 "
+              "with the paper's sign; not reproduced if any excludes 0 with the opposite sign; otherwise (or with "
+              "fewer seeds) inconclusive.",
               "04_dataset_masks", _table1_ranking),
         _spec("fig4.adversarial_low_frequency",
               "Adversarial training gives the dataset mask a net bias toward low frequencies (Sec. 3.1, Fig. 3 B-A, "

@@ -7,18 +7,26 @@ arguments), load-or-compute-save-time from :func:`fmask.stages.cached_stage`. Ev
 by *all* parameters that shape it (profile section, seed, upstream identities, :data:`STAGE_VERSION`);
 computed stages record their seconds (``dataset_mask.<regime>``, ``single_image_selection``,
 ``single_image_masks.<which>``, ``single_image_adversarial_attack``, ``robust_accuracy.<regime>``,
-``train.<regime>``).
+``train.<regime>``; replicate ``k > 0`` of a model or dataset mask: ``train.<regime>.rK``,
+``dataset_mask.<regime>.rK``).
 
 Usage (what the notebooks do)::
 
     run = Run.from_profile("cpu", data_root=None, artifacts=None, results_dir="results")
     models = run.models()                  # regime -> fmask.train.TrainedModel (model, metrics, history)
+    reps = run.replicate_models()          # regime -> [TrainedModel of seed + k for k < train.replicates]
     x, y = run.val_data()                  # (N, C, S, S) in [0, 1], (N,)
     masks = run.dataset_masks()            # regime -> MaskResult (1, C, S, S)
+    rmasks = run.replicate_dataset_masks() # regime -> [MaskResult per replicate]
     sel = run.single_image_selection()     # Selection (images, labels, PGD images, counts)
     sm = run.single_image_masks()          # {"vanilla", "adversarial", "pgd", "adversarial_pgd"} -> MaskResult
 
 Regimes: :data:`fmask.regimes.REGIMES` (the paper's A-E order).
+
+Replicates (``train.replicates``, issue #9): replicate ``k`` of a regime is trained with seed ``seed + k``
+and its dataset mask is learned with the same seed; replicate 0 is the main model (single-image masks,
+attacks, heat maps use only it). Stage names of replicate ``k > 0`` end in ``.rK``
+(``train.vanilla.r1``, ``dataset_mask.vanilla.r1``); replicate 0's names and keys are unchanged.
 """
 from __future__ import annotations
 
@@ -84,7 +92,7 @@ class Run:
                             else self.store.root.parent / "results")
         self.device = resolve_device(device if device is not None else self.profile.device)
         self.progress = progress
-        self._models: dict[str, TrainedModel] = {}
+        self._models: dict[tuple[str, int], TrainedModel] = {}
         self._ds = None
         self._val: tuple[Tensor, Tensor] | None = None
         self._cache: dict[tuple[str, str], Any] = {}
@@ -135,24 +143,78 @@ class Run:
         return self._cache[(kind, name)]
 
     def models(self, regimes: Sequence[str] | None = None) -> dict[str, TrainedModel]:
-        """Trained models for ``regimes`` (default: the profile's), trained or loaded via :mod:`fmask.train`."""
+        """Trained models (replicate 0) for ``regimes`` (default: the profile's), trained or loaded via
+        :mod:`fmask.train`."""
         return {r: self.model(r) for r in (regimes or self.regimes)}
 
-    def model(self, regime: str) -> TrainedModel:
-        """The trained model of one regime (cached in memory and in the artifact store)."""
+    @property
+    def n_replicates(self) -> int:
+        """Training-seed replicates per regime (``train.replicates``; replicate ``k`` uses seed ``seed + k``)."""
+        return int(self.profile.train.replicates)
+
+    def replicate_seed(self, replicate: int) -> int:
+        """The seed of replicate ``replicate``: ``profile.seed + replicate`` (0 <= replicate < n_replicates)."""
+        if isinstance(replicate, bool) or not isinstance(replicate, int):
+            raise ValueError(f"replicate must be an int, got {replicate!r}")
+        if not 0 <= replicate < self.n_replicates:
+            raise ValueError(f"replicate must be in [0, {self.n_replicates}) (train.replicates = "
+                             f"{self.n_replicates}), got {replicate}")
+        return self.seed + replicate
+
+    def replicate_models(self, regimes: Sequence[str] | None = None) -> dict[str, list[TrainedModel]]:
+        """All replicates of every regime: ``{regime: [replicate 0, 1, ...]}`` (seeds ``seed + k``).
+
+        Trains what is not in the store, regime by regime and seed by seed, with an outer progress bar
+        whose description names the regime, the replicate and its seed (the inner bars are
+        :func:`fmask.train.train_model`'s)."""
+        from fmask.runtime import progress_bar
+
+        regimes = list(regimes or self.regimes)
+        jobs = [(r, k) for r in regimes for k in range(self.n_replicates)]
+        out: dict[str, list[TrainedModel]] = {r: [] for r in regimes}
+        bar = progress_bar(jobs, progress=self.progress, desc="replicates", unit="model")
+        for r, k in bar:
+            bar.set_description(f"{r} replicate {k + 1}/{self.n_replicates} (seed {self.replicate_seed(k)})")
+            out[r].append(self.model(r, replicate=k))
+        bar.close()
+        return out
+
+    def _replicate_profile(self, replicate: int) -> Profile:
+        """The profile that trains replicate ``k``: seed ``seed + k``; ``train.replicates`` set to its
+        default 1 so that the number of replicates never enters a model's artifact key (it chooses how many
+        models exist, not how one is made)."""
+        from dataclasses import replace
+
+        seed = self.replicate_seed(replicate)
+        return replace(self.profile, seed=seed, train=replace(self.profile.train, replicates=1))
+
+    @staticmethod
+    def _suffix(replicate: int) -> str:
+        """Stage-name suffix of a replicate: none for replicate 0 (the names stay as before), ``.rK`` else."""
+        return "" if replicate == 0 else f".r{replicate}"
+
+    def model(self, regime: str, replicate: int = 0) -> TrainedModel:
+        """The trained model of one regime and replicate (cached in memory and in the artifact store).
+
+        Replicate ``k`` is trained with seed ``profile.seed + k`` on the same data (the data subset is drawn
+        with the profile's seed); replicate 0 is the model every chapter uses."""
         from fmask import train
 
-        if check_regime(regime) not in self._models:
+        check_regime(regime)
+        self.replicate_seed(replicate)  # validates
+        if (regime, replicate) not in self._models:
             kw = dict(data_root=self.data_root, store=self.store, device=self.device, datasets=self._datasets(),
                       progress=self.progress)
-            tm = train.load_model(regime, self.profile, **kw)
-            self.provenance[f"train.{regime}"] = "loaded" if tm is not None else "computed"
+            prof = self._replicate_profile(replicate)
+            stage = f"train.{regime}{self._suffix(replicate)}"
+            tm = train.load_model(regime, prof, **kw)
+            self.provenance[stage] = "loaded" if tm is not None else "computed"
             if tm is None:
-                with self.timed(f"train.{regime}"):
-                    tm = train.get_or_train(regime, self.profile, **kw)
+                with self.timed(stage):
+                    tm = train.get_or_train(regime, prof, **kw)
             tm.model.eval()
-            self._models[regime] = tm
-        return self._models[regime]
+            self._models[(regime, replicate)] = tm
+        return self._models[(regime, replicate)]
 
     def _datasets(self):
         """(train, val) :class:`fmask.data.TensorImageDataset` of the profile (decoded once, cached in the store)."""
@@ -182,28 +244,39 @@ class Run:
         return {"data": {k: v for k, v in self.data_params.items() if k != "root"}, "n": len(ds),
                 "content_sha256": ds.fingerprint()}
 
-    def _key(self, stage: str, **parts: Any) -> dict[str, Any]:
-        return {"stage": stage, "version": STAGE_VERSION, **parts, "seed": self.seed}
+    def _key(self, stage: str, seed: int | None = None, **parts: Any) -> dict[str, Any]:
+        return {"stage": stage, "version": STAGE_VERSION, **parts, "seed": self.seed if seed is None else seed}
 
     def dataset_masks(self, regimes: Sequence[str] | None = None) -> dict[str, MaskResult]:
-        """One dataset mask per model, learned on the validation set (the original's choice), cached."""
+        """One dataset mask per model (replicate 0), learned on the validation set (the original's choice)."""
         return {r: self.dataset_mask(r) for r in (regimes or self.regimes)}
 
-    def dataset_mask_key(self, regime: str) -> dict[str, Any]:
-        """The artifact parameters of a dataset mask (model identity, data, settings, seed)."""
-        return self._key("dataset_mask", regime=regime, model=self.model(regime).key, val=self._val_identity(),
+    def replicate_dataset_masks(self, regimes: Sequence[str] | None = None) -> dict[str, list[MaskResult]]:
+        """The dataset masks of every replicate: ``{regime: [replicate 0, 1, ...]}``."""
+        return {r: [self.dataset_mask(r, k) for k in range(self.n_replicates)] for r in (regimes or self.regimes)}
+
+    def dataset_mask_key(self, regime: str, replicate: int = 0) -> dict[str, Any]:
+        """The artifact parameters of a dataset mask (model identity, data, settings, seed ``seed + replicate``;
+        replicate 0's key is the one this stage always had)."""
+        return self._key("dataset_mask", seed=self.replicate_seed(replicate), regime=regime,
+                         model=self.model(regime, replicate).key, val=self._val_identity(),
                          settings=self.dataset_mask_params)
 
-    def dataset_mask(self, regime: str) -> MaskResult:
-        """The dataset mask (1, C, S, S) of one regime's model (loaded when already learned)."""
+    def dataset_mask(self, regime: str, replicate: int = 0) -> MaskResult:
+        """The dataset mask (1, C, S, S) of one regime's model, replicate ``replicate`` (loaded when already
+        learned); the mask learner's seed is the replicate's, ``seed + replicate``."""
+        check_regime(regime)
+        seed = self.replicate_seed(replicate)
+
         def compute() -> MaskResult:
             x, y = self.val_data()
-            learner = DatasetMask(self.model(regime).model, **asdict(self.profile.dataset_mask), seed=self.seed,
-                                  device=self.device, progress=self.progress)
-            return learner(x, y, desc=f"dataset mask ({regime})")
+            learner = DatasetMask(self.model(regime, replicate).model, **asdict(self.profile.dataset_mask),
+                                  seed=seed, device=self.device, progress=self.progress)
+            tag = "" if replicate == 0 else f", replicate {replicate + 1}/{self.n_replicates}, seed {seed}"
+            return learner(x, y, desc=f"dataset mask ({regime}{tag})")
 
-        return self._stage("dataset_mask", f"dataset_mask.{regime}", self.dataset_mask_key(check_regime(regime)),
-                           compute, **_MASK_IO)
+        return self._stage("dataset_mask", f"dataset_mask.{regime}{self._suffix(replicate)}",
+                           self.dataset_mask_key(regime, replicate), compute, **_MASK_IO)
 
     def pgd_settings(self) -> dict[str, Any]:
         """The analyses' PGD (pixel units) ``{"eps", "alpha", "steps"}``: :func:`fmask.attacks.pgd_settings`

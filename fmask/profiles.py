@@ -61,7 +61,7 @@ TOP_LEVEL_KEYS = ("name", "seed", "device", "data", "model", "train", "dataset_m
 REQUIRED: dict[str, tuple[str, ...]] = {
     "data": ("root", "classes", "image_size", "channels", "max_per_class"),
     "model": ("arch",),
-    "train": ("regimes", "epochs", "batch_size", "lr", "pct_start", "adv_eps", "adv_steps"),
+    "train": ("regimes", "epochs", "batch_size", "lr", "pct_start", "adv_eps", "adv_steps", "replicates"),
     "dataset_mask": ("lam", "lr", "epochs", "batch_size", "patience", "schedule"),
     "single_mask": ("lam", "lr", "steps", "patience", "batch_size", "schedule"),
     "selection": ("n_images",),
@@ -274,6 +274,11 @@ class TrainSection(Section):
     PGD (pixel units): training uses ``adv_eps``, ``adv_steps``, ``adv_alpha`` (null: ε/8). The robust accuracy
     in the training metrics uses ``robust_eval_steps`` / ``robust_eval_alpha`` when set, else the training
     attack (see :func:`fmask.attacks.pgd_settings`), on ``robust_eval_n`` val images (null: all).
+
+    ``replicates`` (int >= 1): training-seed replicates per regime for Table 1 and the band energies (issue #9
+    "Replicates"). Replicate ``k`` trains with seed ``profile.seed + k`` and learns its dataset mask with the
+    same seed; replicate 0 (seed ``profile.seed``) is the run's main model that every other chapter uses.
+    It chooses how many models to make, not how one is made, so it is not part of a model's artifact key.
     """
 
     NAME: ClassVar[str] = "train"
@@ -290,6 +295,7 @@ class TrainSection(Section):
     robust_eval_alpha: float | None = _f(None, "float", optional=True, min=0, min_inclusive=False)
     robust_eval_regimes: tuple[str, ...] = _f(("vanilla", "adversarial"), "regimes")
     robust_eval_n: int | None = _f(None, "int", optional=True, min=1)
+    replicates: int = _f(1, "int", min=1)
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ __all__ = [
 ]
 
 STATE_KIND, MODEL_KIND = "train-state", "model"
-_NOT_IN_KEY = ("regimes",)  # train-section keys that choose what to run, not how a model is made
+_NOT_IN_KEY = ("regimes", "replicates")  # train-section keys that choose what to run, not how a model is made
 
 
 @dataclass

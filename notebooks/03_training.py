@@ -33,6 +33,13 @@
 # masks and Table 1 are then computed on. Finished models are cached in the artifact store and reused when the
 # parameters are unchanged.
 #
+# **Replicates.** Every regime is trained {glue:text}`n_replicates` times, replicate $k$ with seed
+# {glue:text}`base_seed` $+\,k$ (same data, same settings; only the initialisation, the batch order and the random
+# augmentations change). The paper trains one network per regime; the replicates measure how much of a
+# difference between regimes is the regime and how much is the seed (issue #9). Chapters 4 and 5 report Table 1
+# and the band energies over all replicates; replicate 0 is the network every other chapter uses
+# (single-image masks, attacks, heat maps).
+#
 # Images stay in $[0, 1]$; the normalisation (mean 0.449, std 0.226) is the first layer of every network.
 # Attacks act on pixels. Masks act on the *normalised* image by default, as in the original code, which
 # normalised in the data loader (`fmask.mask.pixel_offset`; chapter 4 states the space of this build).
@@ -61,6 +68,8 @@ run = ch.run
 ch.glue("arch", str(ch.setting("model", "arch")))
 ch.glue("image_size", str(ch.setting("data", "image_size")))
 ch.glue("epochs", str(ch.setting("train", "epochs")))
+ch.glue("n_replicates", str(run.n_replicates))
+ch.glue("base_seed", str(run.seed))
 _eps = float(ch.setting("train", "adv_eps"))
 _alpha = ch.setting("train", "adv_alpha")
 ch.glue("adv_steps", str(ch.setting("train", "adv_steps")))
@@ -70,9 +79,11 @@ letters = analysis.PAPER_LETTERS
 
 # %%
 with run.timed("03_training.models"):
-    models = run.models()
-for r, m in models.items():
-    print(f"({letters[r]}) {r:>11}: {run.provenance.get('train.' + r)}")
+    reps = run.replicate_models()  # regime -> [replicate 0, 1, ...] (seed + k)
+models = {r: v[0] for r, v in reps.items()}  # replicate 0: the main network of every other chapter
+for r, v in reps.items():
+    status = [run.provenance.get(f"train.{r}" + ("" if k == 0 else f".r{k}")) for k in range(len(v))]
+    print(f"({letters[r]}) {r:>11}: " + ", ".join(f"seed {run.replicate_seed(k)} {s}" for k, s in enumerate(status)))
 
 # %% [markdown]
 # ## Learning curves
@@ -81,23 +92,37 @@ for r, m in models.items():
 hist = {f"({letters[r]}) {r}": m.history for r, m in models.items()}
 keys = [k for k in ("train_loss", "train_acc", "val_acc") if any(k in h for h in hist.values())]
 ch.figure(plots.learning_curves(hist, keys=keys or None), "fig-learning-curves",
-          "Training loss and accuracies per epoch of the five networks.",
+          "Training loss and accuracies per epoch of the five networks (replicate 0, seed "
+          f"{run.seed}; the other replicates' final numbers are in the table below).",
           alt="Line plots per metric against epoch, one line per training regime.")
 
 # %% [markdown]
 # ## Clean accuracy
 #
-# Validation accuracy of the kept (best) weights, on the {glue:text}`n_val` validation images:
+# Validation accuracy of the kept (best) weights, on the {glue:text}`n_val` validation images, over the
+# {glue:text}`n_replicates` training seeds: the mean ± the half-width of the 95% Student-t interval of the mean
+# over seeds (`fmask.stats.replicate_summary`), the range of the seeds in brackets, then every seed's value
+# (seed {glue:text}`base_seed` first, the network of the other chapters). With a single seed only its value is shown.
 
 # %%
 x_val, y_val = run.val_data()
 ch.glue("n_val", f"{len(y_val):,}")
 rows = []
-clean = {}
-for r, m in models.items():
-    clean[r] = analysis.accuracy(m.model, x_val, y_val)
-    rows.append({"model": f"({letters[r]}) {r}", "validation accuracy (%)": 100 * clean[r],
-                 "best epoch": m.metrics.get("best_epoch"), "training time (s)": m.metrics.get("seconds")})
+clean, per_seed = {}, {}
+seeds = [run.replicate_seed(k) for k in range(run.n_replicates)]
+for r, v in reps.items():
+    accs = [analysis.accuracy(m.model, x_val, y_val) for m in v]
+    epochs = [m.metrics.get("best_epoch") for m in v]
+    secs = [m.metrics.get("seconds") for m in v]
+    clean[r] = accs[0]
+    spread = analysis.replicate_spread(accs)
+    per_seed[r] = {"seed": seeds, "clean": accs, "best_epoch": epochs, "seconds": secs,
+                   "clean_mean": spread["mean"], "clean_interval": spread["interval"],
+                   "clean_min": spread["min"], "clean_max": spread["max"]}
+    rows.append({"model": f"({letters[r]}) {r}", "validation accuracy (%)": analysis.spread_text(spread),
+                 "per seed (%)": ", ".join(f"{100 * a:.1f}" for a in accs),
+                 "best epoch per seed": ", ".join("n/a" if e is None else str(e) for e in epochs),
+                 "training time (s, replicate 0)": secs[0]})
     ch.glue(f"clean_{r}", f"{100 * clean[r]:.1f}%")
 ch.table(rows, digits=1)
 
@@ -131,8 +156,10 @@ ch.save(
     "training",
     {
         r: {"clean": clean[r], **({"pgd": robust[r]["pgd"]} if r in robust else {}),
-            "best_epoch": models[r].metrics.get("best_epoch"), "seconds": models[r].metrics.get("seconds")}
+            "best_epoch": models[r].metrics.get("best_epoch"), "seconds": models[r].metrics.get("seconds"),
+            "replicates": per_seed[r]}
         for r in models
     },
-    meta={"pgd": pgd, "n_val": int(len(y_val)), "arch": ch.setting("model", "arch")},
+    meta={"pgd": pgd, "n_val": int(len(y_val)), "arch": ch.setting("model", "arch"),
+          "replicates": run.n_replicates, "replicate_seeds": seeds},
 )

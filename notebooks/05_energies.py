@@ -19,7 +19,10 @@
 # into {glue:text}`n_bands` **radial** bands (rings of equal width around DC, low to high frequency) and
 # {glue:text}`n_bands` **angular** sectors (orientations). For each mask we measure the share of its
 # energy ($\sum M^2$) in every band, and plot the differences to the vanilla network's mask: B−A
-# (adversarial), C−A (scale), D−A (translation), E−A (rotation).
+# (adversarial), C−A (scale), D−A (translation), E−A (rotation). Every regime has {glue:text}`n_replicates`
+# training-seed replicates (chapter 3), each with its own dataset mask; the differences are taken seed by seed
+# (replicate $k$ of every regime has seed {glue:text}`base_seed` $+\,k$) and shown as their mean with the 95 %
+# Student-t interval over seeds.
 
 # %% tags=["parameters"]
 from typing import Optional  # the annotations below are what `papermill --help-notebook` shows
@@ -36,14 +39,19 @@ from fmask.book import chapter
 ch = chapter.open(profile=profile, data_root=data_root, artifacts_dir=artifacts_dir, results_dir=results_dir, device=device)
 
 # %%
+import numpy as np
+
 from fmask import analysis, plots
 
 run = ch.run
 n_bands = int(n_bands or ch.setting("analysis", "n_bands", 64))
 ch.glue("n_bands", str(n_bands))
 letters = analysis.PAPER_LETTERS
-masks = {r: res.masks for r, res in run.dataset_masks().items()}  # loaded from chapter 4's artifacts
+rmasks = {r: [res.masks for res in v] for r, v in run.replicate_dataset_masks().items()}  # chapter 4's artifacts
+masks = {r: v[0] for r, v in rmasks.items()}  # replicate 0 (seed of the profile): the table below
 size = tuple(masks["vanilla"].shape[-2:])
+ch.glue("n_replicates", str(run.n_replicates))
+ch.glue("base_seed", str(run.seed))
 
 # %% [markdown]
 # ## The partitions
@@ -61,30 +69,39 @@ ch.figure(plots.band_partitions(size, n_bands), "fig-bands",
 # ## Energy differences to the vanilla mask (Fig. 4)
 
 # %%
-radial = analysis.band_energy_differences(masks, "vanilla", n_bands, "radial")
-angular = analysis.band_energy_differences(masks, "vanilla", n_bands, "angular")
+replicates = analysis.replicate_band_energies(rmasks, n_bands)  # regime -> {radial/angular share: (seeds, n_bands)}
+radial = analysis.band_difference_spread(replicates, "vanilla", "radial")
+angular = analysis.band_difference_spread(replicates, "vanilla", "angular")
 label = {r: f"{letters[r]}−A ({r})" for r in radial}
-ch.figure(plots.band_energy_lines({label[r]: v for r, v in radial.items()},
-                                  {label[r]: v for r, v in angular.items()}, ylabel="energy share difference"),
+ch.figure(plots.band_energy_spread({label[r]: v for r, v in radial.items()},
+                                   {label[r]: v for r, v in angular.items()}, ylabel="energy share difference"),
           "fig-band-energies",
           "Difference of each network's share of mask energy per radial band (left) and angular sector (right) "
-          "to the vanilla network's.",
-          alt="Two line plots, one line per network, around a zero line.")
+          "to the vanilla network's: mean over the training seeds (thick line), every seed (thin lines) and the "
+          "95% Student-t interval of the mean over seeds (shaded; none with a single seed).",
+          alt="Two line plots, one line with a shaded band per network, around a zero line.")
 
 # %% [markdown]
 # A positive value means that the network keeps a larger share of its mask in that band than the
 # vanilla network does. To summarise the radial curves we split the bands into the lower and the upper
-# half of the radius range and report each mask's share of energy in the upper half:
+# half of the radius range and report each mask's share of energy in the upper half, and the ratio of the
+# largest angular share to the mean one, as mean ± the half-width of the 95% t interval over seeds (range of
+# the seeds in brackets); the text below quotes replicate 0 (seed {glue:text}`base_seed`):
 
 # %%
-energy = {r: analysis.band_energies(m, n_bands, "radial")[0].numpy() for r, m in masks.items()}
+energy = {r: rep["radial_share"][0] for r, rep in replicates.items()}  # replicate 0
 half = n_bands // 2
 high_share = {r: float(e[half:].sum()) for r, e in energy.items()}
-ang = {r: analysis.band_energies(m, n_bands, "angular")[0].numpy() for r, m in masks.items()}
+ang = {r: rep["angular_share"][0] for r, rep in replicates.items()}
 ang_spread = {r: float(e.max() / max(e.mean(), 1e-12)) for r, e in ang.items()}
+high_seeds = {r: rep["radial_share"][:, half:].sum(axis=1) for r, rep in replicates.items()}
+aniso_seeds = {r: rep["angular_share"].max(axis=1) / np.maximum(rep["angular_share"].mean(axis=1), 1e-12)
+               for r, rep in replicates.items()}
 ch.table(
-    [{"model": f"({letters[r]}) {r}", "energy in upper half of radii (%)": 100 * high_share[r],
-      "max/mean angular share": ang_spread[r]} for r in masks], digits=2)
+    [{"model": f"({letters[r]}) {r}",
+      "energy in upper half of radii (%)": analysis.spread_text(analysis.replicate_spread(high_seeds[r]), digits=2),
+      "max/mean angular share": analysis.spread_text(analysis.replicate_spread(aniso_seeds[r]), 1.0, 2)}
+     for r in masks], digits=2)
 
 # %%
 for r in analysis.REGIMES:  # "n/a" for regimes this profile does not train
@@ -106,11 +123,16 @@ ch.save(
     "energies",
     {
         "n_bands": n_bands,
-        "radial_difference": {r: v.tolist() for r, v in radial.items()},
-        "angular_difference": {r: v.tolist() for r, v in angular.items()},
+        "radial_difference": {r: (energy[r] - energy["vanilla"]).tolist() for r in energy if r != "vanilla"},
+        "angular_difference": {r: (ang[r] - ang["vanilla"]).tolist() for r in ang if r != "vanilla"},
+        "replicates": {r: {k: v.tolist() for k, v in rep.items()} for r, rep in replicates.items()},
+        "replicate_seeds": [run.replicate_seed(k) for k in range(run.n_replicates)],
+        "difference_spread": {kind: {r: {k: v[k].tolist() for k in ("mean", "lo", "hi")} for r, v in d.items()}
+                              for kind, d in (("radial", radial), ("angular", angular))},
         "radial_share": {r: v.tolist() for r, v in energy.items()},
         "angular_share": {r: v.tolist() for r, v in ang.items()},
         "high_frequency_share": high_share,
+        "high_frequency_share_replicates": {r: v.tolist() for r, v in high_seeds.items()},
         "angular_max_over_mean": ang_spread,
     },
 )
@@ -127,7 +149,9 @@ ch.save(
 # augmentations the angular redistribution is direction dependent. In this build the rotation-augmented
 # network's mask holds {glue:text}`rot_vs_vanilla` the vanilla network's in the upper half of the radii
 # ({glue:text}`high_rotate` vs {glue:text}`high_vanilla`), and the adversarially trained network's mask holds
-# {glue:text}`adv_vs_vanilla` the vanilla network's ({glue:text}`high_adversarial`). These are single masks of single
-# networks: the claims ledger (`fig4.*`, chapter 8) decides none of them without seed replicates. The ratio of
+# {glue:text}`adv_vs_vanilla` the vanilla network's ({glue:text}`high_adversarial`). These numbers are replicate 0's
+# (seed {glue:text}`base_seed`); the claims ledger (`fig4.*`, chapter 8) decides each of them against the spread
+# over the {glue:text}`n_replicates` seeds (`replicates` in `energies.json`) and leaves them inconclusive with
+# fewer than three seeds. The ratio of
 # the largest angular share to the mean share (1 = equal energy in every direction) is {glue:text}`aniso_rotate`
 # for the rotation network and {glue:text}`aniso_vanilla` for the vanilla one.

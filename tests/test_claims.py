@@ -188,12 +188,19 @@ def test_blue_shift_rule():
     assert verdict(good, "fig1.blue_shift") == I
 
 
-def _table1(n, standard_correct, masked_only, standard_only):
-    """Table 1 results with recorded counts: same (standard, masked, discordant) for every regime."""
+def _table1(n, standard_correct, masked_only, standard_only, seeds=3):
+    """Table 1 results with recorded counts: same (standard, masked, discordant) for every regime and, with
+    ``seeds`` > 0, ``replicates`` arrays repeating them for every seed (no seed spread; the seed-spread rules
+    are tested in test_replicates.py)."""
     masked_correct = standard_correct + masked_only - standard_only
     row = {"standard": standard_correct / n, "masked": masked_correct / n, "n": n,
            "correct": {"standard": standard_correct, "masked": masked_correct},
            "discordant": {"masked_only": masked_only, "standard_only": standard_only}}
+    if seeds:
+        row["replicates"] = {"seed": list(range(seeds)), "standard": [row["standard"]] * seeds,
+                             "masked": [row["masked"]] * seeds, "n": [n] * seeds,
+                             "correct": {k: [v] * seeds for k, v in row["correct"].items()},
+                             "discordant": {k: [v] * seeds for k, v in row["discordant"].items()}}
     return {"table1": {r: dict(row) for r in REGIMES}}
 
 
@@ -202,14 +209,15 @@ def test_table1_masked_rule():
     assert verdict(_table1(2000, 1600, 10, 12), cid) == R
     assert verdict(_table1(2000, 1600, 0, 600), cid) == N
     assert verdict(_table1(20, 16, 1, 1), cid) == I
-    # fractions only, n from the metadata: the independent interval is used and the counts are asked for
-    rows = {r: {"standard": 0.8, "masked": 0.8} for r in REGIMES}
-    e = by_id(claims.evaluate_claims({"table1": {"values": rows, "meta": {"n_val": 2000}}}))[cid]
-    assert e["n"] == {r: 2000 for r in REGIMES} and e["interval"] is not None
-    assert any("discordant" in m for m in e["missing"])
-    # an accuracy that is not k/n for the stated n is not turned into a count
-    rows = {r: {"standard": 0.805, "masked": 0.8} for r in REGIMES}  # 8.05 of 10
-    assert by_id(claims.evaluate_claims({"table1": {"values": rows, "meta": {"n_val": 10}}}))[cid]["interval"] is None
+    # one training seed (no replicates): the point estimate, no verdict, the replicates asked for
+    e = by_id(claims.evaluate_claims(_table1(2000, 1600, 10, 12, seeds=0)))[cid]
+    assert e["verdict"] == I and e["interval"] is None and e["ours"]["vanilla"] == pytest.approx((10 - 12) / 2000)
+    assert any("replicates" in m for m in e["missing"])
+    # replicates without per-seed counts: no interval, the counts are asked for
+    rows = {r: {"standard": 0.8, "masked": 0.8, "replicates": {"standard": [0.8] * 3, "masked": [0.8] * 3}}
+            for r in REGIMES}
+    e = by_id(claims.evaluate_claims({"table1": rows}))[cid]
+    assert e["verdict"] == I and e["interval"] is None and any("counts" in m for m in e["missing"])
 
 
 def test_table1_ranking_rule():
@@ -218,16 +226,22 @@ def test_table1_ranking_rule():
     ranked = sorted(REGIMES, key=lambda r: -paper[r])  # the paper's order, from the paper values
     n = 2000
 
-    def results(accs, n):
-        return {"table1": {r: {"standard": round(a * n) / n, "masked": round(a * n) / n, "n": n,
-                               "correct": {"standard": round(a * n), "masked": round(a * n)}}
-                           for r, a in accs.items()}}
+    def results(accs, n, seeds=3):
+        out = {}
+        for r, a in accs.items():
+            k = round(a * n)
+            out[r] = {"standard": k / n, "masked": k / n, "n": n, "correct": {"standard": k, "masked": k}}
+            if seeds:
+                out[r]["replicates"] = {"standard": [k / n] * seeds, "masked": [k / n] * seeds, "n": [n] * seeds,
+                                        "correct": {"standard": [k] * seeds, "masked": [k] * seeds}}
+        return {"table1": out}
 
     same = {r: 0.9 - 0.1 * i for i, r in enumerate(ranked)}
     assert verdict(results(same, n), cid) == R
     reverse = {r: 0.5 + 0.1 * i for i, r in enumerate(ranked)}
     assert verdict(results(reverse, n), cid) == N
     assert verdict(results(same, 10), cid) == I
+    assert verdict(results(same, n, seeds=0), cid) == I  # one training seed: undecided
 
 
 def _energies(deltas, n_bands=8, regime="adversarial"):
