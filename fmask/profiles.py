@@ -271,6 +271,8 @@ class TrainSection(Section):
     PGD (pixel units): training uses ``adv_eps``, ``adv_steps``, ``adv_alpha`` (null: ε/8). The robust accuracy
     in the training metrics uses ``robust_eval_steps`` / ``robust_eval_alpha`` when set, else the training
     attack (see :func:`fmask.attacks.pgd_settings`), on ``robust_eval_n`` val images (null: all).
+    ``precision``: the network's arithmetic while training (:func:`fmask.train.train_model`): ``auto`` (fp32
+    on CPU, bf16 autocast on CUDA; left out of the artifact key), ``fp32``, or ``bf16`` (autocast; loss in fp32).
     """
 
     NAME: ClassVar[str] = "train"
@@ -287,6 +289,7 @@ class TrainSection(Section):
     robust_eval_alpha: float | None = _f(None, "float", optional=True, min=0, min_inclusive=False)
     robust_eval_regimes: tuple[str, ...] = _f(("vanilla", "adversarial"), "regimes")
     robust_eval_n: int | None = _f(None, "int", optional=True, min=1)
+    precision: str = _f("auto", "choice", choices=("auto", "fp32", "bf16"))
 
 
 @dataclass(frozen=True)
