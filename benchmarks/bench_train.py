@@ -23,6 +23,7 @@ Usage::
 
     FMASK_DATA=/path/to/imagenette python benchmarks/bench_train.py --quick
     FMASK_DATA=... python benchmarks/bench_train.py --out benchmarks/results/train_full.json
+    FMASK_DATA=... python benchmarks/bench_train.py --train-only --regime2 "" --set train.epochs=16 train.batch_size=64
 """
 from __future__ import annotations
 
@@ -147,6 +148,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--quick-batches", type=int, default=8)
     ap.add_argument("--regime2", default="scale", help="the augmented regime trained in full mode")
     ap.add_argument("--no-bf16", action="store_true")
+    ap.add_argument("--train-only", action="store_true",
+                    help="config search: skip the throughput comparison, train vanilla (+ --regime2 unless '') "
+                         "with the current loop only (fp32) and report accuracy, best epoch and seconds")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--store", default=None, help="artifact store for the decoded-image cache (default: a temp dir)")
     ap.add_argument("--out", default=None)
@@ -160,6 +164,8 @@ def main(argv=None) -> dict:
     store = ArtifactStore(a.store or tempfile.mkdtemp(prefix="bench_train_"))
     train_ds, val_ds = T.load_datasets(prof, store=store, progress=False)
     paths = ["before", "fp32"] + ([] if a.no_bf16 else ["bf16"])
+    if a.train_only:
+        paths = ["fp32"]
     res: dict = {
         "bench": "train", "mode": "quick" if a.quick else "full", "profile": a.profile, "overrides": a.set,
         "model": prof.model.to_dict(), "train": prof.train.to_dict(), "image_size": prof.data.image_size,
@@ -174,7 +180,7 @@ def main(argv=None) -> dict:
     print(f"# machine {res['machine']}; load before {res['load_before']}")
     mb = a.quick_batches if a.quick else None
     thr: dict = {}
-    for regime in ("vanilla", "adversarial"):  # interleaved per path so load changes hit all paths alike
+    for regime in () if a.train_only else ("vanilla", "adversarial"):  # interleaved per path so load changes hit all paths alike
         for path in paths:
             r = run_epochs(path, prof, regime, train_ds, val_ds, device, 1, mb)
             # one epoch = all training images at the measured step rate + one validation pass
@@ -184,27 +190,33 @@ def main(argv=None) -> dict:
                   f"{' (first %d batches)' % mb if mb else ''}, validation {r['val_s']:5.1f} s -> epoch {epoch_s:6.1f} s"
                   f" = {thr[f'{regime}/{path}']:6.1f} img/s  (load {load()[0]})", flush=True)
     ratios = {f"{rg}/{p}": thr[f"{rg}/{p}"] / thr[f"{rg}/before"] for rg in ("vanilla", "adversarial")
-              for p in paths if p != "before"}
+              for p in paths if p != "before" and not a.train_only}
     res["img_per_s"] = {k: round(v, 1) for k, v in thr.items()}
     res["speedup"] = {k: round(v, 3) for k, v in ratios.items()}
-    print("speed-up vs before: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
+    if ratios:
+        print("speed-up vs before: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
     if not a.quick:
         acc: dict = {}
-        for regime in ("vanilla", a.regime2):
+        regimes = ("vanilla", a.regime2) if a.regime2 else ("vanilla",)
+        for regime in regimes:
             for path in paths:
                 r = run_epochs(path, prof, regime, train_ds, val_ds, device, prof.train.epochs)
-                acc[f"{regime}/{path}"] = {"best": max(r["val_acc"]), "final": r["val_acc"][-1],
-                                           "seconds": round(sum(r["seconds"]), 1)}
+                best = max(r["val_acc"])
+                acc[f"{regime}/{path}"] = {"best": best, "final": r["val_acc"][-1],
+                                           "best_epoch": len(r["val_acc"]) - r["val_acc"][::-1].index(best),
+                                           "seconds": round(sum(r["seconds"]), 1),
+                                           "val_acc": [round(v, 4) for v in r["val_acc"]]}
                 print(f"{regime:12s} {path:7s} {prof.train.epochs} epochs {sum(r['seconds']):7.1f} s  final val acc "
                       f"{r['val_acc'][-1]:.4f}  best {max(r['val_acc']):.4f}  (load {load()[0]})", flush=True)
         res["accuracy"] = acc
-        diffs = {f"{rg}/{p}": acc[f"{rg}/{p}"]["best"] - acc[f"{rg}/before"]["best"]
-                 for rg in ("vanilla", a.regime2) for p in paths if p != "before"}
-        res["acc_diff_pp"] = {k: round(100 * v, 2) for k, v in diffs.items()}
-        res["ok_accuracy"] = {p: all(abs(diffs[f"{rg}/{p}"]) <= 0.01 for rg in ("vanilla", a.regime2))
-                              for p in paths if p != "before"}
-        res["ok_speed"] = {p: all(ratios[f"{rg}/{p}"] >= 2.0 for rg in ("vanilla", "adversarial"))
-                           for p in paths if p != "before"}
+        if not a.train_only:
+            diffs = {f"{rg}/{p}": acc[f"{rg}/{p}"]["best"] - acc[f"{rg}/before"]["best"]
+                     for rg in regimes for p in paths if p != "before"}
+            res["acc_diff_pp"] = {k: round(100 * v, 2) for k, v in diffs.items()}
+            res["ok_accuracy"] = {p: all(abs(diffs[f"{rg}/{p}"]) <= 0.01 for rg in regimes)
+                                  for p in paths if p != "before"}
+            res["ok_speed"] = {p: all(ratios[f"{rg}/{p}"] >= 2.0 for rg in ("vanilla", "adversarial"))
+                               for p in paths if p != "before"}
     res["load_after"] = load()
     print(f"# load after {res['load_after']}")
     if a.out:
