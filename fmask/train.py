@@ -33,8 +33,10 @@ the PGD input gradients of adversarial training); the validation images are deco
 per training (not once per epoch) and evaluated as one NHWC tensor; the loss and accuracy sums stay on the
 device until the epoch ends (no host sync per batch). ``train.precision``: ``auto`` (default: fp32 on CPU,
 bf16 autocast on CUDA as before), ``fp32`` or ``bf16`` (autocast of the network; the loss is taken in fp32).
-None of this changes the arithmetic of the default ``auto`` path on CPU: same seed, same weights, bit for
-bit (``tests/test_train.py``).
+For grayscale images none of this changes the arithmetic of the default ``auto`` path on CPU: the previous
+loop (kept in ``benchmarks/bench_train.py``) and this one give the same weights bit for bit
+(``tests/test_train.py::test_new_loop_equals_the_previous_loop_bitwise``); for RGB, channels_last = contiguous
+up to rounding. Same seed, same weights, in every precision.
 
 Everything is read with ``torch.load(..., weights_only=True)``. Profiles may be given as
 :class:`fmask.profiles.Profile` or as plain dicts (validated the same way). Device resolution and progress

@@ -253,3 +253,42 @@ def test_eval_and_attack_helpers_leave_caller_model_alone(setup):
         assert torch.equal(v, before[k]) and v.stride() == strides[k], k
     assert adv.is_contiguous() and torch.equal(adv, adv_cl)  # grayscale: both layouts are the same bits
     assert 0 <= ev["acc"] <= 1 and ev["n"] == len(y) and 0 <= r["robust_acc"] <= r["clean_acc"] <= 1
+
+
+@pytest.mark.parametrize("regime", ["vanilla", "adversarial", "rotate"])
+def test_new_loop_equals_the_previous_loop_bitwise(regime, setup):
+    """The current fp32 epoch loop + validation reproduce the loop before issue #10 (kept as the reference
+    in benchmarks/bench_train.py) bit for bit on grayscale images: same weights, same validation numbers."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_train", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_train.py")
+    B = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(B)
+    prof, (tr, va) = setup
+    prof = _with(prof, **{"train.epochs": 2})
+    cpu = torch.device("cpu")
+    xv, yv = va.with_options(train=False).tensors()
+    res = []
+    for path in ("before", "fp32"):
+        ds = tr.with_options(train=True, regime=regime)
+        model, opt, sched, atk = B.setup(prof, regime, ds, va, cpu)
+        gen = torch.Generator().manual_seed(prof["seed"])
+        with torch.random.fork_rng():
+            torch.manual_seed(prof["seed"])
+            for _ in range(2):
+                batches = ds.batches(prof["train"]["batch_size"], gen, cpu)
+                if path == "before":
+                    loss, correct, n = B.legacy_epoch(model, opt, sched, batches, atk, cpu)
+                    ev = B.legacy_eval(model, va, cpu)
+                else:
+                    loss, correct, n = T._train_epoch(model, opt, sched, batches, atk, cpu, "fp32")
+                    model.eval()
+                    ev = T._eval_tensors(model, xv, yv, cpu)
+        res.append((_weights(model), ev, correct, n, loss))
+    (w0, ev0, c0, n0, l0), (w1, ev1, c1, n1, l1) = res
+    for k in w0:
+        assert torch.equal(w0[k], w1[k]), k
+    assert ev0["acc"] == ev1["acc"] and ev0["loss"] == pytest.approx(ev1["loss"], rel=1e-12)
+    assert c0 == c1 and n0 == n1 and l0 == pytest.approx(l1, rel=1e-12)
