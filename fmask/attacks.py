@@ -25,6 +25,11 @@ class PGD:
     Call on ``(images, labels)``: images float (N, C, H, W) in [0, 1], labels int64 (N,); returns adversarial
     images (N, C, H, W) in [0, 1] on the images' device, detached. The model is put in eval mode during the
     attack and restored afterwards (torchattacks' default). Random starts use the global torch RNG.
+
+    The attack runs on a channels_last copy of the images (oneDNN's fast layout for the input gradients,
+    issue #10; for grayscale images the layouts coincide, so the result is the same bit for bit); the result
+    has the images' layout. The model itself is never converted: a network built by :mod:`fmask.train` is
+    channels_last already, and a caller's model stays as the caller made it.
     """
 
     def __init__(
@@ -61,8 +66,9 @@ class PGD:
                 f"PGD expects images in [0, 1] (pixel units), got range [{images.min().item():.3f}, {images.max().item():.3f}]"
             )
         self._atk.set_device(images.device)
-        adv = self._atk(images.float(), labels.long())
-        return adv.detach()
+        cl = images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous()
+        adv = self._atk(images.float().contiguous(memory_format=torch.channels_last), labels.long())
+        return adv.detach().contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format)
 
 
 @dataclass(frozen=True)
@@ -167,8 +173,10 @@ def robust_accuracy(
         with torch.no_grad():
             for i in range(0, len(images), batch_size):
                 y = labels[i : i + batch_size].to(dev)
-                clean += int((model(images[i : i + batch_size].to(dev)).argmax(1) == y).sum())
-                rob += int((model(xa[i : i + batch_size].to(dev)).argmax(1) == y).sum())
+                xc = images[i : i + batch_size].to(dev).contiguous(memory_format=torch.channels_last)
+                xr = xa[i : i + batch_size].to(dev).contiguous(memory_format=torch.channels_last)
+                clean += int((model(xc).argmax(1) == y).sum())
+                rob += int((model(xr).argmax(1) == y).sum())
     finally:
         model.train(was_training)
     n = len(images)

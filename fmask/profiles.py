@@ -279,6 +279,9 @@ class TrainSection(Section):
     "Replicates"). Replicate ``k`` trains with seed ``profile.seed + k`` and learns its dataset mask with the
     same seed; replicate 0 (seed ``profile.seed``) is the run's main model that every other chapter uses.
     It chooses how many models to make, not how one is made, so it is not part of a model's artifact key.
+
+    ``precision``: the network's arithmetic while training (:func:`fmask.train.train_model`): ``auto`` (fp32
+    on CPU, bf16 autocast on CUDA; left out of the artifact key), ``fp32``, or ``bf16`` (autocast; loss in fp32).
     """
 
     NAME: ClassVar[str] = "train"
@@ -296,6 +299,7 @@ class TrainSection(Section):
     robust_eval_regimes: tuple[str, ...] = _f(("vanilla", "adversarial"), "regimes")
     robust_eval_n: int | None = _f(None, "int", optional=True, min=1)
     replicates: int = _f(1, "int", min=1)
+    precision: str = _f("auto", "choice", choices=("auto", "fp32", "bf16"))
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,17 @@ processes on one store train a model once (the second waits and loads it). A sto
 verify (truncated, flipped bits) is moved aside by the store and retrained, never returned with its old
 metrics; :func:`load_checkpoint` verifies the file too and raises :class:`fmask.store.ArtifactCorruptError`.
 
+Speed (issue #10; ``benchmarks/bench_train.py`` measures it against the previous loop): on every device the
+network the trainer builds and every batch are ``channels_last`` (NHWC; oneDNN's fast layout on CPU, also for
+the PGD input gradients of adversarial training); the validation images are decoded and centre-cropped once
+per training (not once per epoch) and evaluated as one NHWC tensor; the loss and accuracy sums stay on the
+device until the epoch ends (no host sync per batch). ``train.precision``: ``auto`` (default: fp32 on CPU,
+bf16 autocast on CUDA as before), ``fp32`` or ``bf16`` (autocast of the network; the loss is taken in fp32).
+For grayscale images none of this changes the arithmetic of the default ``auto`` path on CPU: the previous
+loop (kept in ``benchmarks/bench_train.py``) and this one give the same weights bit for bit
+(``tests/test_train.py::test_new_loop_equals_the_previous_loop_bitwise``); for RGB, channels_last = contiguous
+up to rounding. Same seed, same weights, in every precision.
+
 Everything is read with ``torch.load(..., weights_only=True)``. Profiles may be given as
 :class:`fmask.profiles.Profile` or as plain dicts (validated the same way). Device resolution and progress
 bars come from :mod:`fmask.runtime`.
@@ -68,6 +79,8 @@ __all__ = [
 
 STATE_KIND, MODEL_KIND = "train-state", "model"
 _NOT_IN_KEY = ("regimes", "replicates")  # train-section keys that choose what to run, not how a model is made
+_DEFAULT_OMITTED = {"precision": "auto"}  # keys added later: left out of the key at their default (old keys stay valid)
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -147,34 +160,92 @@ def training_params(regime: str, profile: Mapping[str, Any], data_hash: str) -> 
             "max_per_class_val": _val_limit(d),
         },
         "model": p.model.build_kwargs(),
-        "train": {k: v for k, v in p.train.to_dict().items() if k not in _NOT_IN_KEY},
+        "train": {k: v for k, v in p.train.to_dict().items()
+                  if k not in _NOT_IN_KEY and _DEFAULT_OMITTED.get(k, object()) != v},
     }
 
 
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def _autocast(device: torch.device, precision: str = "auto"):
+    """The autocast context of ``precision`` (:data:`PRECISIONS`): ``auto`` is bf16 on CUDA and nothing on
+    CPU (fp32), ``fp32`` nothing, ``bf16`` bf16 autocast on the device (CPU included)."""
     import contextlib
 
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
+def _nhwc(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (N, C, H, W) in channels_last layout (same values and shape; a copy only if not already)."""
+    return x.contiguous(memory_format=torch.channels_last)
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, ds: TensorImageDataset, device: torch.device | str = "cpu", batch_size: int = 256) -> dict:
-    """Clean accuracy (fraction) and mean cross-entropy of ``model`` on ``ds`` (eval transform, no shuffle)."""
+def _eval_tensors(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
+                  batch_size: int = 256, precision: str = "auto") -> dict:
+    """Accuracy / mean CE of ``model`` (mode left to the caller) on images ``x`` (N, C, S, S) and labels ``y``
+    (N,), in batches of ``batch_size``, sums kept on the device (one host sync at the end)."""
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    for s in range(0, len(y), batch_size):
+        xb, yb = _nhwc(x[s : s + batch_size].to(device)), y[s : s + batch_size].to(device)
+        with _autocast(device, precision):
+            out = model(xb)
+        loss_sum += nn.functional.cross_entropy(out.float(), yb, reduction="sum").double()
+        correct += (out.argmax(1) == yb).sum()
+    n = len(y)
+    return {"acc": int(correct) / n, "loss": float(loss_sum) / n, "n": n}
+
+
+def evaluate(model: nn.Module, ds: TensorImageDataset, device: torch.device | str = "cpu", batch_size: int = 256,
+             precision: str = "auto") -> dict:
+    """Clean accuracy (fraction) and mean cross-entropy of ``model`` on ``ds`` (eval transform, no shuffle).
+
+    The model runs in eval mode and gets its previous mode back; it is not otherwise changed (the images are
+    converted to channels_last, the model's own layout is left alone).
+    """
     device = torch.device(device)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    x, y = ds.with_options(train=False).tensors()
+    if len(y) == 0:
+        raise ValueError("evaluate needs a non-empty dataset")
     was = model.training
     model.eval()
-    ev = ds.with_options(train=False)
-    correct, loss_sum, n = 0, 0.0, 0
-    for x, y in ev.batches(batch_size, torch.Generator(), device, shuffle=False):
-        with _autocast(device):
+    try:
+        return _eval_tensors(model, x, y, device, batch_size, precision)
+    finally:
+        model.train(was)
+
+
+def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, sched, batches, attack, device: torch.device,
+                 precision: str = "auto") -> tuple[float, float, int]:
+    """One pass over ``batches`` ((x, y) pairs: x (B, C, S, S) in [0, 1]); PGD-replaced first when ``attack``.
+
+    Returns (summed loss, correct, n) with one host sync per epoch. Each step: channels_last input, forward
+    under :func:`_autocast`, fp32 cross-entropy, Adam step, one-cycle step (per batch, as the original).
+    """
+    model.train()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    n = 0
+    for x, y in batches:
+        x = _nhwc(x)
+        if attack is not None:
+            x = _nhwc(attack(x, y))
+        with _autocast(device, precision):
             out = model(x)
-        loss_sum += float(nn.functional.cross_entropy(out.float(), y, reduction="sum"))
-        correct += int((out.argmax(1) == y).sum())
+        loss = nn.functional.cross_entropy(out.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        loss_sum += loss.detach().double() * len(y)
+        correct += (out.detach().argmax(1) == y).sum()
         n += len(y)
-    model.train(was)
-    return {"acc": correct / n, "loss": loss_sum / n, "n": n}
+    return float(loss_sum), float(correct), n
 
 
 def _build(params: Mapping[str, Any], device: torch.device) -> nn.Module:
@@ -323,6 +394,7 @@ def _fit(regime: str, t, seed: int, params: dict, train_ds: TensorImageDataset, 
     """The training loop of :func:`train_model` (global RNGs already seeded with ``seed``; resumes from the
     stored state when there is one)."""
     epochs, bs, lr = t.epochs, t.batch_size, t.lr  # validated by the profile
+    precision = t.precision
     model = _build(params, dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=t.weight_decay)
     steps_per_epoch = math.ceil(len(train_ds) / bs)
@@ -330,6 +402,8 @@ def _fit(regime: str, t, seed: int, params: dict, train_ds: TensorImageDataset, 
         opt, max_lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch, pct_start=t.pct_start
     )
     gen = torch.Generator().manual_seed(seed)
+    xv, yv = val_ds.with_options(train=False).tensors()  # decoded + centre-cropped once, not every epoch
+    xv, yv = _nhwc(xv.to(dev)), yv.to(dev)
     attack = PGD(model, eps=t.adv_eps, alpha=t.adv_alpha, steps=t.adv_steps) if regime == "adversarial" else None
 
     history: dict[str, list] = {"train_loss": [], "train_acc": [], "val_acc": [], "val_loss": [], "lr": [], "seconds": []}
@@ -348,25 +422,11 @@ def _fit(regime: str, t, seed: int, params: dict, train_ds: TensorImageDataset, 
     bar = progress_bar(range(start, epochs), progress=progress, initial=start, total=epochs, desc=f"train {regime}")
     for epoch in bar:
         t0 = time.time()
-        model.train()
-        loss_sum, correct, n = 0.0, 0, 0
         inner = progress_bar(train_ds.batches(bs, gen, dev), progress=progress, total=steps_per_epoch, leave=False,
                              desc=f"epoch {epoch + 1}")
-        for x, y in inner:
-            if attack is not None:
-                x = attack(x, y)
-            x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(dev):
-                out = model(x)
-            loss = nn.functional.cross_entropy(out.float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((out.argmax(1) == y).sum())
-            n += len(y)
-        ev = evaluate(model, val_ds, dev)
+        loss_sum, correct, n = _train_epoch(model, opt, sched, inner, attack, dev, precision)
+        model.eval()
+        ev = _eval_tensors(model, xv, yv, dev, 256, precision)
         history["train_loss"].append(loss_sum / n)
         history["train_acc"].append(correct / n)
         history["val_acc"].append(ev["acc"])

@@ -101,3 +101,22 @@ def test_pgd_settings_one_rule_for_training_metrics_and_analyses():
     assert pgd_settings({"adv_eps": 0.02}, {"pgd_eps": 0.05}).eps == 0.05
     with pytest.raises(ValueError, match="eps > 0"):
         pgd_settings({"adv_eps": -1.0})
+
+
+def test_pgd_result_does_not_depend_on_the_input_layout_rgb():
+    """PGD attacks a channels_last copy of the images (issue #10): for RGB images, where NCHW and NHWC
+    differ in memory, both input layouts give the same adversarial values, and the result keeps the
+    caller's layout; the model's weights keep their layout."""
+    torch.manual_seed(0)
+    m = build_model("vgg_small", in_channels=3, num_classes=5, width_div=16).eval()
+    strides = [p.stride() for p in m.parameters()]
+    x = torch.rand(4, 3, 32, 32)
+    y = m(x).argmax(1).detach()
+    outs = []
+    for xx in (x, x.contiguous(memory_format=torch.channels_last)):
+        with torch.random.fork_rng():
+            torch.manual_seed(5)
+            outs.append(PGD(m, steps=3)(xx, y))
+    assert torch.equal(outs[0], outs[1]) and (outs[0] - x).abs().max() > 0
+    assert outs[0].is_contiguous() and outs[1].is_contiguous(memory_format=torch.channels_last)
+    assert [p.stride() for p in m.parameters()] == strides

@@ -123,3 +123,172 @@ def test_missing_data_path_is_clear(tmp_path):
     prof = load_profile("smoke")
     with pytest.raises(ImagenetteUnavailable, match="does not exist"):
         T.train_model("vanilla", prof, data_root=tmp_path / "nope", store=ArtifactStore(tmp_path), progress=False)
+
+
+# ---------------------------------------------------------------- speed paths (issue #10)
+def _with(prof, **over):
+    return load_profile(prof["name"], {**_flat(prof), **over})
+
+
+def _weights(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_precision_key_default_left_out_of_artifact_key(setup):
+    prof, ds = setup
+    dh = T.data_id(*ds)
+    assert "precision" not in T.training_params("vanilla", prof, dh)["train"]  # old keys stay valid
+    assert T.training_params("vanilla", _with(prof, **{"train.precision": "bf16"}), dh)["train"]["precision"] == "bf16"
+    with pytest.raises(ValueError, match="precision"):
+        _with(prof, **{"train.precision": "fp16"})
+    with pytest.raises(ValueError, match="precision"):
+        T._autocast(torch.device("cpu"), "half")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_same_seed_same_weights_bitwise(precision, setup, tmp_path):
+    """Two trainings with one seed (each precision, the adversarial regime: PGD inside) give identical bits."""
+    prof, ds = setup
+    p = _with(prof, **{"train.precision": precision, "train.epochs": 2, "train.robust_eval_regimes": []})
+    a = T.train_model("adversarial", p, store=ArtifactStore(tmp_path / "a"), datasets=ds, progress=False)
+    b = T.train_model("adversarial", p, store=ArtifactStore(tmp_path / "b"), datasets=ds, progress=False)
+    assert a.history["train_loss"] == b.history["train_loss"] and a.history["val_acc"] == b.history["val_acc"]
+    for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(va, vb), k
+    assert all(torch.isfinite(v).all() for v in a.model.state_dict().values() if v.is_floating_point())
+
+
+def _reference_losses(model, batches, lr):
+    """The plain loop on a contiguous-format model (what the channels_last path must reproduce): the loss of
+    each batch, Adam with ``lr``."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    losses = []
+    for x, y in batches:
+        loss = torch.nn.functional.cross_entropy(model(x.contiguous()), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_channels_last_fp32_matches_contiguous_training(channels):
+    """fp32 channels_last (the trainer's layout) computes the contiguous network's training up to rounding:
+    the first step's parameter gradients agree to 1e-4 relative (L2 over each tensor), and 4 Adam steps of
+    :func:`fmask.train._train_epoch` give the same summed loss to 1e-4 relative. (Weights are not compared
+    entry by entry: Adam divides each gradient by its own RMS, so weights whose gradient is at rounding level
+    -- e.g. conv biases before batch norm, exactly zero in exact arithmetic -- take lr-sized steps of random
+    sign in either layout.)"""
+    from fmask.models import build_model
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4 * 8, channels, 32, 32, generator=g)
+    y = torch.randint(0, 5, (32,), generator=g)
+    batches = [(x[i : i + 8], y[i : i + 8]) for i in range(0, 32, 8)]
+    torch.manual_seed(3)
+    ref = build_model("vgg_small", in_channels=channels, num_classes=5, width_div=8)
+    fast = build_model("vgg_small", in_channels=channels, num_classes=5, width_div=8)
+    fast.load_state_dict(ref.state_dict())
+    fast = fast.to(memory_format=torch.channels_last)
+    # gradients of one step
+    for m, xb in ((ref, x[:8].contiguous()), (fast, x[:8].contiguous(memory_format=torch.channels_last))):
+        m.train()
+        torch.nn.functional.cross_entropy(m(xb), y[:8]).backward()
+    for (k, pr), pf in zip(ref.named_parameters(), fast.parameters()):
+        if k.startswith("net.features.") and k.endswith(".bias") and pr.ndim == 1 and pr.grad.abs().max() < 1e-6:
+            continue  # a pre-BN conv bias: zero gradient up to rounding in both
+        rel = float((pr.grad - pf.grad).norm() / pr.grad.norm().clamp_min(1e-12))
+        assert rel <= 1e-4, (k, rel)
+        pr.grad = pf.grad = None
+    # a few steps of the trainer's epoch loop vs the plain loop, both from fresh identical weights
+    torch.manual_seed(3)
+    ref = build_model("vgg_small", in_channels=channels, num_classes=5, width_div=8)
+    fast.load_state_dict(ref.state_dict())
+    ref_losses = _reference_losses(ref, batches, 1e-3)
+    opt = torch.optim.Adam(fast.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    loss_sum, correct, n = T._train_epoch(fast, opt, sched, batches, None, torch.device("cpu"), "fp32")
+    assert n == 32 and 0 <= correct <= 32
+    want = sum(v * 8 for v in ref_losses)
+    assert abs(loss_sum - want) <= 1e-4 * want, (loss_sum, want)
+    assert ref_losses[-1] != ref_losses[0]  # the steps did change the network
+
+
+def test_bf16_training_runs_and_learns(setup, tmp_path):
+    prof, ds = setup
+    p = _with(prof, **{"train.precision": "bf16", "train.robust_eval_regimes": []})
+    before = T.evaluate(_initial_model("vanilla", prof, ds), ds[1])
+    tm = T.train_model("vanilla", p, store=ArtifactStore(tmp_path), datasets=ds, progress=False)
+    assert tm.params["train"]["precision"] == "bf16"
+    assert tm.metrics["val_acc"] == max(tm.history["val_acc"])
+    assert T.evaluate(tm.model, ds[1])["loss"] < before["loss"] - 0.05
+    assert all(v.dtype == torch.float32 for v in tm.model.state_dict().values() if v.is_floating_point())
+
+
+def test_eval_and_attack_helpers_leave_caller_model_alone(setup):
+    """evaluate / PGD / robust_accuracy: the caller's (contiguous, train-mode) model keeps its weights, their
+    memory layout, its mode and requires_grad flags; results are the same for NCHW and NHWC images."""
+    from fmask.attacks import PGD, robust_accuracy
+    from fmask.models import build_model
+
+    prof, ds = setup
+    torch.manual_seed(0)
+    model = build_model("vgg_small", in_channels=1, num_classes=5, width_div=8)
+    model.train()
+    before = _weights(model)
+    strides = {k: v.stride() for k, v in model.state_dict().items()}
+    ev = T.evaluate(model, ds[1])
+    x, y = ds[1].tensors()
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        adv = PGD(model, eps=0.03, steps=2)(x, y)
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        adv_cl = PGD(model, eps=0.03, steps=2)(x.contiguous(memory_format=torch.channels_last), y)
+    r = robust_accuracy(model, x, y, eps=0.03, steps=2)
+    assert model.training and all(p.requires_grad for p in model.parameters())
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]) and v.stride() == strides[k], k
+    assert adv.is_contiguous() and torch.equal(adv, adv_cl)  # grayscale: both layouts are the same bits
+    assert 0 <= ev["acc"] <= 1 and ev["n"] == len(y) and 0 <= r["robust_acc"] <= r["clean_acc"] <= 1
+
+
+@pytest.mark.parametrize("regime", ["vanilla", "adversarial", "rotate"])
+def test_new_loop_equals_the_previous_loop_bitwise(regime, setup):
+    """The current fp32 epoch loop + validation reproduce the loop before issue #10 (kept as the reference
+    in benchmarks/bench_train.py) bit for bit on grayscale images: same weights, same validation numbers."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_train", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_train.py")
+    B = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(B)
+    prof, (tr, va) = setup
+    prof = _with(prof, **{"train.epochs": 2})
+    cpu = torch.device("cpu")
+    xv, yv = va.with_options(train=False).tensors()
+    res = []
+    for path in ("before", "fp32"):
+        ds = tr.with_options(train=True, regime=regime)
+        model, opt, sched, atk = B.setup(prof, regime, ds, va, cpu)
+        gen = torch.Generator().manual_seed(prof["seed"])
+        with torch.random.fork_rng():
+            torch.manual_seed(prof["seed"])
+            for _ in range(2):
+                batches = ds.batches(prof["train"]["batch_size"], gen, cpu)
+                if path == "before":
+                    loss, correct, n = B.legacy_epoch(model, opt, sched, batches, atk, cpu)
+                    ev = B.legacy_eval(model, va, cpu)
+                else:
+                    loss, correct, n = T._train_epoch(model, opt, sched, batches, atk, cpu, "fp32")
+                    model.eval()
+                    ev = T._eval_tensors(model, xv, yv, cpu)
+        res.append((_weights(model), ev, correct, n, loss))
+    (w0, ev0, c0, n0, l0), (w1, ev1, c1, n1, l1) = res
+    for k in w0:
+        assert torch.equal(w0[k], w1[k]), k
+    assert ev0["acc"] == ev1["acc"] and ev0["loss"] == pytest.approx(ev1["loss"], rel=1e-12)
+    assert c0 == c1 and n0 == n1 and l0 == pytest.approx(l1, rel=1e-12)
