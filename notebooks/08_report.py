@@ -223,6 +223,33 @@ else:
     ch.markdown("*None: this build used the paper's settings.*")
 
 # %% [markdown]
+# ## Exact or fast mask learning
+#
+# `fmask` offers a fast mode for the mask learners (bf16 autocast for the frozen network; masks, FFTs, loss and
+# the stopping statistics in fp32). Whether this book uses it was decided by a fixed rule on the mask-learner
+# benchmark (`benchmarks/bench_learn.py`, result file `benchmarks/results/bench_learn.json`): {glue:text}`fast_rule`.
+# The benchmark's last run measured fast mode at {glue:text}`fast_speedup` the speed of exact mode end to end
+# (relative mask difference {glue:text}`fast_rel_dm`), so this build's single-image masks use
+# **{glue:text}`fast_choice`** mode. On this CPU (no AMX) a bf16 convolution is slower than an fp32 one; the
+# benchmark's README has the profile.
+
+# %%
+import json as _json
+
+from fmask.book.runner import REPO_ROOT as _REPO
+
+_bench_path = _REPO / "benchmarks" / "results" / "bench_learn.json"
+_dec = (_json.loads(_bench_path.read_text()).get("decision") or {}) if _bench_path.is_file() else {}
+ch.glue("fast_rule", _dec.get("rule", "no benchmark result file"))
+ch.glue("fast_speedup", None if _dec.get("speedup_fast_vs_exact") is None else f"{_dec['speedup_fast_vs_exact']:.2f}x")
+ch.glue("fast_rel_dm", _dec.get("rel_dM_fast_vs_exact"), ".2g")
+_used = load_profile(profile).single_mask.precision
+ch.glue("fast_choice", _used)
+if _dec and _dec.get("cpu_profile_single_mask_precision") != _used and profile == "cpu":
+    raise RuntimeError(f"cpu profile uses {_used!r} single masks but the benchmark decided "
+                       f"{_dec.get('cpu_profile_single_mask_precision')!r}: update fmask/params/cpu.yaml")
+
+# %% [markdown]
 # ## Runtime of every stage
 #
 # Wall-clock minutes of each chapter of this build (bold; the finer stages it recorded below it), of the

@@ -34,6 +34,17 @@ def test_discover_and_select_notebooks(tmp_path):
         book.select_notebooks(names, "05")
 
 
+def test_report_chapter_executes_last_but_keeps_its_place_in_the_toc():
+    from fmask.book import runner
+
+    names = ["01_a", "08_report", "09_heatmaps", "11_architectures"]
+    assert runner.execution_order(names) == ["01_a", "09_heatmaps", "11_architectures", "08_report"]
+    assert runner.execution_order(["01_a", "02_b"]) == ["01_a", "02_b"]
+    # the repository's chapters: the report (which writes claims.json) runs after every chapter it reads
+    order = runner.execution_order(book.discover_notebooks())
+    assert order[-1] == "08_report" and sorted(order) == book.discover_notebooks()
+
+
 def test_repository_notebooks_have_parameters_cells():
     names = book.discover_notebooks()
     assert {"01_blue_shift", "02_data", "08_report"} <= set(names)

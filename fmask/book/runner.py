@@ -58,6 +58,7 @@ from fmask.book.errors import BookError
 
 __all__ = [
     "REPO_ROOT",
+    "execution_order",
     "DEFAULT_PROFILE",
     "BookError",
     "BookRun",
@@ -109,6 +110,19 @@ def discover_notebooks(src_dir: str | os.PathLike[str] | None = None) -> list[st
     if not src.is_dir():
         raise BookError(f"notebook source folder {src} does not exist")
     return sorted(p.stem for p in src.glob("*.py") if NOTEBOOK_RE.match(p.stem))
+
+
+#: chapters that read every other chapter's results (the report writes ``claims.json``): executed last, after
+#: the chapters numbered after them, while the table of contents keeps the numbered order
+READS_ALL_RESULTS = ("report",)
+
+
+def execution_order(names: Sequence[str]) -> list[str]:
+    """``names`` in the order the runner executes them: numbered order, except that the chapters in
+    :data:`READS_ALL_RESULTS` (the report, which evaluates the claims ledger from every result file,
+    including those of chapters 9-11) run after all others."""
+    last = [n for n in names if n.split("_", 1)[-1] in READS_ALL_RESULTS]
+    return [n for n in names if n not in last] + last
 
 
 def select_notebooks(available: Sequence[str], only: str | Iterable[str] | None) -> list[str]:
@@ -702,7 +716,7 @@ def run_book(
     if fresh and artifacts is not None:
         raise ValueError("fresh=True runs on a new empty store: do not also give artifacts")
     src = Path(src_dir) if src_dir is not None else REPO_ROOT / "notebooks"
-    names = select_notebooks(discover_notebooks(src), only)
+    names = execution_order(select_notebooks(discover_notebooks(src), only))
     if not names:
         raise BookError(f"no notebooks NN_name.py found in {src}")
     root = Path(out).resolve() if out is not None else default_out(profile)
