@@ -33,6 +33,7 @@ from torch import Tensor
 from . import analysis, stats
 from .profiles import Profile, apply_overrides, profile_from_mapping
 from .regimes import PAPER_LETTERS, REGIMES
+from .selection import balanced_subset  # noqa: F401 - re-exported: the subset chapter 11 uses
 
 __all__ = ["second_profile", "second_run", "balanced_subset", "architecture_summary", "table2_subset",
            "radial_summary", "similarity_items", "similarity_verdict", "VERDICT_RULE", "SIMILAR", "DIFFERENT",
@@ -81,34 +82,6 @@ def second_run(run) -> "Any":
 
     return Run(second_profile(run.profile), data_root=run.data_root, artifacts=run.store,
                results_dir=Path(run.results_dir) / RESULTS_SUBDIR, device=run.device, progress=run.progress)
-
-
-# ------------------------------------------------------------------------------------------- subsets
-def balanced_subset(labels: Tensor | Sequence[int], n: int, seed: int) -> Tensor:
-    """Indices (sorted, int64) of a seeded class-balanced subset of size ``min(n, len(labels))``.
-
-    Each class's indices are shuffled with ``torch.Generator().manual_seed(seed)``; the subset takes them
-    round-robin over the classes (in label order), so class counts differ by at most one unless a class runs
-    out (then the others fill up). Same labels, ``n`` and ``seed`` -> same indices.
-    """
-    y = torch.as_tensor(labels).long().reshape(-1)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    if y.numel() == 0:
-        raise ValueError("labels is empty")
-    g = torch.Generator().manual_seed(int(seed))
-    queues = []
-    for c in torch.unique(y).tolist():
-        idx = torch.nonzero(y == c).flatten()
-        queues.append(idx[torch.randperm(idx.numel(), generator=g)].tolist())
-    out: list[int] = []
-    depth = 0
-    while len(out) < min(int(n), y.numel()):
-        for q in queues:
-            if depth < len(q) and len(out) < n:
-                out.append(q[depth])
-        depth += 1
-    return torch.tensor(sorted(out), dtype=torch.long)
 
 
 # ------------------------------------------------------------------------------------------ summaries

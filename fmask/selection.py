@@ -9,6 +9,9 @@ restricted to correctly classified images, as the paper describes, that is:
 Barely trained models (the smoke profile) may leave no such image; then the first non-empty of the weaker
 criteria ``vanilla_fooled`` (vanilla correct, PGD fools it), ``vanilla_correct`` and ``all`` is used and named,
 so a caller can say which rule produced its images.
+
+:func:`balanced_subset` draws a seeded class-balanced subset of selected images (chapter 6's pixel-convention
+Table 2, chapter 11's architecture comparison).
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor
 
-__all__ = ["CRITERIA", "Selection", "select_images"]
+__all__ = ["CRITERIA", "Selection", "select_images", "balanced_subset"]
 
 #: the selection rules, strictest (the paper's) first
 CRITERIA: tuple[str, ...] = ("both_correct_and_fooled", "vanilla_fooled", "vanilla_correct", "all")
@@ -113,3 +116,33 @@ class Selection:
 
 
 _TENSORS = ("idx", "images", "labels", "adv_images", "adv_predictions", "predictions")
+
+
+def balanced_subset(labels: Tensor, n: int, seed: int) -> Tensor:
+    """A seeded class-balanced subset: indices (sorted, int64) of ``min(n, len(labels))`` items.
+
+    Classes are visited round-robin (in label order), each drawing from its own seeded random permutation
+    (``torch.Generator().manual_seed(seed)``), so the counts per class differ by at most one unless a class
+    runs out (then the others fill up). Same ``(labels, n, seed)`` -> same indices.
+    """
+    y = torch.as_tensor(labels)
+    if y.ndim != 1 or y.is_floating_point() or y.dtype == torch.bool:
+        raise ValueError(f"labels must be a 1-D tensor of class indices, got {y.dtype} {tuple(y.shape)}")
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if y.numel() == 0:
+        raise ValueError("labels is empty")
+    g = torch.Generator().manual_seed(int(seed))
+    pools = []
+    for k in torch.unique(y).tolist():
+        idx = torch.nonzero(y == k).flatten()
+        pools.append(idx[torch.randperm(idx.numel(), generator=g)].tolist())
+    out: list[int] = []
+    n = min(int(n), y.numel())
+    depth = 0
+    while len(out) < n:
+        for p in pools:
+            if depth < len(p) and len(out) < n:
+                out.append(p[depth])
+        depth += 1
+    return torch.sort(torch.tensor(out, dtype=torch.long)).values

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from fmask import stats
 from fmask.analysis import COMPLEMENT_THRESHOLD, binarize, complement_mask, correct_predictions
 from fmask.learn import DatasetMask, MaskResult, PerImageMasks
+from fmask.selection import balanced_subset  # noqa: F401 - re-exported: the subset chapter 6 uses
 
 if TYPE_CHECKING:  # pragma: no cover
     from fmask.pipeline import Run
@@ -41,34 +42,6 @@ TABLE2_CELLS: tuple[str, ...] = ("original", "adversarial", "masked", "masked_ad
 #: bump when a stage here changes its computation
 VARIANTS_VERSION = 1
 _MASK_IO = {"serialise": MaskResult.to_payload, "deserialise": MaskResult.from_payload}
-
-
-def balanced_subset(labels: Tensor | Sequence[int], n: int, seed: int) -> Tensor:
-    """A seeded class-balanced subset: indices (sorted, int64) of ``min(n, len(labels))`` items.
-
-    Classes are visited round-robin (in label order), each drawing from its own seeded random permutation
-    (``torch.Generator().manual_seed(seed)``), so the counts per class differ by at most one unless a class
-    runs out (then the others fill up). Same ``(labels, n, seed)`` -> same indices.
-    """
-    y = torch.as_tensor(labels)
-    if y.ndim != 1 or y.is_floating_point() or y.dtype == torch.bool:
-        raise ValueError(f"labels must be a 1-D tensor of class indices, got {y.dtype} {tuple(y.shape)}")
-    if isinstance(n, bool) or int(n) != n or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    g = torch.Generator().manual_seed(int(seed))
-    pools = []
-    for k in torch.unique(y).tolist():
-        idx = torch.nonzero(y == k).flatten()
-        pools.append(idx[torch.randperm(idx.numel(), generator=g)].tolist())
-    out: list[int] = []
-    n = min(int(n), y.numel())
-    depth = 0
-    while len(out) < n:
-        for p in pools:
-            if depth < len(p) and len(out) < n:
-                out.append(p[depth])
-        depth += 1
-    return torch.sort(torch.tensor(out, dtype=torch.long)).values
 
 
 def _outcomes(model: nn.Module, x: Tensor, y: Tensor, xa: Tensor, m: Tensor, m_pgd: Tensor | None, space: str,
