@@ -159,11 +159,10 @@ def _cmd_book(args: argparse.Namespace) -> int:
     from .book import runner
     from .store import ArtifactStore
 
-    if args.fresh and args.artifacts is not None:
-        raise ValueError("--fresh uses a new empty artifact store: do not also give --artifacts")
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    if not args.fresh:
+    from .runtime import book_threads
+
+    book_threads(args.threads)  # a bad --threads fails before the store is touched (run_book checks it too)
+    if not args.fresh:  # --fresh with --artifacts: run_book refuses it before any chapter
         # the chapters write models and masks to the store: fail in one line now, not after a chapter ran
         ArtifactStore(runner._resolve_artifacts(args.artifacts)).check_writable()
     book.run_book(profile=args.profile, out=args.out, data=args.data, artifacts=args.artifacts, only=args.only,

@@ -715,6 +715,9 @@ def run_book(
         raise ValueError(f"profile must be a non-empty string (smoke, cpu, paper or a YAML path); got {profile!r}")
     if fresh and artifacts is not None:
         raise ValueError("fresh=True runs on a new empty store: do not also give artifacts")
+    from fmask.runtime import book_threads, thread_env
+
+    n_threads = book_threads(threads)  # a bad count fails here, before any folder is made
     src = Path(src_dir) if src_dir is not None else REPO_ROOT / "notebooks"
     names = execution_order(select_notebooks(discover_notebooks(src), only))
     if not names:
@@ -723,9 +726,6 @@ def run_book(
     book_dir = prepare_book_dir(root)
     results_dir = ensure_writable(report.results_dir_for(book_dir), "results folder")
     data_root = str(Path(data).resolve()) if data is not None else os.environ.get("FMASK_DATA")
-    from fmask.runtime import book_threads, thread_env
-
-    n_threads = book_threads(threads)
     fresh_dir = tempfile.mkdtemp(prefix="fmask-fresh-store-") if fresh else None
     try:
         return _run_book(profile, root, book_dir, results_dir, data_root,
