@@ -17,7 +17,7 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from fmask.plots.style import BookFigure, styled
+from fmask.plots.style import BookFigure, band_axes, styled
 from fmask.spectral import angular_bands, centered, radial_bands
 
 __all__ = [
@@ -194,21 +194,13 @@ def band_energy_lines(
 
     One axis for ``radial`` and, when given, one for ``angular``; a zero line on each.
     """
-    if not radial:
-        raise ValueError("radial is empty")
-    panels = [("radial frequency band (low → high)", radial)]
-    if angular:
-        panels.append(("angular frequency band (0 → 2π)", angular))
-    fig = BookFigure(figsize=(3.5 * len(panels), 3.4), layout="constrained")
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (xlabel, series) in zip(axes, panels):
+    fig, panels = band_axes(radial, angular, height=3.4, ylabel=ylabel)
+    for ax, series in panels:
         for name, v in series.items():
             v = np.asarray(v, dtype=float)
             ax.plot(np.arange(v.size), v, marker=".", ms=3, lw=1.2, label=name)
         ax.axhline(0.0, color="black", lw=0.8)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-    handles, labels = axes[0].get_legend_handles_labels()
+    handles, labels = panels[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), fontsize=10, frameon=False)
     return fig
 

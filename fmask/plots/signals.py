@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from fmask.plots.style import BookFigure, styled
+from fmask.plots.style import BookFigure, band_axes, styled
 
 __all__ = ["activation_spectra", "intermodulation", "band_energy_spread", "dataset_mask_trace"]
 
@@ -81,14 +81,8 @@ def band_energy_spread(
     no band is drawn), optionally ``"per_seed"`` (k, n_bands), drawn as thin lines. One axis per
     partition with a zero line; ``band_label`` names the shaded band in the legend.
     """
-    if not radial:
-        raise ValueError("radial is empty")
-    panels = [("radial frequency band (low → high)", radial)]
-    if angular:
-        panels.append(("angular frequency band (0 → 2π)", angular))
-    fig = BookFigure(figsize=(3.5 * len(panels), 3.6), layout="constrained")
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (xlabel, series) in zip(axes, panels):
+    fig, panels = band_axes(radial, angular, height=3.6, ylabel=ylabel)
+    for ax, series in panels:
         for i, (name, v) in enumerate(series.items()):
             if not all(k in v for k in ("mean", "lo", "hi")):
                 raise ValueError(f"series {name!r} needs 'mean', 'lo' and 'hi'")
@@ -103,9 +97,7 @@ def band_energy_spread(
             for row in np.atleast_2d(np.asarray(v.get("per_seed", np.empty((0, mean.size))), dtype=float)):
                 ax.plot(x, row, color=color, lw=0.4, alpha=0.5)
         ax.axhline(0.0, color="black", lw=0.8)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-    handles, labels = axes[0].get_legend_handles_labels()
+    handles, labels = panels[0][0].get_legend_handles_labels()
     from matplotlib.patches import Patch
 
     handles.append(Patch(color="grey", alpha=0.3))

@@ -18,7 +18,7 @@ from typing import Any, Callable, TypeVar
 import matplotlib
 from matplotlib.figure import Figure
 
-__all__ = ["MAX_WIDTH_IN", "FONT_PT", "STYLE", "PNG_DPI", "BookFigure", "styled"]
+__all__ = ["MAX_WIDTH_IN", "FONT_PT", "STYLE", "PNG_DPI", "BookFigure", "styled", "band_axes"]
 
 MAX_WIDTH_IN = 7.0
 FONT_PT = 10.0
@@ -68,3 +68,20 @@ def styled(fn: F) -> F:
             return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def band_axes(radial, angular, *, height: float, ylabel: str):
+    """The Fig. 4 layout shared by the band-curve figures: one axis for the ``radial`` series and, when
+    ``angular`` is given, one for the angular series, x and y labelled. Returns ``(fig, [(ax, series), ...])``;
+    ``ValueError`` when ``radial`` is empty."""
+    if not radial:
+        raise ValueError("radial is empty")
+    panels = [("radial frequency band (low → high)", radial)]
+    if angular:
+        panels.append(("angular frequency band (0 → 2π)", angular))
+    fig = BookFigure(figsize=(3.5 * len(panels), height), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (xlabel, _) in zip(axes, panels):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+    return fig, [(ax, series) for ax, (_, series) in zip(axes, panels)]
