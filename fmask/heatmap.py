@@ -705,7 +705,7 @@ def planted_benchmark(n_train: int = 640, n_test: int = 256, *, size: int = 32, 
         ``support`` (bool (size, size), fft2 layout: the planted frequencies and their mirrors) and
         ``test_accuracy``.
     """
-    from .synthetic import planted_frequency_dataset
+    from .synthetic import fit_in_memory, planted_frequency_dataset
 
     n_train, n_test, epochs = _check_int("n_train", n_train, 2), _check_int("n_test", n_test), \
         _check_int("epochs", epochs)
@@ -714,18 +714,7 @@ def planted_benchmark(n_train: int = 640, n_test: int = 256, *, size: int = 32, 
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = PlantedNet(1, n_classes)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    g = torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in range(epochs):
-        perm = torch.randperm(n_train, generator=g)
-        for i in range(0, n_train, 64):
-            idx = perm[i:i + 64]
-            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
+    fit_in_memory(model, x, y, epochs=epochs, seed=seed)
     with torch.no_grad():
         acc = float((model(xt).argmax(1) == yt).float().mean())
     return {"model": model, "train": (x, y), "test": (xt, yt), "support": support, "test_accuracy": acc}

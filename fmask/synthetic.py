@@ -17,7 +17,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["planted_frequency_dataset", "planted_frequencies", "planted_frequency_rgb_dataset"]
+__all__ = ["planted_frequency_dataset", "planted_frequencies", "planted_frequency_rgb_dataset", "fit_in_memory"]
 
 
 def _mirror(k: tuple[int, int], size: int) -> tuple[int, int]:
@@ -207,3 +207,23 @@ def planted_frequency_rgb_dataset(
     support_c = torch.zeros(channels, size, size, dtype=torch.bool)
     support_c[class_channel] = support
     return images, labels, support_c
+
+
+def fit_in_memory(model: torch.nn.Module, x: Tensor, y: Tensor, *, epochs: int, seed: int, lr: float = 1e-2,
+                  batch_size: int = 64) -> torch.nn.Module:
+    """Train ``model`` in place on in-memory ``x`` (n, C, H, W) / ``y`` (n,): Adam(``lr``), cross-entropy,
+    ``epochs`` passes over a permutation drawn from ``torch.Generator().manual_seed(seed)`` in batches of
+    ``batch_size``. The planted-frequency networks' trainer (:func:`fmask.heatmap.train_planted`, the tests'
+    planted fixtures): same arguments and initial weights -> same network. Returns ``model`` in eval mode."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(x), generator=g)
+        for i in range(0, len(x), batch_size):
+            idx = perm[i:i + batch_size]
+            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()

@@ -47,23 +47,12 @@ def make_tiny_cnn(in_ch: int = 1, n_classes: int = 4, seed: int = 0, centre: boo
 def planted():
     """A TinyCNN trained (a few seconds) on ``planted_frequency_dataset``; returns a dict with
     ``model``, ``train`` / ``test`` (images, labels) and the planted ``support`` (fft2 layout, bool)."""
-    from fmask.synthetic import planted_frequency_dataset
+    from fmask.synthetic import fit_in_memory, planted_frequency_dataset
 
     x, y, support = planted_frequency_dataset(640, size=32, n_classes=4, seed=0)
     xt, yt, support_t = planted_frequency_dataset(256, size=32, n_classes=4, seed=1)
     assert torch.equal(support, support_t)
-    model = make_tiny_cnn(1, 4, seed=0, centre=True).train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    g = torch.Generator().manual_seed(0)
-    for _ in range(6):
-        perm = torch.randperm(len(x), generator=g)
-        for i in range(0, len(x), 64):
-            idx = perm[i:i + 64]
-            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
+    model = fit_in_memory(make_tiny_cnn(1, 4, seed=0, centre=True), x, y, epochs=6, seed=0)
     with torch.no_grad():
         acc = (model(xt).argmax(1) == yt).float().mean().item()
     return {"model": model, "train": (x, y), "test": (xt, yt), "support": support, "test_accuracy": acc}

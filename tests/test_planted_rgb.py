@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 from conftest import make_tiny_cnn
 from fmask.heatmap import fourier_heat_map, recall_at_k
 from fmask.learn import learn_masks
 from fmask.mask import filter_images
-from fmask.synthetic import planted_frequency_dataset, planted_frequency_rgb_dataset
+from fmask.synthetic import fit_in_memory, planted_frequency_dataset, planted_frequency_rgb_dataset
 
 CLASS_CHANNEL = 1
 
@@ -28,18 +27,7 @@ def planted_rgb():
     xt, yt, support_t = planted_frequency_rgb_dataset(256, size=32, n_classes=4, seed=1,
                                                       class_channel=CLASS_CHANNEL)
     assert torch.equal(support, support_t)
-    model = make_tiny_cnn(3, 4, seed=0, centre=True).train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    g = torch.Generator().manual_seed(0)
-    for _ in range(4):
-        perm = torch.randperm(len(x), generator=g)
-        for i in range(0, len(x), 64):
-            idx = perm[i:i + 64]
-            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
+    model = fit_in_memory(make_tiny_cnn(3, 4, seed=0, centre=True), x, y, epochs=4, seed=0)
     return {"model": model, "test": (xt, yt), "support": support, "test_accuracy": _accuracy(model, xt, yt)}
 
 
