@@ -13,12 +13,13 @@ PROFILE ?= cpu
 OUT ?=
 STAMP := $(VENV)/.fmask-installed
 
-.PHONY: install test book bench bench-full clean-book help determinism
+.PHONY: install test book bench bench-full clean-book help determinism reproduce
 
 help:
 	@echo "make book    # execute the chapters (PROFILE=$(PROFILE)) and build the book (cpu: ./_build/html, else _build/<profile>/_build/html)"
 	@echo "make test    # run the test suite"
 	@echo "make determinism # run the chapters twice (fresh stores, PROFILE=smoke unless given) and compare the results"
+	@echo "make reproduce   # run the cpu book once from an empty store and compare with the committed book/results (~50 min)"
 	@echo "make bench       # quick speed benchmark of the mask learner (benchmarks/bench_learn.py --quick)"
 	@echo "make bench-full  # the full benchmark (benchmarks/bench_learn.py)"
 
@@ -40,6 +41,9 @@ book: $(STAMP)
 
 determinism: $(STAMP)
 	$(BIN)/fmask check-determinism --profile $(if $(filter command line,$(origin PROFILE)),$(PROFILE),smoke) $(if $(ONLY),--only $(ONLY),)
+
+reproduce: $(STAMP)
+	$(BIN)/fmask check-determinism --profile cpu --against book/results $(if $(ONLY),--only $(ONLY),)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_learn.py --quick

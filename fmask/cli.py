@@ -182,7 +182,8 @@ def _determinism_parser(sub) -> argparse.ArgumentParser:
                     "1 when not, 2 on errors.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  fmask check-determinism --profile smoke\n"
-               "  fmask check-determinism --profile smoke --only 1,2 --threads 1 --keep /tmp/det",
+               "  fmask check-determinism --profile smoke --only 1,2 --threads 1 --keep /tmp/det\n"
+               "  fmask check-determinism --profile cpu --against book/results   # the committed book (~50 min)",
     )
     p.add_argument("--profile", default="smoke",
                    help="profile name (smoke, cpu, paper) or path to a YAML profile (default: smoke)")
@@ -194,6 +195,9 @@ def _determinism_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--keep", default=None, metavar="DIR",
                    help="run in DIR (new or empty) and keep both runs' outputs and stores for inspection "
                         "(default: a temporary folder, removed afterwards)")
+    p.add_argument("--against", default=None, metavar="DIR",
+                   help="run once and compare with the result files in DIR instead of running twice, e.g. "
+                        "book/results: does a fresh run reproduce the committed book?")
     p.set_defaults(func=_cmd_check_determinism)
     return p
 
@@ -202,7 +206,7 @@ def _cmd_check_determinism(args: argparse.Namespace) -> int:
     from .determinism import check_determinism
 
     rep = check_determinism(args.profile, args.only, data=args.data, workdir=args.keep, threads=args.threads,
-                            log=lambda s: print(s, flush=True))
+                            against=args.against, log=lambda s: print(s, flush=True))
     print(rep.format(), flush=True)
     return 0 if rep.identical else 1
 

@@ -37,6 +37,7 @@ __all__ = ["IGNORED_KEYS", "IGNORED_DIRS", "Difference", "Comparison", "Determin
 IGNORED_KEYS: Mapping[str, str] = {
     "time": "UTC time the file was written (report.save_result meta)",
     "seconds": "wall-clock duration of a stage (training, mask learning)",
+    "train_ms_per_image_epoch": "wall-clock training cost per image and epoch (chapter 11's cost column)",
     "versions": "library versions (meta); equal on one machine, but not a result",
     "data_root": "machine path of the Imagenette copy",
     "artifacts_dir": "machine path of the artifact store",
@@ -232,16 +233,22 @@ class DeterminismReport:
     roots: tuple[Path, Path]
     threads: int
     chapters: list[str]
-    seconds: tuple[float, float]
+    seconds: tuple[float, ...]
+    against: Path | None = None
 
     @property
     def identical(self) -> bool:
         return self.comparison.identical
 
     def format(self) -> str:
-        head = (f"determinism check: {len(self.chapters)} chapter(s) ({', '.join(self.chapters)}), run twice "
-                f"with {self.threads} torch thread(s), fresh output and fresh artifact store each "
-                f"({self.seconds[0]:.0f} s + {self.seconds[1]:.0f} s)")
+        chapters = f"{len(self.chapters)} chapter(s) ({', '.join(self.chapters)})"
+        if self.against is not None:
+            head = (f"reproduction check: {chapters}, run once with {self.threads} torch thread(s), fresh output "
+                    f"and fresh artifact store ({self.seconds[0]:.0f} s), compared with the result files in "
+                    f"{self.against}")
+        else:
+            head = (f"determinism check: {chapters}, run twice with {self.threads} torch thread(s), fresh output "
+                    f"and fresh artifact store each ({self.seconds[0]:.0f} s + {self.seconds[1]:.0f} s)")
         return head + "\n" + self.comparison.format()
 
 
@@ -254,6 +261,7 @@ def check_determinism(
     threads: int | None = None,
     keep: bool = False,
     src_dir: str | Path | None = None,
+    against: str | Path | None = None,
     log: Callable[[str], None] = print,
 ) -> DeterminismReport:
     """Execute the chapters (``only``; default all) of ``profile`` twice and compare the result files.
@@ -263,10 +271,18 @@ def check_determinism(
     :func:`fmask.runtime.book_threads`). ``<work>`` is ``workdir`` (must not exist yet or be empty) or a
     temporary folder that is removed afterwards unless ``keep``. The book is not built (only execution
     shapes the results). A chapter that fails raises :class:`fmask.book.BookError`.
+
+    ``against`` (a results folder, e.g. the committed ``book/results``): run only once and compare that
+    fresh run with the folder -- "does a fresh clone reproduce the committed book?". With ``only``, result
+    files the chosen chapters did not write are not compared (they exist in ``against`` only).
     """
     from fmask import book
     from fmask.runtime import book_threads
 
+    if against is not None:
+        against = Path(against).resolve()
+        if not against.is_dir():
+            raise FileNotFoundError(2, "results folder to compare against does not exist", str(against))
     n_threads = book_threads(threads)
     if workdir is not None:
         work = Path(workdir).resolve()
@@ -279,7 +295,7 @@ def check_determinism(
         remove = not keep
     try:
         roots, secs, chapters = [], [], []
-        for tag in ("a", "b"):
+        for tag in (("a",) if against is not None else ("a", "b")):
             log(f"[determinism] run {tag.upper()} -> {work / f'run-{tag}'}")
             t0 = time.perf_counter()
             run = book.run_book(profile, out=work / f"run-{tag}", data=data, artifacts=work / f"store-{tag}",
@@ -287,6 +303,12 @@ def check_determinism(
             secs.append(time.perf_counter() - t0)
             roots.append(run.root)
             chapters = list(run.notebooks)
+        if against is not None:
+            cmp = compare_results(roots[0] / "book" / "results", against)
+            if only is not None:  # the other chapters' files are in `against` only: not part of this check
+                cmp.differences = [d for d in cmp.differences if d.kind != "only_b"]
+                cmp.files = [f for f in cmp.files if (roots[0] / "book" / "results" / f).is_file()]
+            return DeterminismReport(cmp, (roots[0], against), n_threads, chapters, (secs[0],), against)
         cmp = compare_results(roots[0] / "book" / "results", roots[1] / "book" / "results")
         return DeterminismReport(cmp, (roots[0], roots[1]), n_threads, chapters, (secs[0], secs[1]))
     finally:

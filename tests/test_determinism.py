@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -200,3 +201,38 @@ def test_smoke_chapter_run_twice_gives_identical_results(tmp_path):
     assert rep.comparison.files and "blue_shift.json" in rep.comparison.files
     assert rep.identical, rep.format()
     assert "IDENTICAL" in rep.format()
+
+
+def test_against_runs_once_and_compares_with_a_committed_results_folder(tmp_path, monkeypatch, capsys):
+    """``--against DIR``: one fresh run compared with an existing results folder (the committed book)."""
+    src = _probe_notebooks(tmp_path, False)
+    first = book.run_book("smoke", out=tmp_path / "committed", src_dir=src, build=False, threads=1, fresh=True,
+                          log=lambda s: None)
+    committed = first.results_dir
+    lines: list[str] = []
+    rep = D.check_determinism("smoke", threads=1, workdir=tmp_path / "w", src_dir=src, against=committed,
+                              log=lines.append)
+    assert rep.identical and len(rep.seconds) == 1 and rep.against == committed.resolve()
+    assert "reproduction check" in rep.format() and "IDENTICAL" in rep.format()
+    assert not (tmp_path / "w" / "run-b").exists() and (tmp_path / "w" / "store-a").is_dir()  # ran once
+    # a committed value that a fresh run does not reproduce is reported, and the CLI exits 1
+    tampered = tmp_path / "tampered"
+    shutil.copytree(committed, tampered)
+    data = json.loads((tampered / "probe.json").read_text())
+    data["values"]["value"] = 0.25
+    (tampered / "probe.json").write_text(json.dumps(data))
+    real = D.check_determinism
+    monkeypatch.setattr(D, "check_determinism", lambda *a, **kw: real(*a, src_dir=src, **kw))
+    status = cli.main(["check-determinism", "--profile", "smoke", "--threads", "1", "--keep", str(tmp_path / "w2"),
+                       "--against", str(tampered)])
+    out = capsys.readouterr().out
+    assert status == 1 and "probe.json: values.value" in out and "reproduction check" in out
+    # a file only in the committed folder is a difference on a full run ...
+    (tampered / "extra.json").write_text("{}")
+    rep = real("smoke", threads=1, workdir=tmp_path / "w3", src_dir=src, against=tampered, log=lambda s: None)
+    assert any(d.file == "extra.json" and d.kind == "only_b" for d in rep.comparison.differences)
+    # ... but not when only some chapters ran
+    rep = real("smoke", "1", threads=1, workdir=tmp_path / "w4", src_dir=src, against=tampered, log=lambda s: None)
+    assert not any(d.kind == "only_b" for d in rep.comparison.differences)
+    with pytest.raises(FileNotFoundError, match="compare against"):
+        real("smoke", workdir=tmp_path / "w5", src_dir=src, against=tmp_path / "missing", log=lambda s: None)
