@@ -249,6 +249,23 @@ def replicate_spread(values: Sequence[float] | np.ndarray, confidence: float = 0
             "max": float(x.max()), "values": [float(v) for v in x]}
 
 
+def late_gain(val_acc: Sequence[float], window: int = 5) -> float | None:
+    """How much a training run still gained at its end: the validation accuracy of the last epoch minus the best
+    one up to ``window`` epochs before it (fractions; None when the run has ``window`` epochs or fewer).
+
+    Issue #9 asks that the best epoch not be the last one, as a sign that a network is trained out. With the
+    original's one-cycle schedule the learning rate anneals to ~0 at the end, so the last epoch is often the
+    best by a hair; a late gain near 0 (a plateau) says the same thing without that artefact, and a large one
+    says the network was still learning.
+    """
+    v = [float(a) for a in val_acc]
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    if len(v) <= window:
+        return None
+    return v[-1] - max(v[: len(v) - window])
+
+
 def spread_text(spread: Mapping, scale: float = 100.0, digits: int = 1) -> str:
     """A :func:`replicate_spread` as table text: ``"mean ± h (min–max)"`` with ``h`` the half-width of the
     95% t interval over seeds, values times ``scale`` (100: percent); one seed: just the value."""

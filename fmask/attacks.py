@@ -13,7 +13,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-__all__ = ["PGD", "DEFAULT_EPS", "PGDSettings", "pgd_settings", "pgd_images", "robust_accuracy"]
+__all__ = ["PGD", "DEFAULT_EPS", "PGDSettings", "pgd_settings", "pgd_images", "robust_accuracy",
+           "describe_training_attack"]
 
 DEFAULT_EPS = 0.0136  # = 0.06 (original, normalised units) × 0.226 (std)
 
@@ -181,3 +182,24 @@ def robust_accuracy(
         model.train(was_training)
     n = len(images)
     return {"clean_acc": clean / n, "robust_acc": rob / n, "n": n, "eps": s.eps, "steps": s.steps, "alpha": s.alpha}
+
+
+def describe_training_attack(eps: float, steps: int, alpha: float | None) -> str:
+    """One sentence-part naming the adversarial-training attack of a profile (``train.adv_eps``, ``adv_steps``,
+    ``adv_alpha``; a null ``alpha`` is ε/8), for the book's prose.
+
+    One step with a random start and α ≥ ε is FGSM with random start ("FGSM-RS", Wong, Rice & Kolter 2020,
+    "Fast is better than free"), which the cpu profile uses for its budget; more steps are PGD (the original
+    code, ``train_models.py``: 10 steps of ε/8). The string says which, with the numbers.
+    """
+    eps = float(eps)
+    steps = int(steps)
+    if not eps > 0 or steps < 1:
+        raise ValueError(f"the training attack needs eps > 0 and steps >= 1; got eps={eps}, steps={steps}")
+    a = float(alpha) if alpha is not None else eps / 8.0
+    if not a > 0:
+        raise ValueError(f"the training attack needs alpha > 0, got {alpha}")
+    if steps == 1:
+        kind = "FGSM with random start (Wong et al. 2020)" if a >= eps else "one PGD step from a random start"
+        return f"{kind}: one step of size {a:.4g} = {a / eps:.3g} ε within ε = {eps:g}"
+    return f"PGD: {steps} steps of size {a:.4g} = ε/{eps / a:.3g} within ε = {eps:g}"

@@ -72,6 +72,7 @@ from . import stats
 from .regimes import PAPER_LETTERS, REGIMES
 
 __all__ = [
+    "paper_value",
     "REPRODUCED",
     "NOT_REPRODUCED",
     "INCONCLUSIVE",
@@ -283,6 +284,9 @@ def _paper_value(table: str, row: str, column: str) -> float | None:
         if (t, r, c) == (table, row, column):
             return v
     return None
+
+
+paper_value = _paper_value  # public name (chapters quote a printed value without typing it)
 
 
 def _pct(v: float | None) -> str:

@@ -58,7 +58,8 @@ def select_images(
         ``(idx, criterion, counts)``: ``idx`` int64 (n,) sorted (validation order); ``criterion`` one of
         :data:`CRITERIA` (see the module docstring); ``counts``: how many images pass each test
         (``validation``, ``vanilla_correct``, ``adversarial_correct``, ``both_correct``, ``vanilla_fooled``,
-        ``candidates`` (the paper's rule), ``selected``).
+        ``candidates`` (the paper's rule), ``eligible`` (images meeting ``criterion``), ``selected`` (after the
+        ``n_images`` cap)).
     """
     y = _vec(labels, "labels", None)
     n = y.numel()
@@ -76,6 +77,7 @@ def select_images(
     rules = dict(zip(CRITERIA, (strict, fooled, ok_van, torch.ones_like(ok_van))))
     criterion = next((c for c in CRITERIA if bool(rules[c].any())), "all")
     idx = torch.nonzero(rules[criterion]).flatten()
+    counts["eligible"] = int(idx.numel())
     if n_images is not None and idx.numel() > int(n_images):
         g = torch.Generator().manual_seed(int(seed))
         idx = torch.sort(idx[torch.randperm(idx.numel(), generator=g)[: int(n_images)]]).values

@@ -75,15 +75,19 @@ for k, v in c.items():
     ch.glue(f"count_{k}", v, ",")
 ch.glue("pgd_eps", f"{run.pgd_settings()['eps']:.4g}")
 ch.glue("criterion", sel.criterion.replace("_", " "))
+_cap = ch.setting("selection", "n_images")
+ch.glue("selection_cap", (f"a seeded random {sel.counts['selected']:,} of the {sel.counts['eligible']:,} eligible images "
+                          f"(`selection.n_images` = {int(_cap):,} keeps this chapter and the next in the budget)")
+        if sel.counts.get("eligible", sel.counts["selected"]) > sel.counts["selected"] else "every eligible image")
 
 # %% [markdown]
 # Of the {glue:text}`count_validation` validation images, the vanilla network classifies
 # {glue:text}`count_vanilla_correct` correctly, the adversarially trained one
 # {glue:text}`count_adversarial_correct`, both {glue:text}`count_both_correct`. PGD ($L_\infty$, $\epsilon$ =
 # {glue:text}`pgd_eps` in pixel units) fools the vanilla network on {glue:text}`count_candidates` of those;
-# {glue:text}`count_selected` images are used here, chosen by the rule "{glue:text}`criterion`" (the
-# paper's rule plus B correct; a weaker rule is used only when no image meets it, which happens with the barely
-# trained networks of the smoke profile).
+# {glue:text}`count_selected` images are used here, {glue:text}`selection_cap`, chosen by the rule
+# "{glue:text}`criterion`" (the paper's rule plus B correct; a weaker rule is used only when no image meets it,
+# which happens with the barely trained networks of the smoke profile).
 
 # %%
 with run.timed("06_single_image_masks.learn"):

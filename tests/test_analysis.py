@@ -342,3 +342,15 @@ def test_permutation_null_matches_the_direct_probe_and_is_seeded():
     assert np.array_equal(again["test"], null["test"])
     with pytest.raises(ValueError, match="n_permutations"):
         A.permutation_null(X, y, seed=0, n_permutations=0)
+
+
+def test_late_gain_separates_a_plateau_from_a_run_still_learning():
+    from fmask.analysis import late_gain
+
+    plateau = [0.3, 0.6, 0.75, 0.80, 0.805, 0.80, 0.806, 0.807, 0.808, 0.81]
+    assert late_gain(plateau) == pytest.approx(0.81 - 0.805)  # the last epoch vs the best of epochs 1-5
+    rising = [0.1 * k for k in range(1, 11)]
+    assert late_gain(rising) == pytest.approx(1.0 - 0.5)
+    assert late_gain([0.5, 0.6], window=5) is None
+    with pytest.raises(ValueError):
+        late_gain(plateau, window=0)

@@ -120,3 +120,21 @@ def test_pgd_result_does_not_depend_on_the_input_layout_rgb():
     assert torch.equal(outs[0], outs[1]) and (outs[0] - x).abs().max() > 0
     assert outs[0].is_contiguous() and outs[1].is_contiguous(memory_format=torch.channels_last)
     assert [p.stride() for p in m.parameters()] == strides
+
+
+def test_describe_training_attack_names_fgsm_rs_and_pgd():
+    from fmask.attacks import describe_training_attack
+    from fmask.profiles import load_profile
+
+    one = describe_training_attack(0.0136, 1, 0.017)
+    assert one.startswith("FGSM with random start") and "1.25 ε" in one
+    assert describe_training_attack(0.0136, 1, 0.001).startswith("one PGD step")  # α < ε: not Wong et al.'s FGSM-RS
+    assert describe_training_attack(0.0136, 10, None) == "PGD: 10 steps of size 0.0017 = ε/8 within ε = 0.0136"
+    assert "5 steps" in describe_training_attack(0.0136, 5, 0.0034) and "ε/4" in describe_training_attack(0.0136, 5, 0.0034)
+    for bad in ((0.0, 1, None), (0.01, 0, None), (0.01, 2, -1.0)):
+        with pytest.raises(ValueError):
+            describe_training_attack(*bad)
+    # the cpu profile trains one-step (budget, issue #9), the paper profile with the original code's 10 steps
+    t = load_profile("cpu").train
+    assert t.adv_steps == 1 and t.adv_alpha >= t.adv_eps
+    assert load_profile("paper").train.adv_steps == 10
