@@ -18,7 +18,7 @@ def _module():
 
 def test_bench_width_prints_rates_and_ratios_against_the_first_width(tmp_path, capsys):
     out = _module().main(["--widths", "8", "4", "--batches", "4", "--size", "32", "--reps", "1", "--threads", "1",
-                          "--out", str(tmp_path / "w.json")])
+                          "--mask-images", "16", "--mask-batch", "8", "--mask-reps", "1", "--out", str(tmp_path / "w.json")])
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last == json.loads((tmp_path / "w.json").read_text()) == json.loads(json.dumps(out))
     first, second = last["rows"]
@@ -27,5 +27,11 @@ def test_bench_width_prints_rates_and_ratios_against_the_first_width(tmp_path, c
     for row in last["rows"]:
         assert row["train"] > 0 and row["input_grad"] > 0
     assert second["train_cost_vs_first"] == pytest.approx(first["train"] / second["train"])
+    dm = last["dataset_mask"]["rows"]
+    assert [r["width_div"] for r in dm] == [8, 4] and dm[0]["cost_vs_first"] == 1.0
+    assert all(r["seconds_per_epoch"] > 0 for r in dm)
+    assert dm[1]["cost_vs_first"] == pytest.approx(dm[1]["seconds_per_epoch"] / dm[0]["seconds_per_epoch"])
     with pytest.raises(SystemExit):
         _module().main(["--reps", "0"])
+    with pytest.raises(SystemExit):
+        _module().main(["--mask-images", "-1"])
