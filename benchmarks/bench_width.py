@@ -9,8 +9,8 @@ one process, on seeded random data, channels_last, fp32, ``--threads`` torch thr
 * ``dataset_mask_epoch`` -- seconds per epoch of the real learner, ``fmask.learn.DatasetMask`` (cpu profile's
   lam 0.2, lr 0.01, batch ``--mask-batch``), on ``--mask-images`` random images (default 1,973, the cpu
   validation set) with the network inside fmask's normalising wrapper; best of ``--mask-reps`` runs of 2 epochs.
-  Added after the 80 % book: its dataset masks cost 2.4x the narrow network's, where ``input_grad`` says 1.27x
-  (0 images: skipped).
+  Added after the 80 % book: its dataset masks cost 2.4-2.6x the narrow network's, where ``input_grad`` says
+  1.27-1.40x (``results/bench_width.json``, ``results/bench_width_dm.json``). 0 images: skipped.
 
 Rates are images per second, the median of ``--reps`` timed repeats after two warm-up calls; ratios are taken
 against the first width. The 1-minute load average is printed before and after: quote ratios from an idle run.

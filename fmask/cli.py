@@ -183,7 +183,7 @@ def _determinism_parser(sub) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  fmask check-determinism --profile smoke\n"
                "  fmask check-determinism --profile smoke --only 1,2 --threads 1 --keep /tmp/det\n"
-               "  fmask check-determinism --profile cpu --against book/results   # the committed book (~50 min)",
+               "  fmask check-determinism --profile cpu --against book/results   # the committed book (~100 min)",
     )
     p.add_argument("--profile", default="smoke",
                    help="profile name (smoke, cpu, paper) or path to a YAML profile (default: smoke)")
