@@ -21,7 +21,7 @@ rotate) come from :mod:`fmask.regimes` (re-exported here as :data:`REGIMES`, :da
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -34,6 +34,10 @@ from fmask.spectral import band_energy, centered
 
 __all__ = [
     "PAPER_LETTERS",
+    "VANILLA_TARGET",
+    "LATE_GAIN_PLATEAU",
+    "late_gain",
+    "late_gain_summary",
     "REGIMES",
     "COMPLEMENT_THRESHOLD",
     "centered_mask",
@@ -264,6 +268,30 @@ def late_gain(val_acc: Sequence[float], window: int = 5) -> float | None:
     if len(v) <= window:
         return None
     return v[-1] - max(v[: len(v) - window])
+
+
+#: issue #9's validation-accuracy target for the cpu profile's vanilla network (the paper's VGG11-bn reaches
+#: 89.56%, paper Table 1); chapter 3 says whether every seed reaches it
+VANILLA_TARGET = 0.80
+#: a :func:`late_gain` of at most this much (a fraction: 2 points) counts as a plateau
+LATE_GAIN_PLATEAU = 0.02
+
+
+def late_gain_summary(best_epochs: Sequence[int | None], gains: Sequence[float | None], n_epochs: int,
+                      plateau: float = LATE_GAIN_PLATEAU) -> dict[str, Any]:
+    """Summary over networks of whether training ran out: ``best_epochs`` and ``gains`` (:func:`late_gain`) are
+    per network (None where unknown / too short), ``n_epochs`` the schedule's length.
+
+    Returns ``{"n_networks", "best_is_last": networks whose best epoch is the last, "min_gain", "max_gain"
+    (None without any gain), "plateau": max gain <= ``plateau`` (None without any gain)}``."""
+    if len(best_epochs) != len(gains):
+        raise ValueError(f"best_epochs and gains must have one entry per network: {len(best_epochs)} vs {len(gains)}")
+    if int(n_epochs) < 1:
+        raise ValueError(f"n_epochs must be >= 1, got {n_epochs}")
+    g = [float(x) for x in gains if x is not None]
+    return {"n_networks": len(gains), "best_is_last": sum(e == int(n_epochs) for e in best_epochs),
+            "min_gain": min(g) if g else None, "max_gain": max(g) if g else None,
+            "plateau": (max(g) <= plateau) if g else None}
 
 
 def spread_text(spread: Mapping, scale: float = 100.0, digits: int = 1) -> str:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 __all__ = ["PGD", "DEFAULT_EPS", "PGDSettings", "pgd_settings", "pgd_images", "robust_accuracy",
-           "describe_training_attack"]
+           "describe_training_attack", "compare_training_attacks"]
 
 DEFAULT_EPS = 0.0136  # = 0.06 (original, normalised units) × 0.226 (std)
 
@@ -203,3 +203,35 @@ def describe_training_attack(eps: float, steps: int, alpha: float | None) -> str
         kind = "FGSM with random start (Wong et al. 2020)" if a >= eps else "one PGD step from a random start"
         return f"{kind}: one step of size {a:.4g} = {a / eps:.3g} ε within ε = {eps:g}"
     return f"PGD: {steps} steps of size {a:.4g} = ε/{eps / a:.3g} within ε = {eps:g}"
+
+
+def compare_training_attacks(runs: Mapping[str, Mapping[str, Any]], first: str, second: str) -> dict[str, Any]:
+    """Robust accuracy of two adversarial trainings measured side by side (``fmask train`` metrics, e.g. the
+    runs of ``benchmarks/results/adversarial_w4_fgsmrs_vs_pgd5.json``): each run's ``pgd_robust_acc`` on
+    ``pgd_n`` validation images under the same attack, and its training ``seconds``.
+
+    Returns ``{"first", "second": {"robust", "n", "seconds"}, "difference": first − second (fraction),
+    "interval": Newcombe's 95% interval of that difference (independent proportions; the counts are the
+    rounded robust accuracy × n), "speedup": second's seconds / first's}``. KeyError names a missing run or
+    metric; ValueError for a non-positive n or time.
+    """
+    from fmask import stats
+
+    out: dict[str, Any] = {}
+    for tag, name in (("first", first), ("second", second)):
+        if name not in runs:
+            raise KeyError(f"no run {name!r} among {sorted(runs)}")
+        r = runs[name]
+        missing = [k for k in ("pgd_robust_acc", "pgd_n", "seconds") if k not in r]
+        if missing:
+            raise KeyError(f"run {name!r} lacks {missing}")
+        n, sec = int(r["pgd_n"]), float(r["seconds"])
+        if n < 1 or not sec > 0:
+            raise ValueError(f"run {name!r}: pgd_n must be >= 1 and seconds > 0, got {n}, {sec}")
+        out[tag] = {"name": name, "robust": float(r["pgd_robust_acc"]), "n": n, "seconds": sec}
+    a, b = out["first"], out["second"]
+    ka, kb = round(a["robust"] * a["n"]), round(b["robust"] * b["n"])
+    out["difference"] = a["robust"] - b["robust"]
+    out["interval"] = tuple(float(v) for v in stats.newcombe_interval(ka, a["n"], kb, b["n"]))
+    out["speedup"] = b["seconds"] / a["seconds"]
+    return out

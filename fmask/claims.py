@@ -53,7 +53,8 @@ Quantities each claim needs (recorded today = ✓; to be added by the chapter = 
     single_image     ✓ mask_mean, ✓ dominance_adversarial_vs_vanilla{radial},
                      ✓ dominance_adversarial_pgd_vs_vanilla{radial} (M_A,X_A vs M_N,X: the paper's Fig. 7);
                      + per_image{kept_fraction{vanilla} (n,), low_share{vanilla, adversarial, adversarial_pgd} (n,),
-                       pixel_correlation{masked, complement} (n,)}
+                       pixel_correlation{masked, complement} (n,), paired_indices (m,): the selected images of
+                       the adversarial kinds when only m < n have them}
     table3[labels]   ✓ train, ✓ test; + n_train, + n_test
     class_specificity ✓ table3; + n_classes, + null_test_accuracy (B,) and null_train_accuracy (B,):
                      probe accuracies for B >= 99 independent label permutations
@@ -654,11 +655,20 @@ def _complement_necessary(R: _Results) -> dict[str, Any]:
 
 
 def _low_share_difference(R: _Results, kind: str) -> tuple[np.ndarray | None, str]:
-    """Per image, low-half radial energy share of the ``kind`` masks minus the vanilla network's (M_N,X)."""
+    """Per image, low-half radial energy share of the ``kind`` masks minus the vanilla network's (M_N,X).
+
+    When the other kinds were learned on a subset of the selected images (``selection.n_paired``), their
+    row i belongs to selected image ``per_image.paired_indices[i]``; the vanilla shares are taken there."""
     a = R.array("single_image", "per_image", "low_share", kind)
     v = R.array("single_image", "per_image", "low_share", "vanilla")
+    idx = R.array("single_image", "per_image", "paired_indices")
     what = (f"single_image.per_image.low_share{{{kind}, vanilla}} (n,): each mask's energy share in the lower "
             "half of the radial bands")
+    if a is not None and v is not None and idx is not None and idx.size == a.size and a.shape != v.shape:
+        ii = idx.astype(np.int64)
+        if ii.size and (ii.min() < 0 or ii.max() >= v.size):
+            raise ValueError(f"single_image.per_image.paired_indices out of range for {v.size} vanilla masks")
+        v = v[ii]
     if a is None or v is None or a.shape != v.shape or a.size < 2:
         return None, what
     return a - v, what

@@ -35,7 +35,7 @@ from .profiles import Profile, apply_overrides, profile_from_mapping
 from .regimes import PAPER_LETTERS, REGIMES
 from .selection import balanced_subset  # noqa: F401 - re-exported: the subset chapter 11 uses
 
-__all__ = ["second_profile", "second_run", "balanced_subset", "architecture_summary", "table2_subset",
+__all__ = ["second_profile", "second_run", "balanced_subset", "architecture_summary", "accuracy_gaps", "table2_subset",
            "radial_summary", "similarity_items", "similarity_verdict", "VERDICT_RULE", "SIMILAR", "DIFFERENT",
            "MIXED", "RESULTS_SUBDIR", "CONFIDENCE", "SIGN_TOL"]
 
@@ -151,6 +151,24 @@ def table2_subset(run, n_images: int, *, learn: bool) -> dict[str, Any]:
     c["class_counts"] = torch.bincount(sel.labels[sub].long()).tolist()
     c["mask_mean"] = float(masks.mean())
     return c
+
+
+def accuracy_gaps(first: Mapping[str, Mapping[str, Any]], second: Mapping[str, Mapping[str, Any]],
+                  margin: float) -> dict[str, Any]:
+    """The paper's premise for comparing architectures ("the performance of the models on the task was
+    comparable"), regime by regime: ``first`` / ``second`` map regime -> training metrics with ``val_acc``
+    (:func:`architecture_summary`'s ``training``); ``margin`` is the largest gap (fraction) that counts as
+    comparable (``compare.verdict_margin``, the margin the verdict uses for masked vs clean accuracy).
+
+    Returns ``{"gaps": regime -> first − second, "within": regimes with |gap| <= margin, "worst": the regime
+    of the largest |gap| (None without common regimes), "holds": every common regime within the margin}``."""
+    margin = float(margin)
+    if not margin >= 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    gaps = {r: float(first[r]["val_acc"]) - float(second[r]["val_acc"]) for r in first if r in second}
+    within = [r for r, g in gaps.items() if abs(g) <= margin]
+    worst = max(gaps, key=lambda r: abs(gaps[r])) if gaps else None
+    return {"gaps": gaps, "within": within, "worst": worst, "holds": bool(gaps) and len(within) == len(gaps)}
 
 
 def architecture_summary(run, n_images: int, *, learn_single: bool) -> dict[str, Any]:

@@ -46,7 +46,7 @@ from fmask.learn import DatasetMask, MaskResult, PerImageMasks
 from fmask.profiles import Profile, load_profile, profile_from_mapping
 from fmask.regimes import REGIMES, check_regime
 from fmask.runtime import resolve_device
-from fmask.selection import Selection, select_images
+from fmask.selection import Selection, balanced_subset, select_images
 from fmask.stages import cached_stage
 from fmask.store import ArtifactStore
 from fmask.train import TrainedModel
@@ -347,8 +347,24 @@ class Run:
 
         return self._stage("single_image_adversarial_attack", "single_image_adversarial_attack", key, compute)
 
+    def paired_subset(self) -> Tensor:
+        """Indices (sorted, int64) into the selection of the images whose ``adversarial``, ``pgd`` and
+        ``adversarial_pgd`` masks are learned: a seeded class-balanced subset of ``selection.n_paired`` of
+        them (:func:`fmask.selection.balanced_subset`, the profile's seed), or all when ``n_paired`` is null
+        or not smaller than the selection. The ``vanilla`` masks are always learned for every selected image;
+        comparisons with them (Fig. 7, band dominance) take the vanilla masks at these indices."""
+        sel = self.single_image_selection()
+        n = len(sel.labels)
+        k = self.profile.selection.n_paired
+        if k is None or int(k) >= n:
+            return torch.arange(n, dtype=torch.long)
+        return balanced_subset(sel.labels, int(k), self.seed)
+
     def single_image_masks(self, which: Sequence[str] = SINGLE_MASK_KINDS) -> dict[str, MaskResult]:
         """Per-image masks of the selected images (:class:`fmask.learn.PerImageMasks`, ``single_mask`` section).
+        ``vanilla`` masks are learned for every selected image, the other kinds for the images of
+        :meth:`paired_subset` only (row ``i`` of their masks belongs to selected image ``paired_subset()[i]``;
+        their ``params["selection_indices"]`` lists those indices when the subset is a strict one).
 
         * ``vanilla`` (M_N,X): vanilla model, clean images (targets: its predictions = the true labels);
         * ``adversarial`` (M_A,X): adversarially trained model, the same clean images and targets (what the
@@ -369,6 +385,12 @@ class Run:
                         settings=self.single_mask_params)
         if source == "pgd_adversarial":
             key["attack"] = "pgd_adversarial"
+        sub = None
+        if which != "vanilla":
+            pi = self.paired_subset()
+            if pi.numel() < len(sel.labels):
+                sub = pi
+                key["n_paired"] = int(pi.numel())
 
         def compute() -> MaskResult:
             if source == "pgd_adversarial":
@@ -379,8 +401,13 @@ class Run:
             else:
                 # the original's targets: the vanilla model's predictions (= the labels for the paper's criterion)
                 images, targets = sel.images, (sel.predictions if sel.predictions is not None else sel.labels)
+            if sub is not None:
+                images, targets = images[sub], targets[sub]
             learner = PerImageMasks(self.model(regime).model, **asdict(self.profile.single_mask), seed=self.seed,
                                     device=self.device, progress=self.progress)
-            return learner(images, targets, desc=f"single-image masks ({which})")
+            res = learner(images, targets, desc=f"single-image masks ({which})")
+            if sub is not None:
+                res.params["selection_indices"] = sub.tolist()
+            return res
 
         return self._stage("single_image_masks", f"single_image_masks.{which}", key, compute, **_MASK_IO)

@@ -382,6 +382,9 @@ class SelectionSection(Section):
 
     NAME: ClassVar[str] = "selection"
     n_images: int | None = _f(None, "int", optional=True, min=1)
+    #: the three other single-mask kinds (M_A,X, M_N,X_A, M_A,X_A; :meth:`fmask.pipeline.Run.paired_subset`)
+    #: are learned on a seeded class-balanced subset of this many selected images; null: on all of them
+    n_paired: int | None = _f(None, "int", optional=True, min=1)
 
 
 @dataclass(frozen=True)

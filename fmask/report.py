@@ -79,6 +79,8 @@ __all__ = [
     "record_runtime",
     "timed",
     "load_runtimes",
+    "benchmark_result",
+    "BENCHMARK_RESULTS",
     "library_versions",
     "profile_name",
 ]
@@ -271,6 +273,25 @@ def load_runtimes(results_dir: str | os.PathLike[str]) -> dict[str, dict[str, An
         with open(path, encoding="utf-8") as fh:
             record = json.load(fh)
         out[record.get("stage", path.stem)] = record
+    return out
+
+
+#: where the benchmarks write their result files (``benchmarks/results/<name>.json`` of a source checkout)
+BENCHMARK_RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
+def benchmark_result(name: str, *, root: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
+    """The JSON of a benchmark's result file ``<root>/<name>.json`` (default root :data:`BENCHMARK_RESULTS`),
+    or None when the file is absent (an installed fmask has no ``benchmarks/`` folder): the chapters that quote
+    a side-by-side measurement (chapter 3's adversarial training, chapter 8's mask learner) read it here."""
+    _check_name(name, "benchmark result name")
+    path = (Path(root) if root is not None else BENCHMARK_RESULTS) / f"{name}.json"
+    if not path.is_file():
+        return None
+    with open(path, encoding="utf-8") as fh:
+        out = json.load(fh)
+    if not isinstance(out, dict):
+        raise ValueError(f"{path}: a benchmark result must be a JSON object, got {type(out).__name__}")
     return out
 
 

@@ -78,22 +78,18 @@ ch.glue("adv_alpha", f"{float(_alpha):.4g}" if _alpha is not None else f"{_eps /
 ch.glue("adv_attack", attacks.describe_training_attack(_eps, ch.setting("train", "adv_steps"), _alpha))
 # Why one step on the cpu profile: the side-by-side measurement of one-step vs 5-step adversarial training
 # (benchmarks/results/adversarial_w4_fgsmrs_vs_pgd5.json), robust accuracy under the paper's 10-step attack.
-import json as _json
-from fmask import stats as _stats
-from fmask.book.runner import REPO_ROOT as _REPO
-_adv_path = _REPO / "benchmarks" / "results" / "adversarial_w4_fgsmrs_vs_pgd5.json"
-_adv = _json.loads(_adv_path.read_text())["runs"] if _adv_path.is_file() else {}
+from fmask import report
+_adv = report.benchmark_result("adversarial_w4_fgsmrs_vs_pgd5")
 if profile == "cpu" and int(ch.setting("train", "adv_steps")) == 1 and _adv:
-    _one, _five = _adv["fgsm_rs_1step_alpha0.017"], _adv["pgd_5step_alpha0.0034"]
-    _k1, _k5 = round(_one["pgd_robust_acc"] * _one["pgd_n"]), round(_five["pgd_robust_acc"] * _five["pgd_n"])
-    _lo, _hi = _stats.newcombe_interval(_k1, _one["pgd_n"], _k5, _five["pgd_n"])
+    _cmp = attacks.compare_training_attacks(_adv["runs"], "fgsm_rs_1step_alpha0.017", "pgd_5step_alpha0.0034")
+    _one, _five, (_lo, _hi) = _cmp["first"], _cmp["second"], _cmp["interval"]
     ch.glue("adv_choice", (
         f"This profile trains with one step to fit its budget. Measured side by side on this machine "
         f"(`benchmarks/results/adversarial_w4_fgsmrs_vs_pgd5.json`, the same network and schedule), one-step "
-        f"training reached robust accuracy {_one['pgd_robust_acc']:.3f} and 5 PGD steps of ε/4 "
-        f"{_five['pgd_robust_acc']:.3f} under the paper's 10-step attack on {_one['pgd_n']} validation images "
-        f"(difference {_one['pgd_robust_acc'] - _five['pgd_robust_acc']:+.3f}, 95% interval [{_lo:+.3f}, {_hi:+.3f}]), "
-        f"in {_one['seconds']:.0f} s instead of {_five['seconds']:.0f} s ({_five['seconds'] / _one['seconds']:.1f}x). "
+        f"training reached robust accuracy {_one['robust']:.3f} and 5 PGD steps of ε/4 "
+        f"{_five['robust']:.3f} under the paper's 10-step attack on {_one['n']} validation images "
+        f"(difference {_cmp['difference']:+.3f}, 95% interval [{_lo:+.3f}, {_hi:+.3f}]), "
+        f"in {_one['seconds']:.0f} s instead of {_five['seconds']:.0f} s ({_cmp['speedup']:.1f}x). "
         f"`--set train.adv_steps=5 train.adv_alpha=0.0034` restores multi-step PGD."))
 else:
     ch.glue("adv_choice", "")
@@ -149,22 +145,22 @@ for r, v in reps.items():
                  "training time (s, replicate 0)": secs[0]})
     ch.glue(f"clean_{r}", f"{100 * clean[r]:.1f}%")
 ch.table(rows, digits=1)
-_n_epochs = int(ch.setting("train", "epochs"))
-_last = sum(e == _n_epochs for v in per_seed.values() for e in v["best_epoch"])
-_n_nets = sum(len(v["best_epoch"]) for v in per_seed.values())
-_g = [g for v in per_seed.values() for g in v["late_gain"] if g is not None]
+_late = analysis.late_gain_summary([e for v in per_seed.values() for e in v["best_epoch"]],
+                                   [g for v in per_seed.values() for g in v["late_gain"]],
+                                   int(ch.setting("train", "epochs")))
 _van = per_seed.get("vanilla")
 from fmask.claims import paper_value
 _paper_van = paper_value("table1", "vanilla", "standard")
 ch.glue("vanilla_target", "n/a" if _van is None else (
-    f"{'Every' if min(_van['clean']) >= 0.80 else 'Not every'} vanilla seed reaches 80%, the cpu profile's target "
+    f"{'Every' if min(_van['clean']) >= analysis.VANILLA_TARGET else 'Not every'} vanilla seed reaches "
+    f"{100 * analysis.VANILLA_TARGET:.0f}%, the cpu profile's target "
     f"(seeds: {', '.join(f'{100 * a:.1f}%' for a in _van['clean'])}; the paper's network: {_paper_van:g}%, paper Table 1)"))
 ch.glue("late_gain_text", (
-    f"{_last} of {_n_nets} networks kept their last epoch as the best one; over the last five epochs the validation "
-    f"accuracy changed by {100 * min(_g):+.1f} to {100 * max(_g):+.1f} points"
+    f"{_late['best_is_last']} of {_late['n_networks']} networks kept their last epoch as the best one; over the last "
+    f"five epochs the validation accuracy changed by {100 * _late['min_gain']:+.1f} to {100 * _late['max_gain']:+.1f} points"
     + (" (a plateau: the one-cycle schedule anneals the learning rate to ~0, so the last epoch is often best by a hair)"
-       if max(_g) <= 0.02 else " (some networks were still learning at the end)"))
-    if _g else "the runs are too short to measure a late gain")
+       if _late["plateau"] else " (some networks were still learning at the end)"))
+    if _late["max_gain"] is not None else "the runs are too short to measure a late gain")
 
 # %% [markdown]
 # {glue:text}`vanilla_target`. {glue:text}`late_gain_text`. The last column measures whether a network is

@@ -102,8 +102,49 @@ def _stopping(res):
 ch.table([{"model": f"({letters[r]}) {r}",
            **{f"seed {seeds[k]}": _stopping(res) for k, res in enumerate(v)}}
           for r, v in rmasks.items()])
+# How far this profile's schedule is from the original's: a side-by-side measurement on the vanilla network
+# (benchmarks/bench_dm_schedule.py, result file benchmarks/results/bench_dm_schedule.json), quoted for the cpu
+# profile whose settings it measured.
+from fmask import report
+
+_dms = report.benchmark_result("bench_dm_schedule")
+_dmv = {k: v.get("vanilla") for k, v in (_dms or {}).get("results", {}).items()}
+if profile == "cpu" and _dmv.get("cpu") and _dmv.get("original"):
+    _c, _o, _s, _b1 = _dmv["cpu"], _dmv["original"], _dmv.get("cpu_10ep"), _dmv.get("b1_lr0.001_10ep")
+    _big = [v for k, v in _dmv.items() if v and k.startswith("b") and v["settings"]["lr"] >= 0.01]
+    ch.glue("dm_schedule", (
+        f"**This profile's schedule vs the original's.** Measured on a vanilla network trained with this profile's "
+        f"settings (seed 0, validation accuracy {100 * _c['model_val_acc']:.1f}%; "
+        f"`benchmarks/results/bench_dm_schedule.json`): the original's schedule (one Adam step per image, lr "
+        f"0.001, one-cycle over at most 100 epochs, patience 7) ran {_o['epochs_run']} epochs, kept the masked "
+        f"accuracy at {_o['final_accuracy']:.1f}% (unmasked {_o['initial_accuracy']:.1f}%) and ended at mask mean "
+        f"{_o['mask_mean']:.3f}, with {100 * _o['low_share']:.0f}% of its energy in the lower half of the radii. "
+        f"This profile's ({_c['settings']['epochs']} epochs of batches of {_c['settings']['batch_size']} at lr "
+        f"{_c['settings']['lr']:g}, {_c['seconds']:.0f} s) kept the mask of epoch {_c['snapshot_epoch']} (the last "
+        f"one whose masked accuracy met the original's threshold): mean {_c['mask_mean']:.3f}, "
+        f"{100 * _c['low_share']:.0f}% low, a mean |ΔM| of {_c['mean_abs_diff_to_original']:.3f} from the "
+        f"original's mask"
+        + (f"; a 10-epoch budget gives {_s['mask_mean']:.3f} (|ΔM| {_s['mean_abs_diff_to_original']:.3f})"
+           if _s and "mean_abs_diff_to_original" in _s else "")
+        + (f"; the original's one step per image for 10 epochs ({_b1['seconds']:.0f} s per mask) gives "
+           f"{_b1['mask_mean']:.3f} (|ΔM| {_b1['mean_abs_diff_to_original']:.3f})" if _b1 else "")
+        + (f"; larger steps on small batches (lr {min(v['settings']['lr'] for v in _big):g}-"
+           f"{max(v['settings']['lr'] for v in _big):g}) drop the masked accuracy to "
+           f"{min(v['final_accuracy'] for v in _big):.0f}-{max(v['final_accuracy'] for v in _big):.0f}%" if _big else "")
+        + (". So the cpu dataset masks switch off fewer frequencies"
+           + (", and keep relatively more high ones," if _c["low_share"] < _o["low_share"] else "")
+           + " than the original's schedule would: the comparisons between networks below use one schedule for "
+           "all, but their absolute sparsity is not the original's"
+           if _c["mask_mean"] - _o["mask_mean"] > 0.02 else
+           ". The cpu dataset masks are " + ("sparser than" if _c["mask_mean"] < _o["mask_mean"] - 0.02 else
+                                              "about as sparse as") + " the original schedule's")
+        + "."))
+else:
+    ch.glue("dm_schedule", "")
 
 # %% [markdown]
+# {glue:text}`dm_schedule`
+#
 # ## The masks and their differences (Fig. 3)
 #
 # Top: the centred masks (DC in the middle, low frequencies near the centre). Bottom: the difference of

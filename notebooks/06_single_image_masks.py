@@ -20,7 +20,9 @@
 # image $X_A$ (attacking A) A misclassifies (the paper's rule, Sec. 3.2); we also require the adversarially
 # trained network (B) to classify them correctly, so that its masks $M_B$ are masks of correctly classified
 # images. (The original code's rule differs: it keeps images on which A and B agree, right or wrong, and whose
-# attack flips A's correctness, and it scores Table 2 against A's clean prediction.) For each image we learn four masks, all batched:
+# attack flips A's correctness, and it scores Table 2 against A's clean prediction.) We learn four kinds of
+# masks, all batched: the vanilla network's $M$ for every selected image, the other three for
+# {glue:text}`paired_note`:
 #
 # * $M$ ($M_{N,X}$): the vanilla network's mask of the clean image $X$;
 # * $M_B$ ($M_{A,X}$): the adversarially trained network's mask of the same image (what the original code
@@ -97,6 +99,11 @@ for w, res in sm.items():
           f"converged {int(res.converged.sum())}/{len(res.converged)}, "
           f"median steps {int(res.steps.median())}, mean(M) {float(res.masks.mean()):.3f}")
 conv = {w: float(res.converged.float().mean()) for w, res in sm.items()}
+pi = run.paired_subset()  # indices into the selection of the images with all four kinds of masks
+_np = int(pi.numel())
+ch.glue("paired_note", f"all {_np:,} of them" if _np == len(sel.labels) else
+        f"a seeded class-balanced {_np:,} of them (`selection.n_paired` = {_np:,}, the time budget), "
+        "so every comparison with $M$ below uses the vanilla masks of those images")
 ch.glue("converged_vanilla", f"{100 * conv['vanilla']:.0f}%")
 att = run.adversarial_attack()
 ch.glue("adv_fooled", int(att["fooled"].sum()), ",")
@@ -204,16 +211,17 @@ ch.figure(plots.fig6_panels(fig6, col_titles=[names[int(y[i])] for i in _ex]), "
 # Accuracy of the vanilla network on the {glue:text}`count_selected` images filtered by their own masks,
 # $M(X)$, and by the complements, $M'(X)$; on the adversarial images $X_A$; and on the adversarial images
 # filtered with the *clean* image's mask, $M(X_A)$. For the adversarially trained network the same with its
-# own masks $M_B$ (no adversarial images: they attack the vanilla network).
+# own masks $M_B$ (no adversarial images: they attack the vanilla network), on the {glue:text}`n_paired`
+# images that have them.
 
 # %%
 t2_counts = {
     "vanilla": analysis.table2_counts(models["vanilla"].model, sel.images, sel.labels, sm["vanilla"].masks,
                                       sel.adv_images, space=sm["vanilla"].params.get("space", "auto")),
-    "adversarial": analysis.table2_counts(models["adversarial"].model, sel.images, sel.labels,
+    "adversarial": analysis.table2_counts(models["adversarial"].model, sel.images[pi], sel.labels[pi],
                                           sm["adversarial"].masks, space=sm["adversarial"].params.get("space", "auto")),
 }
-ch.save("table2", t2_counts, meta={"n_images": int(len(sel.labels))})  # fractions, n, correct, discordant
+ch.save("table2", t2_counts, meta={"n_images": int(len(sel.labels)), "n_images_adversarial": _np})
 t2 = {m: {k: v[k] for k in v if k not in ("n", "correct", "discordant", "original")} for m, v in t2_counts.items()}
 cols = {"masked": "M(X)", "complement": "M'(X)", "adversarial": "X_A", "masked_adversarial": "M(X_A)",
         "masked_adversarial_binary": "M(X_A), binarised M"}
@@ -291,13 +299,15 @@ if float(pixel_offset(models["vanilla"].model, sm["vanilla"].params.get("space",
                       channels=sel.images.shape[1]).abs().sum()) == 0:
     raise ValueError("the chapter's single masks are not in the normalised convention (single_mask.space="
                      f"{sm['vanilla'].params.get('space')!r}); the comparison below needs them to be")
-sub = variants.balanced_subset(sel.labels, n_pixel_subset, seed=run.seed)
+# the subset must have M_N,X_A masks: drawn from the paired images (positions in them: _sub_p)
+_sub_p = variants.balanced_subset(sel.labels[pi], n_pixel_subset, seed=run.seed)
+sub = pi[_sub_p]
 with run.timed("06_single_image_masks.pixel_masks"):
     pm = variants.pixel_single_masks(run, sub)
 t2_conv = variants.convention_table2(
     models["vanilla"].model, sel.images[sub], sel.labels[sub], sel.adv_images[sub],
     {"normalised": sm["vanilla"].masks[sub], "pixel": pm["vanilla"].masks},
-    {"normalised": sm["pgd"].masks[sub], "pixel": pm["pgd"].masks})
+    {"normalised": sm["pgd"].masks[_sub_p], "pixel": pm["pgd"].masks})
 t2_conv["subset"] = {"n": int(sub.numel()), "seed": run.seed, "per_class": torch.bincount(
     sel.labels[sub], minlength=len(names)).tolist(), "indices_into_selection": sub.tolist()}
 t2_conv["degenerate_pixel"] = {w: diagnostics.degenerate_masks(r.masks, diagnostics.DEGENERATE_THRESHOLDS[-1])
@@ -311,6 +321,7 @@ ch.table(variants.summary_rows(t2_conv, _cell_names),
 _dm = t2_conv["difference"]["masked"]
 _dc = t2_conv["difference"]["complement"]
 ch.glue("conv_n", t2_conv["n"], ",")
+ch.glue("n_paired", _np, ",")
 for _c_ in ("masked", "complement", "masked_adversarial"):
     ch.glue_pct(f"conv_norm_{_c_}", t2_conv["cells"]["normalised"][_c_]["accuracy"])
     ch.glue_pct(f"conv_pix_{_c_}", t2_conv["cells"]["pixel"][_c_]["accuracy"])
@@ -331,10 +342,11 @@ ch.glue("conv_sig", ", ".join(_cell_names[c] for c in _sig) if _sig else "none o
 # bottom: what the original code compares, $M_B$ (the same network's masks of the *clean* images) vs $M$.
 
 # %%
-dom_pr = analysis.band_dominance(sm["adversarial_pgd"].masks, sm["vanilla"].masks, n_bands, "radial")
-dom_pa = analysis.band_dominance(sm["adversarial_pgd"].masks, sm["vanilla"].masks, n_bands, "angular")
-dom_r = analysis.band_dominance(sm["adversarial"].masks, sm["vanilla"].masks, n_bands, "radial")
-dom_a = analysis.band_dominance(sm["adversarial"].masks, sm["vanilla"].masks, n_bands, "angular")
+Mvp = sm["vanilla"].masks[pi]  # the vanilla masks of the paired images
+dom_pr = analysis.band_dominance(sm["adversarial_pgd"].masks, Mvp, n_bands, "radial")
+dom_pa = analysis.band_dominance(sm["adversarial_pgd"].masks, Mvp, n_bands, "angular")
+dom_r = analysis.band_dominance(sm["adversarial"].masks, Mvp, n_bands, "radial")
+dom_a = analysis.band_dominance(sm["adversarial"].masks, Mvp, n_bands, "angular")
 ch.figure(plots.dominance_comparison({"paper: M_A,X_A vs M_N,X": (dom_pr, dom_pa),
                                       "original code: M_A,X vs M_N,X": (dom_r, dom_a)}), "fig-dominance-adv",
           "Per radial band (left) and angular sector (right): share of images whose adversarially trained "
@@ -347,8 +359,8 @@ ch.figure(plots.dominance_comparison({"paper: M_A,X_A vs M_N,X": (dom_pr, dom_pa
 # The same comparison between the vanilla network's masks of the adversarial and of the clean images:
 
 # %%
-pdom_r = analysis.band_dominance(sm["pgd"].masks, sm["vanilla"].masks, n_bands, "radial")
-pdom_a = analysis.band_dominance(sm["pgd"].masks, sm["vanilla"].masks, n_bands, "angular")
+pdom_r = analysis.band_dominance(sm["pgd"].masks, Mvp, n_bands, "radial")
+pdom_a = analysis.band_dominance(sm["pgd"].masks, Mvp, n_bands, "angular")
 ch.figure(plots.band_dominance_bars(pdom_r, pdom_a, ylabel="images with M(X_A) > M(X) (%)"), "fig-dominance-pgd",
           "The same comparison between the vanilla network's masks of the adversarial and of the clean images.",
           alt="Two bar charts of percentages with a dashed line at 50 %.")
@@ -363,6 +375,8 @@ ch.glue("dom_high_code", f"{100 * float(dom_r[half:].mean()):.0f}%")
 per_image = {
     "kept_fraction": {w: analysis.kept_fraction(res.masks).tolist() for w, res in sm.items()},
     "low_share": {w: analysis.low_frequency_share(res.masks, n_bands).tolist() for w, res in sm.items()},
+    # the other kinds' row i belongs to selected image paired_indices[i] (fmask.pipeline.Run.paired_subset)
+    "paired_indices": pi.tolist(),
     # a constant filtered image (e.g. M' of a mask that keeps everything) shares no structure with x: its
     # undefined (NaN) correlation is recorded as 0
     "pixel_correlation": {
@@ -373,14 +387,16 @@ per_image = {
     },
 }
 ch.glue_pct("kept_vanilla_mean", float(np.mean(per_image["kept_fraction"]["vanilla"])))
-low_diff = np.asarray(per_image["low_share"]["adversarial_pgd"]) - np.asarray(per_image["low_share"]["vanilla"])
-low_diff_code = np.asarray(per_image["low_share"]["adversarial"]) - np.asarray(per_image["low_share"]["vanilla"])
+_low_v = np.asarray(per_image["low_share"]["vanilla"])[pi.numpy()]
+low_diff = np.asarray(per_image["low_share"]["adversarial_pgd"]) - _low_v
+low_diff_code = np.asarray(per_image["low_share"]["adversarial"]) - _low_v
 ch.glue_pct("low_more_share", float(np.mean(low_diff > 0)), 0)
 ch.glue_pct("low_more_share_code", float(np.mean(low_diff_code > 0)), 0)
 ch.save(
     "single_image",
     {
         "counts": c,
+        "n_paired": _np,
         "converged": conv,
         "mask_mean": {w: float(res.masks.mean()) for w, res in sm.items()},
         "dominance_adversarial_pgd_vs_vanilla": {"radial": dom_pr.tolist(), "angular": dom_pa.tolist()},

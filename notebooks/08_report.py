@@ -237,12 +237,7 @@ else:
 # benchmark's README has the profile.
 
 # %%
-import json as _json
-
-from fmask.book.runner import REPO_ROOT as _REPO
-
-_bench_path = _REPO / "benchmarks" / "results" / "bench_learn.json"
-_bench = _json.loads(_bench_path.read_text()) if _bench_path.is_file() else {}
+_bench = report.benchmark_result("bench_learn") or {}
 _dec = _bench.get("decision") or {}
 ch.glue("bench_setup", (f"{_bench['arch']}, {_bench['n']} images of {_bench['size']} px, batches of {_bench['batch_size']}, "
                         f"step cap {_bench['steps']}, patience {_bench['patience']}, {_bench['schedule']} schedule; "

@@ -103,12 +103,11 @@ ch.glue_pct("van1", s1["training"]["vanilla"]["val_acc"])
 ch.glue_pct("van2", s2["training"]["vanilla"]["val_acc"])
 # the paper's premise "the performance of the models on the task was comparable", checked with the same margin
 # the verdict uses for masked vs clean accuracy (compare.verdict_margin), regime by regime
-_gaps = {r: s1["training"][r]["val_acc"] - s2["training"][r]["val_acc"] for r in s1["training"] if r in s2["training"]}
-_worst = max(_gaps, key=lambda r: abs(_gaps[r]))
-_within = [r for r, g in _gaps.items() if abs(g) <= cfg.verdict_margin]
+_prem = compare.accuracy_gaps(s1["training"], s2["training"], cfg.verdict_margin)
+_gaps, _worst, _within = _prem["gaps"], _prem["worst"], _prem["within"]
 ch.glue("perf_premise", (
     f"within {100 * cfg.verdict_margin:.0f} points for all {len(_gaps)} regimes, so the paper's premise holds here"
-    if len(_within) == len(_gaps) else
+    if _prem["holds"] else
     f"within {100 * cfg.verdict_margin:.0f} points for {len(_within)} of {len(_gaps)} regimes (largest gap: "
     f"{letters[_worst]} {_worst}, {100 * _gaps[_worst]:+.1f} points, {name1} minus {name2}), so the paper's "
     f"premise that the two architectures perform comparably does NOT hold for this profile's networks: "

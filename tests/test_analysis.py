@@ -354,3 +354,17 @@ def test_late_gain_separates_a_plateau_from_a_run_still_learning():
     assert late_gain([0.5, 0.6], window=5) is None
     with pytest.raises(ValueError):
         late_gain(plateau, window=0)
+
+
+def test_late_gain_summary_counts_last_epochs_and_calls_a_plateau():
+    from fmask.analysis import LATE_GAIN_PLATEAU, late_gain_summary
+
+    s = late_gain_summary([25, 20, 25, None], [0.01, -0.02, None, 0.005], 25)
+    assert s == {"n_networks": 4, "best_is_last": 2, "min_gain": -0.02, "max_gain": 0.01, "plateau": True}
+    assert late_gain_summary([25], [LATE_GAIN_PLATEAU + 0.001], 25)["plateau"] is False
+    assert late_gain_summary([3], [None], 3) == {"n_networks": 1, "best_is_last": 1, "min_gain": None,
+                                                  "max_gain": None, "plateau": None}
+    with pytest.raises(ValueError, match="one entry per network"):
+        late_gain_summary([1, 2], [0.0], 5)
+    with pytest.raises(ValueError, match="n_epochs"):
+        late_gain_summary([1], [0.0], 0)

@@ -368,6 +368,29 @@ def test_fig7_rule():
     assert verdict({}, cid) == I
 
 
+def test_fig7_pairs_a_subset_with_the_vanilla_masks_of_the_same_images():
+    """selection.n_paired: the adversarial kinds exist for a subset of the selected images; the vanilla
+    shares are taken at per_image.paired_indices, so the difference is per image, never misaligned."""
+    cid = "fig7.adversarial_lower_frequency"
+    rng = np.random.default_rng(1)
+    van = rng.uniform(0.3, 0.6, 100)
+    idx = np.sort(rng.choice(100, 40, replace=False))
+    adv = van[idx] + 0.1 + rng.normal(0, 0.02, 40)
+
+    def res(paired):
+        pi = {"low_share": {"vanilla": van.tolist(), "adversarial_pgd": adv.tolist()}}
+        if paired is not None:
+            pi["paired_indices"] = paired
+        return {"single_image": {"per_image": pi}}
+
+    e = by_id(claims.evaluate_claims(res(idx.tolist())))[cid]
+    assert e["verdict"] == R and e["n"] == 40
+    assert e["ours"] == pytest.approx(float(np.mean(adv - van[idx])))
+    assert verdict(res(None), cid) == I  # without the indices the lengths differ: no comparison is made
+    with pytest.raises(ValueError, match="paired_indices out of range"):
+        claims.evaluate_claims(res([0] * 39 + [100]))
+
+
 def test_class_specificity_rules():
     cid = "table3.class_specific"
     null = np.linspace(0.1, 0.3, 99).tolist()

@@ -259,3 +259,17 @@ def test_compare_figures_render():
         assert data[:4] == b"\x89PNG" and 0 < size["width"] <= 7.2 * 96
     with pytest.raises(ValueError, match="lacks"):
         plots.architecture_masks_grid({"vgg": masks, "resnet": {"(A)": masks["(A)"]}})
+
+
+def test_accuracy_gaps_checks_the_papers_premise_regime_by_regime():
+    from fmask.compare import accuracy_gaps
+
+    a = {"vanilla": {"val_acc": 0.80}, "scale": {"val_acc": 0.70}, "rotate": {"val_acc": 0.60}}
+    b = {"vanilla": {"val_acc": 0.47}, "scale": {"val_acc": 0.68}}  # rotate only in the first: not compared
+    g = accuracy_gaps(a, b, 0.05)
+    assert g["gaps"] == pytest.approx({"vanilla": 0.33, "scale": 0.02})
+    assert (g["within"], g["worst"], g["holds"]) == (["scale"], "vanilla", False)
+    assert accuracy_gaps(a, {"scale": {"val_acc": 0.72}}, 0.05)["holds"] is True
+    assert accuracy_gaps(a, {}, 0.05) == {"gaps": {}, "within": [], "worst": None, "holds": False}
+    with pytest.raises(ValueError, match="margin"):
+        accuracy_gaps(a, b, -0.1)

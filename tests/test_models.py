@@ -138,3 +138,23 @@ def test_describe_training_attack_names_fgsm_rs_and_pgd():
     t = load_profile("cpu").train
     assert t.adv_steps == 1 and t.adv_alpha >= t.adv_eps
     assert load_profile("paper").train.adv_steps == 10
+
+
+def test_compare_training_attacks_gives_the_difference_its_interval_and_the_speedup():
+    from fmask.attacks import compare_training_attacks
+    from fmask.stats import newcombe_interval
+
+    runs = {"one": {"pgd_robust_acc": 0.532, "pgd_n": 500, "seconds": 343.0},
+            "five": {"pgd_robust_acc": 0.542, "pgd_n": 500, "seconds": 838.0}}
+    c = compare_training_attacks(runs, "one", "five")
+    assert c["difference"] == pytest.approx(-0.010)
+    assert c["interval"] == pytest.approx(tuple(newcombe_interval(266, 500, 271, 500)))
+    assert c["interval"][0] < c["difference"] < c["interval"][1]
+    assert c["speedup"] == pytest.approx(838 / 343)
+    assert (c["first"]["n"], c["second"]["robust"]) == (500, 0.542)
+    with pytest.raises(KeyError, match="no run 'x'"):
+        compare_training_attacks(runs, "x", "five")
+    with pytest.raises(KeyError, match="lacks"):
+        compare_training_attacks({"a": {"pgd_n": 5}, "five": runs["five"]}, "a", "five")
+    with pytest.raises(ValueError, match="pgd_n must be"):
+        compare_training_attacks({"a": {**runs["one"], "pgd_n": 0}, "five": runs["five"]}, "a", "five")

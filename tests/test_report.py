@@ -180,3 +180,25 @@ def test_load_results_skips_the_claims_ledger(tmp_path):
     report.save_result(tmp_path, "table1", {"vanilla": {"standard": 0.5}}, profile="smoke")
     (tmp_path / "claims.json").write_text('{"claims": [], "counts": {}}')  # no "values": not a result file
     assert set(report.load_results(tmp_path)) == {"table1"}
+
+
+def test_benchmark_result_reads_a_result_file_or_says_none(tmp_path):
+    from fmask.report import BENCHMARK_RESULTS, benchmark_result
+
+    (tmp_path / "b.json").write_text('{"ratio": 2.5}')
+    assert benchmark_result("b", root=tmp_path) == {"ratio": 2.5}
+    assert benchmark_result("absent", root=tmp_path) is None
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="JSON object"):
+        benchmark_result("bad", root=tmp_path)
+    with pytest.raises(ValueError, match="benchmark result name"):
+        benchmark_result("../etc/passwd", root=tmp_path)
+    # the committed measurements that chapters 3 and 8 quote are found in the checkout
+    assert BENCHMARK_RESULTS.is_dir()
+    from fmask.attacks import compare_training_attacks
+
+    # chapter 3's comparison, with the run names it uses
+    c = compare_training_attacks(benchmark_result("adversarial_w4_fgsmrs_vs_pgd5")["runs"],
+                                 "fgsm_rs_1step_alpha0.017", "pgd_5step_alpha0.0034")
+    assert c["first"]["n"] == c["second"]["n"] == 500 and c["speedup"] > 2
+    assert "decision" in benchmark_result("bench_learn")

@@ -239,3 +239,35 @@ def test_fig7_claim_decides_on_the_papers_masks_and_reports_the_codes():
     del res["single_image"]["per_image"]["low_share"]["adversarial_pgd"]
     e = next(c for c in claims.evaluate_claims(res) if c["id"] == "fig7.adversarial_lower_frequency")
     assert e["verdict"] == claims.INCONCLUSIVE and e["missing"] and "code_version" in e["details"]
+
+
+def test_paired_subset_learns_the_other_kinds_on_a_balanced_subset(fake_imagenette, tmp_path):  # noqa: F811
+    """selection.n_paired: vanilla masks for every selected image, the other three kinds for a seeded
+    class-balanced subset; row i of those belongs to selected image paired_subset()[i], and the masks are the
+    ones the learner gives on exactly those images."""
+    prof = _profile(fake_imagenette, **{"selection.n_images": 4, "selection.n_paired": 2})
+    run = Run.from_profile(prof, artifacts=tmp_path / "a", results_dir=tmp_path / "r", progress=False)
+    sel = run.single_image_selection()
+    n = len(sel.labels)
+    assert n == 4
+    pi = run.paired_subset()
+    assert pi.dtype == torch.long and pi.numel() == 2 and torch.equal(pi, torch.sort(pi).values)
+    assert torch.equal(pi, variants.balanced_subset(sel.labels, 2, run.seed))
+    sm = run.single_image_masks()
+    assert sm["vanilla"].masks.shape[0] == n and "selection_indices" not in sm["vanilla"].params
+    for w in ("adversarial", "pgd", "adversarial_pgd"):
+        assert sm[w].masks.shape[0] == 2, w
+        assert sm[w].params["selection_indices"] == pi.tolist()
+    # the pgd kind = the learner on the paired images' PGD images with their targets
+    learner = pipeline.PerImageMasks(run.model("vanilla").model, **pipeline.asdict(run.profile.single_mask),
+                                     seed=run.seed, device="cpu", progress=False)
+    direct = learner(sel.adv_images[pi], sel.adv_predictions[pi])
+    assert torch.allclose(direct.masks, sm["pgd"].masks, atol=1e-5)
+    # a different n_paired is a different artifact; null pairs every selected image
+    full = Run.from_profile(_profile(fake_imagenette, **{"selection.n_images": 4, "selection.n_paired": None}),
+                            artifacts=tmp_path / "a",
+                            results_dir=tmp_path / "r", progress=False)
+    assert torch.equal(full.paired_subset(), torch.arange(n))
+    assert full.single_image_masks(["pgd"])["pgd"].masks.shape[0] == n
+    assert full.provenance["single_image_masks.pgd"] == "computed"
+    assert full.provenance["single_image_selection"] == "loaded"  # n_paired does not change the selection
