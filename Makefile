@@ -19,7 +19,7 @@ help:
 	@echo "make book    # execute the chapters (PROFILE=$(PROFILE)) and build the book (cpu: ./_build/html, else _build/<profile>/_build/html)"
 	@echo "make test    # run the test suite"
 	@echo "make determinism # run the chapters twice (fresh stores, PROFILE=smoke unless given) and compare the results"
-	@echo "make reproduce   # run the cpu book once from an empty store and compare with the committed book/results (~100 min)"
+	@echo "make reproduce   # run the cpu book once from an empty store and compare with the committed book/results (~95 min)"
 	@echo "make bench       # quick speed benchmark of the mask learner (benchmarks/bench_learn.py --quick)"
 	@echo "make bench-full  # the full benchmark (benchmarks/bench_learn.py)"
 
