@@ -68,6 +68,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from fmask.buildinfo import REPO_ROOT
+
 
 
 __all__ = [
@@ -277,7 +279,7 @@ def load_runtimes(results_dir: str | os.PathLike[str]) -> dict[str, dict[str, An
 
 
 #: where the benchmarks write their result files (``benchmarks/results/<name>.json`` of a source checkout)
-BENCHMARK_RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+BENCHMARK_RESULTS = REPO_ROOT / "benchmarks" / "results"
 
 
 def benchmark_result(name: str, *, root: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:

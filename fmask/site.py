@@ -35,6 +35,8 @@ from urllib.parse import quote
 
 import yaml
 
+from fmask.buildinfo import REPO_ROOT  # the one definition (re-exported here)
+
 __all__ = [
     "REPO_ROOT",
     "repository_settings",
@@ -48,7 +50,6 @@ __all__ = [
     "check_maths",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 MYBINDER = "https://mybinder.org"
 BADGE_IMAGE = "https://mybinder.org/badge_logo.svg"
 # Launch providers that need the repository URL (sphinx-book-theme's launch_buttons keys; thebe runs on Binder).

@@ -55,6 +55,7 @@ import yaml
 
 from fmask import report
 from fmask.book.errors import BookError
+from fmask.buildinfo import REPO_ROOT  # the one definition (re-exported: fmask.book.REPO_ROOT)
 
 __all__ = [
     "REPO_ROOT",
@@ -76,7 +77,6 @@ __all__ = [
     "run_book",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_RE = re.compile(r"^(\d\d)_[A-Za-z0-9_]+$")
 DEFAULT_PROFILE = "cpu"
 STATIC_SUFFIXES = (".md", ".png", ".jpg", ".jpeg", ".svg", ".bib")
