@@ -40,9 +40,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fmask import analysis  # noqa: E402
-from fmask.pipeline import Run  # noqa: E402
-from fmask.profiles import load_profile  # noqa: E402
+from fmask.analysis import masks as analysis
+from fmask.experiment.run import Run  # noqa: E402
+from fmask.experiment.profiles import load_profile  # noqa: E402
 
 ORIGINAL = {"epochs": 100, "lr": 0.001, "patience": 7, "batch_size": 1}
 

@@ -5,7 +5,7 @@ On the same frozen model, images, targets, hyper-parameters and step cap, in one
 * ``serial`` -- :func:`serial_reference.learn_masks_serial`: the original procedure (one image at a time, a fresh
   model loaded from a checkpoint per image, ``.item()`` logging and a prediction-check forward every step, the
   original stopping counter), masking the normalised image like the original;
-* ``exact``  -- :class:`fmask.learn.PerImageMasks` with ``precision="exact"`` (float32, channels_last private
+* ``exact``  -- :class:`fmask.learners.PerImageMasks` with ``precision="exact"`` (float32, channels_last private
   copy of the network, compaction: stopped masks leave the batch and queued images take their slots);
 * ``fast``   -- the same with ``precision="fast"`` (bf16 autocast for the network only);
 * ``exact-plain`` (unless ``--quick``) -- exact without BN folding, channels_last and compaction (fixed
@@ -69,8 +69,8 @@ RESULTS = Path(__file__).resolve().parent / "results" / "bench_learn.json"
 
 
 def build_model(arch: str, seed: int) -> nn.Module:
-    """Frozen ``fmask.models.build_model(arch)`` for 1-channel images, 5 classes, seeded random weights."""
-    from fmask.models import build_model as fm_build
+    """Frozen ``fmask.models.zoo.build_model(arch)`` for 1-channel images, 5 classes, seeded random weights."""
+    from fmask.models.zoo import build_model as fm_build
 
     torch.manual_seed(seed)
     model = fm_build(arch, in_channels=1, num_classes=5)
@@ -165,8 +165,8 @@ def run_serial(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, kw
 
 
 def run_fmask(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, kw: dict[str, Any], **extra: Any):
-    """fmask.learn.PerImageMasks end to end: (seconds, result)."""
-    from fmask.learn import PerImageMasks
+    """fmask.learners.PerImageMasks end to end: (seconds, result)."""
+    from fmask.learners import PerImageMasks
 
     common = dict(lam=kw["lam"], lr=kw["lr"], patience=kw["patience"], schedule=kw["schedule"], seed=kw["seed"],
                   batch_size=kw["batch_size"], device=kw["device"], progress=False, **extra)
@@ -208,7 +208,7 @@ def table2_half_widths(path: Path) -> dict[str, float]:
     (``values[regime]["correct"][cell]`` out of ``values[regime]["n"]`` for the cells named ``masked*`` or
     ``complement*``; ``original`` / ``adversarial`` do not involve a mask), keyed ``"regime/cell"``; {} if the
     file is absent."""
-    from fmask.stats import wilson_interval
+    from fmask.analysis.stats import wilson_interval
 
     if not path.is_file():
         return {}
@@ -243,7 +243,7 @@ def decide(model: nn.Module, images: torch.Tensor, exact, fast, exact_rate: floa
     complement-filtered) prediction differs between the fast and the exact masks bounds how far fast mode can
     shift that cell; the larger of the two flip rates is compared with the half-widths of the cells in
     ``table2`` (the book's result file)."""
-    from fmask.mask import complement, filter_images, pixel_offset
+    from fmask.core.mask import complement, filter_images, pixel_offset
 
     off = pixel_offset(model, "auto", channels=images.shape[1])
     with torch.no_grad():
@@ -379,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from fmask.store import atomic_write_json
+    from fmask.infra.store import atomic_write_json
 
     atomic_write_json(out, path)
     print(json.dumps(out, sort_keys=True))

@@ -2,14 +2,14 @@
 
 In one process, on the same data, profile, seed and initial weights:
 
-* ``before`` -- :func:`legacy_epoch` / :func:`legacy_eval`: the loop of ``fmask/train.py`` before issue #10,
+* ``before`` -- :func:`legacy_epoch` / :func:`legacy_eval`: the loop of ``fmask/training/fit.py`` before issue #10,
   kept here as the reference (channels_last network, contiguous batches handed to PGD, a host sync per batch
   for the loss and accuracy sums, the validation images decoded and centre-cropped again every epoch);
-* ``now`` -- :func:`fmask.train._train_epoch` + :func:`fmask.train._eval_tensors` with ``precision`` fp32 (the
+* ``now`` -- :func:`fmask.training.fit._train_epoch` + :func:`fmask.training.fit._eval_tensors` with ``precision`` fp32 (the
   default on CPU) and, unless ``--no-bf16``, bf16 autocast.
 
 Measured: epoch throughput in training images per second, validation included (what one epoch of
-:func:`fmask.train.train_model` costs), for a clean (vanilla) and an adversarial epoch (the profile's PGD).
+:func:`fmask.training.fit.train_model` costs), for a clean (vanilla) and an adversarial epoch (the profile's PGD).
 ``--quick`` times the first ``--quick-batches`` training batches and one validation pass, and extrapolates to
 the epoch (≤ 3 min on 2 idle cores); the full mode
 times whole epochs and also trains ``vanilla`` and one augmented regime (``--regime2``, default ``scale``)
@@ -45,15 +45,15 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fmask import train as T  # noqa: E402
-from fmask.attacks import PGD  # noqa: E402
-from fmask.profiles import load_profile  # noqa: E402
-from fmask.store import ArtifactStore, atomic_write_json  # noqa: E402
+from fmask.training import fit as T
+from fmask.training.attacks import PGD  # noqa: E402
+from fmask.experiment.profiles import load_profile  # noqa: E402
+from fmask.infra.store import ArtifactStore, atomic_write_json  # noqa: E402
 
 
 # ---------------------------------------------------------------- the loop before issue #10 (reference)
 def legacy_epoch(model, opt, sched, batches, attack, device):
-    """One epoch as ``fmask/train.py`` ran it before issue #10 (returns loss sum, correct, n)."""
+    """One epoch as ``fmask/training/fit.py`` ran it before issue #10 (returns loss sum, correct, n)."""
     model.train()
     loss_sum, correct, n = 0.0, 0, 0
     for x, y in batches:
@@ -89,7 +89,7 @@ def legacy_eval(model, ds, device, batch_size=256):
 
 # ---------------------------------------------------------------- shared set-up
 def setup(prof, regime, train_ds, val_ds, device):
-    """Model (seeded initial weights), Adam, one-cycle and PGD exactly as :func:`fmask.train._fit` builds them."""
+    """Model (seeded initial weights), Adam, one-cycle and PGD exactly as :func:`fmask.training.fit._fit` builds them."""
     t = prof.train
     params = T.training_params(regime, prof, "bench")
     torch.manual_seed(prof.seed)
@@ -112,7 +112,7 @@ def run_epochs(path, prof, regime, train_ds, val_ds, device, epochs, max_batches
     torch.manual_seed(prof.seed)
     if path != "before":
         t0 = time.perf_counter()
-        xv, yv = val_ds.with_options(train=False).tensors()  # once per training, as fmask.train._fit
+        xv, yv = val_ds.with_options(train=False).tensors()  # once per training, as fmask.training.fit._fit
         xv = T._nhwc(xv)
         t_val += time.perf_counter() - t0
     for _ in range(epochs):

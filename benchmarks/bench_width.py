@@ -6,7 +6,7 @@ one process, on seeded random data, channels_last, fp32, ``--threads`` torch thr
 * ``train`` -- one training step (forward, backward, Adam update), the unit of every clean training epoch;
 * ``input_grad`` -- forward + input gradient with frozen weights in eval mode: one PGD step of adversarial
   training / the attacks, and (up to the mask's own few per cent) one mask-learning step of chapters 4, 6, 7;
-* ``dataset_mask_epoch`` -- seconds per epoch of the real learner, ``fmask.learn.DatasetMask`` (cpu profile's
+* ``dataset_mask_epoch`` -- seconds per epoch of the real learner, ``fmask.learners.DatasetMask`` (cpu profile's
   lam 0.2, lr 0.01, batch ``--mask-batch``), on ``--mask-images`` random images (default 1,973, the cpu
   validation set) with the network inside fmask's normalising wrapper; best of ``--mask-reps`` runs of 2 epochs.
   Added after the 80 % book: its dataset masks cost 2.4-2.6x the narrow network's, where ``input_grad`` says
@@ -36,7 +36,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fmask.models import vgg_small  # noqa: E402
+from fmask.models.zoo import vgg_small  # noqa: E402
 
 
 def _rate(fn, n: int, reps: int) -> float:
@@ -74,10 +74,10 @@ def measure(width_div: int, batch: int, size: int, reps: int, seed: int = 0) -> 
 
 
 def dataset_mask_epoch(width_div: int, n_images: int, size: int, batch: int, reps: int, seed: int = 0) -> float:
-    """Seconds per epoch of :class:`fmask.learn.DatasetMask` with ``vgg_small/width_div`` (random weights and
+    """Seconds per epoch of :class:`fmask.learners.DatasetMask` with ``vgg_small/width_div`` (random weights and
     images; the cost does not depend on them), best of ``reps`` runs of 2 epochs."""
-    from fmask.learn.dataset import DatasetMask
-    from fmask.models import Normalized
+    from fmask.learners.dataset import DatasetMask
+    from fmask.models.zoo import Normalized
 
     torch.manual_seed(seed)
     net = Normalized(vgg_small(1, 5, width_div=width_div), mean=[0.449], std=[0.226]).eval()

@@ -1,6 +1,6 @@
 """Correctness of the fast (GPU / bf16) mask-learning path against float32 CPU results.
 
-Reference: :class:`fmask.learn.PerImageMasks` on the CPU with ``precision="exact"`` (float32, deterministic).
+Reference: :class:`fmask.learners.PerImageMasks` on the CPU with ``precision="exact"`` (float32, deterministic).
 Candidates (all the learner's own paths; it runs a private channels_last copy of the network):
 
 * ``cpu-fast``   – always: ``precision="fast"`` on the CPU (bf16 autocast for the network only; masks, FFTs,
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.n < 1 or args.steps < 1 or args.size < 32:
         raise ValueError("--n and --steps must be >= 1 and --size >= 32")
 
-    from fmask.learn import PerImageMasks
+    from fmask.learners import PerImageMasks
 
     print("# fmask GPU-path correctness check")
     print(f"# machine: {machine_line()} cuda={torch.cuda.is_available()}"

@@ -1,7 +1,7 @@
 """Serial reference: the original paper code's per-image mask procedure, re-implemented.
 
 This mirrors ``train_single_img_masks.py`` of the original repository (nkarantzas/FourierMasks) step for
-step, so that the speed comparison with :func:`fmask.learn.learn_masks` is honest:
+step, so that the speed comparison with :func:`fmask.learners.learn_masks` is honest:
 
 * one image at a time, batch size 1;
 * a *fresh* classifier per image: the checkpoint is loaded again from disk (``torch.load``), its weights
@@ -154,7 +154,7 @@ def learn_masks_serial(
     step_seconds: list[float] = []
     t0 = time.perf_counter()
 
-    from fmask.runtime import progress_bar
+    from fmask.infra.runtime import progress_bar
 
     outer = progress_bar(range(n), progress=progress, desc="serial reference")
 

@@ -4,7 +4,7 @@ Conventions used throughout the package:
 
 * images are float tensors in [0, 1], shaped (N, C, H, W); normalisation lives inside the model wrapper;
 * masks are real tensors shaped (N, C, H, W) in ``torch.fft.fft2`` layout (DC at [0, 0]);
-  use :func:`fmask.spectral.centered` to move DC to the centre for display.
+  use :func:`fmask.core.spectral.centered` to move DC to the centre for display.
 """
 from __future__ import annotations
 

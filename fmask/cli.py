@@ -5,15 +5,15 @@ subparsers object, adds its parser and sets ``func``. Heavy modules are imported
 ``fmask --help`` stays fast and a command whose module is missing fails only when it is used.
 
 * ``fmask train``: train (or reuse / resume) the models of a profile's regimes.
-* ``fmask masks``: learn (or load) the dataset and single-image masks (:class:`fmask.pipeline.Run`); with
-  ``--arch`` masks for your own classifier and images (:func:`fmask.ownmodel.run_own_masks`).
+* ``fmask masks``: learn (or load) the dataset and single-image masks (:class:`fmask.experiment.run.Run`); with
+  ``--arch`` masks for your own classifier and images (:func:`fmask.learners.own.run_own_masks`).
 * ``fmask book``: execute the chapters and build the Jupyter Book (:func:`fmask.book.run_book`).
 * ``fmask check-determinism``: run chapters twice (fresh outputs, fresh stores, pinned threads) and compare
-  every result file (:func:`fmask.determinism.check_determinism`); exit status 1 when they differ.
-* ``fmask distribute``: learn per-image masks sharded over torchrun ranks (:mod:`fmask.distributed`; its
-  ``python -m fmask.distributed`` entry point uses the same option table, :func:`add_distribute_arguments`).
+  every result file (:func:`fmask.book.determinism.check_determinism`); exit status 1 when they differ.
+* ``fmask distribute``: learn per-image masks sharded over torchrun ranks (:mod:`fmask.learners.distributed`; its
+  ``python -m fmask.learners.distributed`` entry point uses the same option table, :func:`add_distribute_arguments`).
 
-Commands that write check first (:meth:`fmask.store.ArtifactStore.check_writable`, or a probe in ``--out``'s
+Commands that write check first (:meth:`fmask.infra.store.ArtifactStore.check_writable`, or a probe in ``--out``'s
 folder), so an unwritable store or output folder fails in one line before any training or learning.
 * ``fmask profiles``: list the shipped profiles or print one (after overrides) as YAML.
 
@@ -35,7 +35,7 @@ from typing import Any, Callable, Sequence
 __all__ = ["COMMANDS", "command", "build_parser", "main", "add_distribute_arguments", "distribute_argv",
            "ARTIFACTS_HELP"]
 
-#: the one help text of ``--artifacts`` (the truth is :func:`fmask.store.default_root`)
+#: the one help text of ``--artifacts`` (the truth is :func:`fmask.infra.store.default_root`)
 ARTIFACTS_HELP = ("artifact store root for models/masks/caches (default: $FMASK_ARTIFACTS, else <repo>/artifacts "
                   "when fmask runs from a source checkout, else ~/.cache/fmask/artifacts)")
 
@@ -62,7 +62,7 @@ def _profile_args(p: argparse.ArgumentParser, default: str = "cpu") -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    from .profiles import parse_override
+    from fmask.experiment.profiles import parse_override
 
     ov: dict[str, Any] = dict(parse_override(s) for s in (getattr(args, "set", None) or []))
     if getattr(args, "seed", None) is not None:
@@ -76,7 +76,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 @command("train")
 def _train_parser(sub) -> argparse.ArgumentParser:
-    from .profiles import REGIMES
+    from fmask.experiment.profiles import REGIMES
 
     p = sub.add_parser(
         "train", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -102,9 +102,9 @@ def _train_parser(sub) -> argparse.ArgumentParser:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .profiles import load_profile
-    from .store import ArtifactStore
-    from .train import load_datasets, train_model
+    from fmask.experiment.profiles import load_profile
+    from fmask.infra.store import ArtifactStore
+    from fmask.training.fit import load_datasets, train_model
 
     prof = load_profile(args.profile, _overrides(args))
     regimes = args.regime or ["all"]
@@ -155,11 +155,11 @@ def _book_parser(sub) -> argparse.ArgumentParser:
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
-    from . import book
-    from .book import runner
-    from .store import ArtifactStore
+    from fmask import book
+    from fmask.book import runner
+    from fmask.infra.store import ArtifactStore
 
-    from .runtime import book_threads
+    from fmask.infra.runtime import book_threads
 
     book_threads(args.threads)  # a bad --threads fails before the store is touched (run_book checks it too)
     if not args.fresh:  # --fresh with --artifacts: run_book refuses it before any chapter
@@ -177,7 +177,7 @@ def _determinism_parser(sub) -> argparse.ArgumentParser:
         "check-determinism", help="run chapters twice from scratch and compare every result file",
         description="Execute the chosen chapters twice, each into a fresh temporary output folder with a fresh "
                     "empty artifact store and the same torch thread count, then compare every result JSON "
-                    "(ignoring only times, durations, versions and paths: fmask.determinism.IGNORED_KEYS). "
+                    "(ignoring only times, durations, versions and paths: fmask.book.determinism.IGNORED_KEYS). "
                     "Prints IDENTICAL, or each differing key with both values; exit status 0 when identical, "
                     "1 when not, 2 on errors.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -203,7 +203,7 @@ def _determinism_parser(sub) -> argparse.ArgumentParser:
 
 
 def _cmd_check_determinism(args: argparse.Namespace) -> int:
-    from .determinism import check_determinism
+    from fmask.book.determinism import check_determinism
 
     rep = check_determinism(args.profile, args.only, data=args.data, workdir=args.keep, threads=args.threads,
                             against=args.against, log=lambda s: print(s, flush=True))
@@ -212,10 +212,10 @@ def _cmd_check_determinism(args: argparse.Namespace) -> int:
 
 
 # (flag, type, default, help) of every option the distributed worker takes; `fmask distribute` and
-# `python -m fmask.distributed` (what torchrun starts per rank) are built from this one table.
+# `python -m fmask.learners.distributed` (what torchrun starts per rank) are built from this one table.
 _DIST_OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
     ("--checkpoint", str, None, "model checkpoint {'arch', 'state_dict'} or an fmask model artifact "
-                                "(see fmask.distributed.load_model_checkpoint)"),
+                                "(see fmask.learners.distributed.load_model_checkpoint)"),
     ("--arch", str, None, "architecture, if the checkpoint does not store it"),
     ("--images", str, None, "torch file {'images': (N,C,H,W) in [0,1], 'targets': (N,)} (targets optional)"),
     ("--out", str, None, "output MaskResult file (written atomically by rank 0)"),
@@ -240,7 +240,7 @@ _DIST_REQUIRED = ("--checkpoint", "--images", "--out")
 
 def add_distribute_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the distributed mask learner's options to ``p`` (shared by ``fmask distribute`` and
-    ``python -m fmask.distributed``, so the two never drift apart); returns ``p``."""
+    ``python -m fmask.learners.distributed``, so the two never drift apart); returns ``p``."""
     for flag, typ, default, what in _DIST_OPTIONS:
         p.add_argument(flag, type=typ, default=default, required=flag in _DIST_REQUIRED,
                        choices=_DIST_CHOICES.get(flag), help=what)
@@ -249,7 +249,7 @@ def add_distribute_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentPar
 
 
 def distribute_argv(args: argparse.Namespace) -> list[str]:
-    """The ``python -m fmask.distributed`` arguments that reproduce ``args`` (options left at None omitted)."""
+    """The ``python -m fmask.learners.distributed`` arguments that reproduce ``args`` (options left at None omitted)."""
     argv: list[str] = []
     for flag, _, _, _ in _DIST_OPTIONS:
         v = getattr(args, flag[2:].replace("-", "_"))
@@ -266,7 +266,7 @@ def _distribute_parser(sub) -> argparse.ArgumentParser:
         "distribute", help="learn per-image masks sharded over torchrun ranks (rank 0 writes the result)",
         description="Learn per-image Fourier masks for a file of images with a model checkpoint, sharded over "
                     "--nproc processes (torch.distributed, gloo on 127.0.0.1). With --nproc 1 it runs in this "
-                    "process. `python -m fmask.distributed` (which torchrun starts per rank) takes the same "
+                    "process. `python -m fmask.learners.distributed` (which torchrun starts per rank) takes the same "
                     "options but --nproc.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  fmask distribute --nproc 2 --checkpoint model.pt --images images.pt --out masks.pt "
@@ -282,7 +282,7 @@ def _check_out_folder(out: str | os.PathLike) -> None:
     """Fail now (naming the folder) if ``out``'s folder cannot be created or written, before any compute."""
     from pathlib import Path
 
-    from .store import StoreError
+    from fmask.infra.store import StoreError
 
     folder = Path(out).expanduser().absolute().parent
     folder.mkdir(parents=True, exist_ok=True)
@@ -305,14 +305,14 @@ def _cmd_distribute(args: argparse.Namespace) -> int:
         raise ValueError(f"--nproc must be >= 1; got {args.nproc}")
     _check_out_folder(args.out)
     if args.nproc == 1:
-        from . import distributed
+        from fmask.learners import distributed
 
         try:
             return int(distributed.run_worker(args) or 0)
         except pickle.UnpicklingError as exc:
             raise pickle.UnpicklingError(f"{args.checkpoint} or {args.images}: {exc}") from exc
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--node_rank=0",
-           f"--nproc_per_node={args.nproc}", "--master_addr=127.0.0.1", "-m", "fmask.distributed",
+           f"--nproc_per_node={args.nproc}", "--master_addr=127.0.0.1", "-m", "fmask.learners.distributed",
            *distribute_argv(args)]
     return subprocess.call(cmd)
 
@@ -322,8 +322,8 @@ def _masks_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "masks", help="learn Fourier masks: a profile's dataset/single-image masks (cached), or your own model's",
         description="Two modes. With --profile (default): train/load the models, then learn (or load) the "
-                    "masks through fmask.pipeline.Run. With --arch: learn masks for YOUR classifier on YOUR "
-                    "images (fmask.ownmodel.run_own_masks) and write them to --out.",
+                    "masks through fmask.experiment.run.Run. With --arch: learn masks for YOUR classifier on YOUR "
+                    "images (fmask.learners.own.run_own_masks) and write them to --out.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  fmask masks --profile smoke --which dataset --regime vanilla\n"
                "  fmask masks --arch torchvision:resnet18 --checkpoint my_resnet.pt --num-classes 10 \\\n"
@@ -385,9 +385,9 @@ def _cmd_masks(args: argparse.Namespace) -> int:
                              ("--no-labels", args.no_labels)) if v]
     if given:
         raise ValueError(f"{', '.join(given)} apply to your own model: add --arch (see fmask masks --help)")
-    from .pipeline import Run  # lazy: owned by another module
-    from .profiles import load_profile
-    from .store import ArtifactStore
+    from fmask.experiment.run import Run  # lazy: owned by another module
+    from fmask.experiment.profiles import load_profile
+    from fmask.infra.store import ArtifactStore
 
     prof = load_profile(args.profile, _overrides(args))
     store = ArtifactStore(args.artifacts)
@@ -406,7 +406,7 @@ def _cmd_masks(args: argparse.Namespace) -> int:
 
 
 def _cmd_own_masks(args: argparse.Namespace) -> int:
-    """``fmask masks --arch ...``: :func:`fmask.ownmodel.run_own_masks`; prints one JSON line."""
+    """``fmask masks --arch ...``: :func:`fmask.learners.own.run_own_masks`; prints one JSON line."""
     missing = [f for f, v in (("--images", args.images), ("--out", args.out)) if v is None]
     if missing:
         raise ValueError(f"fmask masks --arch needs {' and '.join(missing)}")
@@ -414,7 +414,7 @@ def _cmd_own_masks(args: argparse.Namespace) -> int:
         if path is not None and not os.path.exists(path):
             raise FileNotFoundError(errno.ENOENT, "no such file or folder", path)
     _check_out_folder(args.out)
-    from .ownmodel import run_own_masks
+    from fmask.learners.own import run_own_masks
 
     def stat(v):
         return None if v is None else (v[0] if len(v) == 1 else tuple(v))
@@ -448,7 +448,7 @@ def _profiles_parser(sub) -> argparse.ArgumentParser:
 def _cmd_profiles(args: argparse.Namespace) -> int:
     import yaml
 
-    from .profiles import list_profiles, load_profile
+    from fmask.experiment.profiles import list_profiles, load_profile
 
     if args.show is None:
         print("\n".join(list_profiles()))
@@ -459,7 +459,7 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``fmask`` argument parser with every registered command."""
-    from . import __version__
+    from fmask import __version__
 
     parser = argparse.ArgumentParser(
         prog="fmask",
@@ -526,8 +526,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fmask`` console script; returns the exit status (2 for expected failures)."""
     import yaml
 
-    from .book.errors import BookError
-    from .store import ArtifactCorruptError
+    from fmask.book.errors import BookError
+    from fmask.infra.store import ArtifactCorruptError
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -27,7 +27,7 @@ from typing import Optional  # the annotations below are what `papermill --help-
 profile: str = "cpu"              # profile name (smoke, cpu, paper) or path to a YAML profile
 data_root: Optional[str] = None      # Imagenette root; None -> the profile's data.root, else $FMASK_DATA
 artifacts_dir: Optional[str] = None  # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
-results_dir: str = "results"      # result files of this chapter (fmask.report), relative to the book folder
+results_dir: str = "results"      # result files of this chapter (fmask.experiment.results), relative to the book folder
 device: Optional[str] = None         # auto | cpu | cuda; None -> the profile's device
 n_samples: int = 128              # samples per window
 base_freq: int = 4                # cycles per window of the single sinusoid
@@ -39,7 +39,8 @@ from fmask.book import chapter
 ch = chapter.open(profile=profile, data_root=data_root, artifacts_dir=artifacts_dir, results_dir=results_dir, device=device)
 
 # %%
-from fmask import blueshift, plots
+from fmask import plots
+from fmask.analysis import blueshift
 
 # %% [markdown]
 # ## A sinusoid through four nonlinearities

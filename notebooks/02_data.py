@@ -26,7 +26,7 @@ from typing import Optional  # the annotations below are what `papermill --help-
 profile: str = "cpu"              # profile name (smoke, cpu, paper) or path to a YAML profile
 data_root: Optional[str] = None      # Imagenette root; None -> the profile's data.root, else $FMASK_DATA
 artifacts_dir: Optional[str] = None  # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
-results_dir: str = "results"      # result files of this chapter (fmask.report), relative to the book folder
+results_dir: str = "results"      # result files of this chapter (fmask.experiment.results), relative to the book folder
 device: Optional[str] = None         # auto | cpu | cuda; None -> the profile's device
 seed: int = 0                     # choice of the sample images
 n_spectrum: int = 64              # validation images per class averaged for the mean spectrum
@@ -37,7 +37,8 @@ from fmask.book import chapter
 ch = chapter.open(profile=profile, data_root=data_root, artifacts_dir=artifacts_dir, results_dir=results_dir, device=device)
 
 # %%
-from fmask import data, datastats, plots
+from fmask import data, plots
+from fmask.analysis import datastats
 
 classes = ch.setting("data", "classes", "paper")
 size = int(image_size or ch.setting("data", "image_size"))

@@ -42,7 +42,7 @@
 #
 # Images stay in $[0, 1]$; the normalisation (mean 0.449, std 0.226) is the first layer of every network.
 # Attacks act on pixels. Masks act on the *normalised* image by default, as in the original code, which
-# normalised in the data loader (`fmask.mask.pixel_offset`; chapter 4 states the space of this build).
+# normalised in the data loader (`fmask.core.mask.pixel_offset`; chapter 4 states the space of this build).
 # Adversarial training here uses {glue:text}`adv_attack` (the original code, `train_models.py`: PGD, 10 steps
 # of $\epsilon/8$ with $\epsilon$ = 0.06 in normalised units; the paper's text names PGD but gives no settings).
 # {glue:text}`adv_choice` Chapter 8 lists every setting of this profile that differs from the `paper` profile
@@ -54,7 +54,7 @@ from typing import Optional  # the annotations below are what `papermill --help-
 profile: str = "cpu"              # profile name (smoke, cpu, paper) or path to a YAML profile
 data_root: Optional[str] = None      # Imagenette root; None -> the profile's data.root, else $FMASK_DATA
 artifacts_dir: Optional[str] = None  # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
-results_dir: str = "results"      # result files of this chapter (fmask.report), relative to the book folder
+results_dir: str = "results"      # result files of this chapter (fmask.experiment.results), relative to the book folder
 device: Optional[str] = None         # auto | cpu | cuda; None -> the profile's device
 
 # %% tags=["remove-cell"]
@@ -62,7 +62,9 @@ from fmask.book import chapter
 ch = chapter.open(profile=profile, data_root=data_root, artifacts_dir=artifacts_dir, results_dir=results_dir, device=device)
 
 # %%
-from fmask import analysis, attacks, plots
+from fmask import plots
+from fmask.analysis import masks as analysis
+from fmask.training import attacks
 
 run = ch.run
 ch.glue("arch", str(ch.setting("model", "arch")))
@@ -78,7 +80,7 @@ ch.glue("adv_alpha", f"{float(_alpha):.4g}" if _alpha is not None else f"{_eps /
 ch.glue("adv_attack", attacks.describe_training_attack(_eps, ch.setting("train", "adv_steps"), _alpha))
 # Why one step on the cpu profile: the side-by-side measurement of one-step vs 5-step adversarial training
 # (benchmarks/results/adversarial_w4_fgsmrs_vs_pgd5.json), robust accuracy under the paper's 10-step attack.
-from fmask import report
+from fmask.experiment import results as report
 _adv = report.benchmark_result("adversarial_w4_fgsmrs_vs_pgd5")
 if profile == "cpu" and int(ch.setting("train", "adv_steps")) == 1 and _adv:
     _cmp = attacks.compare_training_attacks(_adv["runs"], "fgsm_rs_1step_alpha0.017", "pgd_5step_alpha0.0034")
@@ -119,7 +121,7 @@ ch.figure(plots.learning_curves(hist, keys=keys or None), "fig-learning-curves",
 #
 # Validation accuracy of the kept (best) weights, on the {glue:text}`n_val` validation images, over the
 # {glue:text}`n_replicates` training seeds: the mean ± the half-width of the 95% Student-t interval of the mean
-# over seeds (`fmask.stats.replicate_summary`), the range of the seeds in brackets, then every seed's value
+# over seeds (`fmask.analysis.stats.replicate_summary`), the range of the seeds in brackets, then every seed's value
 # (seed {glue:text}`base_seed` first, the network of the other chapters). With a single seed only its value is shown.
 
 # %%
@@ -149,7 +151,7 @@ _late = analysis.late_gain_summary([e for v in per_seed.values() for e in v["bes
                                    [g for v in per_seed.values() for g in v["late_gain"]],
                                    int(ch.setting("train", "epochs")))
 _van = per_seed.get("vanilla")
-from fmask.claims import paper_value
+from fmask.claims.rules import paper_value
 _paper_van = paper_value("table1", "vanilla", "standard")
 ch.glue("vanilla_target", "n/a" if _van is None else (
     f"{'Every' if min(_van['clean']) >= analysis.VANILLA_TARGET else 'Not every'} vanilla seed reaches "

@@ -31,7 +31,7 @@ from typing import Optional  # the annotations below are what `papermill --help-
 profile: str = "cpu"              # profile name (smoke, cpu, paper) or path to a YAML profile
 data_root: Optional[str] = None      # Imagenette root; None -> the profile's data.root, else $FMASK_DATA
 artifacts_dir: Optional[str] = None  # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
-results_dir: str = "results"      # result files of this chapter (fmask.report), relative to the book folder
+results_dir: str = "results"      # result files of this chapter (fmask.experiment.results), relative to the book folder
 device: Optional[str] = None         # auto | cpu | cuda; None -> the profile's device
 
 # %% tags=["remove-cell"]
@@ -39,7 +39,8 @@ from fmask.book import chapter
 ch = chapter.open(profile=profile, data_root=data_root, artifacts_dir=artifacts_dir, results_dir=results_dir, device=device)
 
 # %%
-from fmask import analysis, plots
+from fmask import plots
+from fmask.analysis import masks as analysis
 
 run = ch.run
 letters = analysis.PAPER_LETTERS
@@ -76,7 +77,7 @@ for r, v in rmasks.items():
 # seed whether the original's rule held (the mask is the rule's snapshot) or the epoch budget ran out first.
 
 # %%
-from fmask.learn.objective import ACCURACY_RATIO, TOL_SPARSITY
+from fmask.core.objective import ACCURACY_RATIO, TOL_SPARSITY
 
 ch.glue("mask_epochs", str(ch.setting("dataset_mask", "epochs")))
 ch.glue("mask_patience", str(ch.setting("dataset_mask", "patience")))
@@ -105,7 +106,7 @@ ch.table([{"model": f"({letters[r]}) {r}",
 # How far this profile's schedule is from the original's: a side-by-side measurement on the vanilla network
 # (benchmarks/bench_dm_schedule.py, result file benchmarks/results/bench_dm_schedule.json), quoted for the cpu
 # profile whose settings it measured.
-from fmask import report
+from fmask.experiment import results as report
 
 _dms = report.benchmark_result("bench_dm_schedule")
 _dmv = {k: v.get("vanilla") for k, v in (_dms or {}).get("results", {}).items()}
@@ -185,7 +186,7 @@ ch.figure(plots.difference_grid(rescaled, vmax=0.5), "fig-original-rescaling",
 # Accuracy of each network on the {glue:text}`n_val` validation images as they are ("standard") and
 # filtered by its own dataset mask ("masked"), over the {glue:text}`n_replicates` training seeds (each seed's
 # network with its own mask): mean ± the half-width of the 95% Student-t interval of the mean over seeds, the
-# range of the seeds in brackets (`fmask.analysis.replicate_spread`; one seed: its value). The per-seed values
+# range of the seeds in brackets (`fmask.analysis.masks.replicate_spread`; one seed: its value). The per-seed values
 # and counts (images right on $x$ only / on $M(x)$ only, which the claims ledger's paired intervals use) are
 # in `table1.json` (`replicates`).
 
@@ -208,7 +209,7 @@ ch.save("table1", {r: {**{k: v[k] for k in ("standard", "masked", "n", "correct"
                                    for q, sp in spread[r].items()}}
                    for r, v in table1.items()},
         meta={"n_val": int(len(y_val)), "lam": lam, "replicates": run.n_replicates, "replicate_seeds": seeds,
-              "spread": "mean over seeds, 95% Student-t interval of the mean (fmask.stats.replicate_summary), "
+              "spread": "mean over seeds, 95% Student-t interval of the mean (fmask.analysis.stats.replicate_summary), "
                         "min-max of the seeds"})
 converged = {r: [bool(res.converged[0]) for res in v] for r, v in rmasks.items()}
 n_conv = sum(sum(c) for c in converged.values())

@@ -30,7 +30,7 @@ from typing import Optional  # the annotations below are what `papermill --help-
 profile: str = "cpu"              # profile name (smoke, cpu, paper) or path to a YAML profile
 data_root: Optional[str] = None      # Imagenette root; None -> the profile's data.root, else $FMASK_DATA
 artifacts_dir: Optional[str] = None  # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
-results_dir: str = "results"      # result files of this chapter (fmask.report), relative to the book folder
+results_dir: str = "results"      # result files of this chapter (fmask.experiment.results), relative to the book folder
 device: Optional[str] = None         # auto | cpu | cuda; None -> the profile's device
 n_bands: Optional[int] = None        # None -> the profile's analysis.n_bands (the original code: 64)
 
@@ -41,7 +41,9 @@ ch = chapter.open(profile=profile, data_root=data_root, artifacts_dir=artifacts_
 # %%
 import numpy as np
 
-from fmask import analysis, plots
+from fmask import plots
+
+from fmask.analysis import masks as analysis
 
 run = ch.run
 n_bands = int(n_bands or ch.setting("analysis", "n_bands", 64))

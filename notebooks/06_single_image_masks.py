@@ -42,7 +42,7 @@ from typing import Optional  # the annotations below are what `papermill --help-
 profile: str = "cpu"              # profile name (smoke, cpu, paper) or path to a YAML profile
 data_root: Optional[str] = None      # Imagenette root; None -> the profile's data.root, else $FMASK_DATA
 artifacts_dir: Optional[str] = None  # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
-results_dir: str = "results"      # result files of this chapter (fmask.report), relative to the book folder
+results_dir: str = "results"      # result files of this chapter (fmask.experiment.results), relative to the book folder
 device: Optional[str] = None         # auto | cpu | cuda; None -> the profile's device
 n_bands: Optional[int] = None        # None -> the profile's analysis.n_bands (the original code: 64)
 n_pixel_subset: int = 200            # images (seeded, class-balanced) for Table 2 in the pixel convention
@@ -56,8 +56,16 @@ ch = chapter.open(profile=profile, data_root=data_root, artifacts_dir=artifacts_
 import numpy as np
 import torch
 
-from fmask import analysis, diagnostics, plots, stats, variants
-from fmask.mask import filter_images, pixel_offset
+from fmask import plots
+
+from fmask.analysis import masks as analysis
+
+from fmask.analysis import diagnostics
+
+from fmask.analysis import stats
+
+from fmask.experiment import variants
+from fmask.core.mask import filter_images, pixel_offset
 
 run = ch.run
 n_bands = int(n_bands or ch.setting("analysis", "n_bands", 64))
@@ -375,7 +383,7 @@ ch.glue("dom_high_code", f"{100 * float(dom_r[half:].mean()):.0f}%")
 per_image = {
     "kept_fraction": {w: analysis.kept_fraction(res.masks).tolist() for w, res in sm.items()},
     "low_share": {w: analysis.low_frequency_share(res.masks, n_bands).tolist() for w, res in sm.items()},
-    # the other kinds' row i belongs to selected image paired_indices[i] (fmask.pipeline.Run.paired_subset)
+    # the other kinds' row i belongs to selected image paired_indices[i] (fmask.experiment.run.Run.paired_subset)
     "paired_indices": pi.tolist(),
     # a constant filtered image (e.g. M' of a mask that keeps everything) shares no structure with x: its
     # undefined (NaN) correlation is recorded as 0

@@ -29,7 +29,7 @@ from typing import Optional  # the annotations below are what `papermill --help-
 profile: str = "cpu"              # profile name (smoke, cpu, paper) or path to a YAML profile
 data_root: Optional[str] = None      # Imagenette root; None -> the profile's data.root, else $FMASK_DATA
 artifacts_dir: Optional[str] = None  # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
-results_dir: str = "results"      # result files of this chapter (fmask.report), relative to the book folder
+results_dir: str = "results"      # result files of this chapter (fmask.experiment.results), relative to the book folder
 device: Optional[str] = None         # auto | cpu | cuda; None -> the profile's device
 train_fraction: Optional[float] = None  # None -> the profile's analysis.probe_train_fraction (the paper: 0.85)
 umap_neighbors: Optional[int] = None     # None -> the profile's analysis.umap_neighbors (the original: 20)
@@ -41,7 +41,9 @@ ch = chapter.open(profile=profile, data_root=data_root, artifacts_dir=artifacts_
 # %%
 import numpy as np
 
-from fmask import plots, probe
+from fmask import plots
+
+from fmask.analysis import probe
 
 run = ch.run
 train_fraction = float(train_fraction or ch.setting("analysis", "probe_train_fraction", 0.85))

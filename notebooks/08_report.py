@@ -16,10 +16,10 @@
 # *Profile: **{glue:text}`profile`**.*
 #
 # **Overview.** Everything on this page is generated from the result files the previous chapters wrote (through
-# `fmask.report`) and from the paper's reference values in `fmask/paper_values.yaml`, which lists each printed
+# `fmask.experiment.results`) and from the paper's reference values in `fmask/paper_values.yaml`, which lists each printed
 # value with its place in the paper. Missing values show as "n/a": a result that this run did not produce. The last section is the
 # claims ledger: every claim of the paper with our number, its interval and a verdict decided by a rule fixed in
-# `fmask/claims.py`.
+# `fmask/claims/rules.py`.
 
 # %% tags=["parameters"]
 from typing import Optional  # the annotations below are what `papermill --help-notebook` shows
@@ -27,7 +27,7 @@ from typing import Optional  # the annotations below are what `papermill --help-
 profile: str = "cpu"              # profile name (smoke, cpu, paper) or path to a YAML profile
 data_root: Optional[str] = None      # Imagenette root; None -> the profile's data.root, else $FMASK_DATA
 artifacts_dir: Optional[str] = None  # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
-results_dir: str = "results"      # result files of this chapter (fmask.report), relative to the book folder
+results_dir: str = "results"      # result files of this chapter (fmask.experiment.results), relative to the book folder
 device: Optional[str] = None         # auto | cpu | cuda; None -> the profile's device
 
 # %% tags=["remove-cell"]
@@ -35,9 +35,9 @@ from fmask.book import chapter
 ch = chapter.open(profile=profile, data_root=data_root, artifacts_dir=artifacts_dir, results_dir=results_dir, device=device)
 
 # %%
-from fmask import report
+from fmask.experiment import results as report
 from fmask.book import findings, tables
-from fmask.profiles import load_profile
+from fmask.experiment.profiles import load_profile
 
 results = report.load_results(results_dir, with_meta=True)
 other_profiles = sorted({r["meta"].get("profile") for r in results.values()} - {ch.name})
@@ -147,7 +147,7 @@ ch.glue_pct("warmup_share", lr["warmup_share"], 0)
 # %% [markdown]
 # **3. In-place binarisation.** The original notebook computed the complement of a mask with a function
 # that binarised the mask *in place*; every later use of the "mask" (notably M(X_A) in Table 2) therefore
-# used the binarised mask. Our `fmask.mask.complement` returns a new tensor. With the continuous masks,
+# used the binarised mask. Our `fmask.core.mask.complement` returns a new tensor. With the continuous masks,
 # M(X_A) is {glue:text}`mxa_cont` (vanilla model); with binarised masks, as the original effectively
 # computed it, {glue:text}`mxa_bin`: {glue:text}`mxa_diff` points (binarised minus continuous, paired 95%
 # interval {glue:text}`mxa_iv`, on the same {glue:text}`mxa_n` images). Binarising raises the mean mask value
@@ -182,7 +182,7 @@ for key, row in (("tl", "true_labels"), ("rl", "random_labels")):
     for col in ("train", "test"):
         ch.glue_pct(f"{key}_{col}", get("table3", row, col))
 ch.glue_pct("chance", get("class_specificity", "chance_uniform"), 0)  # computed once, in chapter 7
-from fmask import claims as _claims
+from fmask.claims import rules as _claims
 
 _f7 = next((e for e in _claims.evaluate_claims(report.load_results(results_dir))
             if e["id"] == "fig7.adversarial_lower_frequency"), {})
@@ -199,7 +199,7 @@ ch.glue("fig7_code", "n/a" if not _cv else (
 #
 # **6. What the mask filters.** The original normalised images in its data loader (mean 0.449, std 0.226) and
 # learned masks on the *normalised* images. Here images stay in $[0, 1]$ and the normalisation is the first
-# layer of the network; the masks of this build act on the {glue:text}`mask_space` image (`fmask.mask.pixel_offset`
+# layer of the network; the masks of this build act on the {glue:text}`mask_space` image (`fmask.core.mask.pixel_offset`
 # adds back the part of the mean the mask's DC entry removes, so that filtering the pixels equals filtering the
 # normalised image). Attacks act on pixels, with $\epsilon$ converted from the original's normalised units
 # (chapter 3). Table 2 under both conventions is above.
@@ -280,15 +280,15 @@ ch.save("report", {"cells": len(rows), "ours": sum(r["ours"] is not None for r i
 # %% [markdown]
 # ## The claims ledger
 #
-# Every claim of the paper, decided by the rule `fmask/claims.py` fixes for it (from the paper's values and
+# Every claim of the paper, decided by the rule `fmask/claims/rules.py` fixes for it (from the paper's values and
 # wording, before looking at our numbers), on the result files of this build. The same table opens the
 # introduction. This build: {glue:text}`claims_tally`.
 
 # %%
 from pathlib import Path
 
-from fmask import claims as claims_mod
-from fmask import ledger
+from fmask.claims import rules as claims_mod
+from fmask.claims import ledger
 
 claims_path = claims_mod.write_claims(results_dir, Path(results_dir) / "claims.json")
 entries = ledger.load_claims(claims_path)

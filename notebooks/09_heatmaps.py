@@ -39,7 +39,7 @@ from typing import Optional  # the annotations below are what `papermill --help-
 profile: str = "cpu"              # profile name (smoke, cpu, paper) or path to a YAML profile
 data_root: Optional[str] = None      # Imagenette root; None -> the profile's data.root, else $FMASK_DATA
 artifacts_dir: Optional[str] = None  # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
-results_dir: str = "results"      # result files of this chapter (fmask.report), relative to the book folder
+results_dir: str = "results"      # result files of this chapter (fmask.experiment.results), relative to the book folder
 device: Optional[str] = None         # auto | cpu | cuda; None -> the profile's device
 
 # %% tags=["remove-cell"]
@@ -51,7 +51,9 @@ import math
 
 import torch
 
-from fmask import analysis, heatmap
+from fmask.analysis import masks as analysis
+
+from fmask.analysis import heatmap
 from fmask.plots import heatmaps as hplots
 
 run = ch.run
@@ -141,7 +143,7 @@ def _scaled(v):
 
 
 # where the tools disagree most: the band with the largest gap between the two scaled profiles
-edges = np.linspace(0, math.hypot(h // 2, w // 2), hs.n_bands + 1)  # the bands of fmask.spectral.radial_bands
+edges = np.linspace(0, math.hypot(h // 2, w // 2), hs.n_bands + 1)  # the bands of fmask.core.spectral.radial_bands
 for v in results.values():
     gap = np.abs(_scaled(v["mask_profile"]) - _scaled(v["heat_profile"]))
     b = int(np.nanargmax(gap)) if np.isfinite(gap).any() else None
@@ -190,19 +192,19 @@ for r in analysis.REGIMES:  # "n/a" for regimes this profile does not train
 # %% [markdown]
 # ## Where the truth is known: planted frequencies
 #
-# The class of a planted-frequency image (32 px, 4 classes; `fmask.synthetic.planted_frequency_dataset`)
+# The class of a planted-frequency image (32 px, 4 classes; `fmask.data.synthetic.planted_frequency_dataset`)
 # lives only in one planted frequency per class (and its mirror), so the support of
-# {glue:text}`pl_k` entries is the ground truth. A small CNN (`fmask.heatmap.PlantedNet`, trained here in
+# {glue:text}`pl_k` entries is the ground truth. A small CNN (`fmask.analysis.heatmap.PlantedNet`, trained here in
 # seconds on {glue:text}`pl_train` images) reaches {glue:text}`pl_acc` test accuracy. On
 # {glue:text}`pl_test` test images we learn its dataset mask and, on the first {glue:text}`pl_hm_n` of them,
 # its full heat map ($\varepsilon = 4$, Yin et al.'s value for 32-px images), and ask how many planted
-# entries are among each tool's top $k$ (recall@$k$, `fmask.heatmap.recall_at_k`) for $k$ = the support
+# entries are among each tool's top $k$ (recall@$k$, `fmask.analysis.heatmap.recall_at_k`) for $k$ = the support
 # size and multiples of it.
 
 # %%
 with ch.timed("09_heatmaps.planted"):
     pl = heatmap.planted_benchmark(hs.planted_train, hs.planted_test, seed=ch.seed)
-    from fmask.learn import learn_masks
+    from fmask.learners import learn_masks
 
     xt, yt = pl["test"]
     # the test suite's settings for this tiny network (the profile's dataset_mask settings are for Imagenette)

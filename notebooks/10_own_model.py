@@ -19,7 +19,7 @@
 # (1) the network's architecture, (2) a checkpoint (a `state_dict`), (3) the normalisation the network was
 # trained with, and (4) a folder of images. This appendix plays the reader: it writes the book's vanilla
 # network (A) to a plain `state_dict` file and {glue:text}`own_n` validation images to a folder of PNG
-# files, then goes through `fmask.ownmodel` exactly as with a model from elsewhere. Nothing is downloaded.
+# files, then goes through `fmask.learners.own` exactly as with a model from elsewhere. Nothing is downloaded.
 # (A randomly initialised network would give meaningless masks, which is why a trained one is used.)
 
 # %% tags=["parameters"]
@@ -28,7 +28,7 @@ from typing import Optional  # the annotations below are what `papermill --help-
 profile: str = "cpu"              # profile name (smoke, cpu, paper) or path to a YAML profile
 data_root: Optional[str] = None      # Imagenette root; None -> the profile's data.root, else $FMASK_DATA
 artifacts_dir: Optional[str] = None  # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
-results_dir: str = "results"      # result files of this chapter (fmask.report), relative to the book folder
+results_dir: str = "results"      # result files of this chapter (fmask.experiment.results), relative to the book folder
 device: Optional[str] = None         # auto | cpu | cuda; None -> the profile's device
 
 # %% tags=["remove-cell"]
@@ -43,11 +43,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from fmask.store import atomic_torch_save
+from fmask.infra.store import atomic_torch_save
 
 run = ch.run
 hs = ch.profile.heatmap
-trained = run.model("vanilla").model  # fmask.models.Normalized around the trained network
+trained = run.model("vanilla").model  # fmask.models.zoo.Normalized around the trained network
 workdir = Path(tempfile.mkdtemp(prefix="fmask-own-"))
 checkpoint = workdir / "my_model.pt"
 atomic_torch_save(trained.net.state_dict(), checkpoint)  # a plain state_dict, as torch.save(net.state_dict())
@@ -78,9 +78,9 @@ ch.glue("own_arch", ch.profile.model.arch)
 # paper's code.
 
 # %%
-from fmask import models
-from fmask.learn import MaskResult
-from fmask.ownmodel import learn_own_masks, load_images, prepare_model
+from fmask.models.zoo import zoo as models
+from fmask.learners import MaskResult
+from fmask.learners.own import learn_own_masks, load_images, prepare_model
 
 my_net = models.ARCHS[ch.profile.model.arch](in_channels=len(mean), num_classes=len(run.class_names),
                                              **arch_kwargs)
@@ -95,7 +95,7 @@ print(f"{tuple(images.shape)} images, labels {labels.tolist()}; predictions as t
 #
 # `learn_own_masks` learns one mask per image (the paper's λ = {glue:text}`own_lam`; here
 # {glue:text}`own_steps` steps) for the labels read from the class folders, and `MaskResult.save` writes
-# them to a file (atomically) that `MaskResult.load` reads back. `fmask.ownmodel.run_own_masks` chains the
+# them to a file (atomically) that `MaskResult.load` reads back. `fmask.learners.own.run_own_masks` chains the
 # three steps and the file in one call (the function behind `fmask masks --arch ... IMAGES OUT`).
 
 # %%

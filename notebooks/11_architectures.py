@@ -21,14 +21,14 @@
 # Fig. 4 and a Table 2 subset beside those of the main network, **{glue:text}`arch1`** (read from the cached
 # results of chapters 3-6, not recomputed). Everything except the network and its training length
 # ({glue:text}`epochs2` epochs instead of {glue:text}`epochs1`) is the main profile's: data, regimes, optimiser,
-# PGD, mask settings and seed (`fmask.compare.second_profile`).
+# PGD, mask settings and seed (`fmask.experiment.compare.second_profile`).
 #
-# In the cpu profile the second network is `resnet_small` (`fmask.models.ResNetSmall`): ResNet18's
+# In the cpu profile the second network is `resnet_small` (`fmask.models.zoo.ResNetSmall`): ResNet18's
 # BasicBlock x [2, 2, 2, 2] with widths divided by 8 and a 3x3 stride-2 stem instead of the 7x7 conv and max-pool,
 # so that at 64 px its four stages see 32, 16, 8 and 4 px maps, as torchvision's ResNet18 does at the paper's
 # 128 px. It is not the paper's ResNet18 (the paper profile trains that one).
 #
-# **The rule, fixed before any ResNet was trained** (`fmask.compare.VERDICT_RULE`): {glue:text}`rule`
+# **The rule, fixed before any ResNet was trained** (`fmask.experiment.compare.VERDICT_RULE`): {glue:text}`rule`
 
 # %% tags=["parameters"]
 from typing import Optional  # the annotations below are what `papermill --help-notebook` shows
@@ -36,7 +36,7 @@ from typing import Optional  # the annotations below are what `papermill --help-
 profile: str = "cpu"              # profile name (smoke, cpu, paper) or path to a YAML profile
 data_root: Optional[str] = None      # Imagenette root; None -> the profile's data.root, else $FMASK_DATA
 artifacts_dir: Optional[str] = None  # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
-results_dir: str = "results"      # result files of this chapter (fmask.report), relative to the book folder
+results_dir: str = "results"      # result files of this chapter (fmask.experiment.results), relative to the book folder
 device: Optional[str] = None         # auto | cpu | cuda; None -> the profile's device
 
 # %% tags=["remove-cell"]
@@ -46,8 +46,10 @@ ch = chapter.open(profile=profile, data_root=data_root, artifacts_dir=artifacts_
 # %%
 import time
 
-from fmask import compare, plots
-from fmask.regimes import PAPER_LETTERS as letters
+from fmask import plots
+
+from fmask.experiment import compare
+from fmask.data.regimes import PAPER_LETTERS as letters
 
 run1 = ch.run                         # the main (VGG) run: chapters 3-6's cached artifacts
 run2 = compare.second_run(run1)       # the second architecture: same profile, compare section's model/epochs
@@ -80,7 +82,7 @@ print(f"main run read in {t1 - t0:.0f} s; second run {t2 - t1:.0f} s (this execu
 # may have been shared, so compare the two columns only when they were trained under the same load).
 
 # %%
-from fmask.train import load_datasets
+from fmask.training.fit import load_datasets
 
 n_train = len(load_datasets(run1.profile, run1.data_root, run1.store, False)[0])
 rows = []

@@ -47,7 +47,7 @@ def make_tiny_cnn(in_ch: int = 1, n_classes: int = 4, seed: int = 0, centre: boo
 def planted():
     """A TinyCNN trained (a few seconds) on ``planted_frequency_dataset``; returns a dict with
     ``model``, ``train`` / ``test`` (images, labels) and the planted ``support`` (fft2 layout, bool)."""
-    from fmask.synthetic import fit_in_memory, planted_frequency_dataset
+    from fmask.data.synthetic import fit_in_memory, planted_frequency_dataset
 
     x, y, support = planted_frequency_dataset(640, size=32, n_classes=4, seed=0)
     xt, yt, support_t = planted_frequency_dataset(256, size=32, n_classes=4, seed=1)

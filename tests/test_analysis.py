@@ -1,4 +1,4 @@
-"""fmask.analysis on synthetic inputs with known answers (tiny tensors, no data needed)."""
+"""fmask.analysis.masks on synthetic inputs with known answers (tiny tensors, no data needed)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from fmask import analysis as A
-from fmask.spectral import radial_bands, uncentered
+from fmask.analysis import masks as A
+from fmask.core.spectral import radial_bands, uncentered
 
 
 class MeanThreshold(nn.Module):
@@ -214,7 +214,7 @@ class _ShiftedMeanThreshold(nn.Module):
 
 
 def test_masked_accuracy_filters_in_the_learners_space():
-    from fmask.models import Normalized
+    from fmask.models.zoo import Normalized
 
     model = Normalized(_ShiftedMeanThreshold(), mean=(0.4,), std=(1.0,))
     x = _constant_images([0.2, 0.4, 0.7, 0.9])
@@ -345,7 +345,7 @@ def test_permutation_null_matches_the_direct_probe_and_is_seeded():
 
 
 def test_late_gain_separates_a_plateau_from_a_run_still_learning():
-    from fmask.analysis import late_gain
+    from fmask.analysis.masks import late_gain
 
     plateau = [0.3, 0.6, 0.75, 0.80, 0.805, 0.80, 0.806, 0.807, 0.808, 0.81]
     assert late_gain(plateau) == pytest.approx(0.81 - 0.805)  # the last epoch vs the best of epochs 1-5
@@ -357,7 +357,7 @@ def test_late_gain_separates_a_plateau_from_a_run_still_learning():
 
 
 def test_late_gain_summary_counts_last_epochs_and_calls_a_plateau():
-    from fmask.analysis import LATE_GAIN_PLATEAU, late_gain_summary
+    from fmask.analysis.masks import LATE_GAIN_PLATEAU, late_gain_summary
 
     s = late_gain_summary([25, 20, 25, None], [0.01, -0.02, None, 0.005], 25)
     assert s == {"n_networks": 4, "best_is_last": 2, "min_gain": -0.02, "max_gain": 0.01, "plateau": True}

@@ -30,7 +30,7 @@ def test_settings_grid_names_each_schedule():
 
 
 def test_committed_result_has_what_chapter_4_quotes():
-    from fmask.report import benchmark_result
+    from fmask.experiment.results import benchmark_result
 
     r = benchmark_result("bench_dm_schedule")["results"]
     for name in ("cpu", "original", "cpu_10ep", "b1_lr0.001_10ep"):

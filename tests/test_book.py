@@ -14,7 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from fmask import blueshift, book, report
+from fmask import book
+
+from fmask.analysis import blueshift
+
+from fmask.experiment import results as report
 from fmask.book import tables
 
 
@@ -326,7 +330,7 @@ def test_smoke_book_pages_render_in_chromium(smoke_book, chromium):
 
 # ------------------------------------------------------------------------------------ blue shift
 
-from fmask import blueshift
+from fmask.analysis import blueshift
 
 
 def test_linear_has_no_blue_shift_nonlinear_do():
@@ -355,7 +359,7 @@ def test_bad_input():
 
 def test_default_artifacts_are_the_store_default_root(tmp_path, monkeypatch):
     from fmask.book import runner
-    from fmask.store import default_root
+    from fmask.infra.store import default_root
 
     monkeypatch.delenv("FMASK_ARTIFACTS", raising=False)
     monkeypatch.chdir(tmp_path)  # wherever it runs from
@@ -366,13 +370,13 @@ def test_default_artifacts_are_the_store_default_root(tmp_path, monkeypatch):
 
 
 def test_stage_progress_reaches_the_terminal_not_the_page(tmp_path, capsys):
-    """A bar opened with fmask.runtime.progress_bar inside a chapter shows on the runner's stdout (relayed
+    """A bar opened with fmask.infra.runtime.progress_bar inside a chapter shows on the runner's stdout (relayed
     through $FMASK_PROGRESS_FILE) while the executed notebook carries no trace of it."""
     src, out = tmp_path / "nbs", tmp_path / "out"
     src.mkdir()
     _write_chapter(src, '''
         import time
-        from fmask.runtime import progress_bar
+        from fmask.infra.runtime import progress_bar
         for i in progress_bar(range(3), desc="stage-xyz", progress=True, mininterval=0):
             time.sleep(0.4)
         print("chapter done")
@@ -388,7 +392,7 @@ def test_stage_progress_reaches_the_terminal_not_the_page(tmp_path, capsys):
 
 
 def test_progress_bar_writes_to_the_progress_file_only_when_asked(tmp_path, monkeypatch):
-    import fmask.runtime as rt
+    import fmask.infra.runtime as rt
 
     f = tmp_path / "p.log"
     monkeypatch.setenv("TQDM_DISABLE", "1")

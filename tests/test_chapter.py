@@ -1,4 +1,4 @@
-"""fmask.book.chapter (the set-up every chapter shares), fmask.datastats and fmask.probe."""
+"""fmask.book.chapter (the set-up every chapter shares), fmask.analysis.datastats and fmask.analysis.probe."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from fmask import analysis as A
-from fmask import probe
+from fmask.analysis import masks as A
+from fmask.analysis import probe
 from fmask.book import chapter
 
 
@@ -62,7 +62,7 @@ def test_figure_sends_hidpi_png_with_size_and_caption_metadata(tmp_path, display
 
 
 def test_datastats_radial_spectrum_and_power_law():
-    from fmask import datastats
+    from fmask.analysis import datastats
 
     # an image with a known 1/f^2 power spectrum (amplitude 1/f), random phases, seeded
     g = torch.Generator().manual_seed(0)
@@ -79,7 +79,7 @@ def test_datastats_radial_spectrum_and_power_law():
 
 
 def test_probe_study_is_seeded_and_handles_tiny_sets():
-    from fmask import probe
+    from fmask.analysis import probe
 
     g = torch.Generator().manual_seed(0)
     labels = torch.arange(40) % 4

@@ -1,4 +1,4 @@
-"""The paper's printed values (fmask/paper_values.yaml) and the claims ledger (fmask.claims)."""
+"""The paper's printed values (fmask/paper_values.yaml) and the claims ledger (fmask.claims.rules)."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmask import ledger, claims, report
-from fmask.regimes import REGIMES
+from fmask.claims import ledger
+
+from fmask.claims import rules as claims
+
+from fmask.experiment import results as report
+from fmask.data.regimes import REGIMES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -419,7 +423,7 @@ def test_geometry_rule():
     assert verdict(res(1.0, 100), cid) == N  # the probe memorises arbitrary labels
     assert verdict(res(0.2, 1000), cid) == R
     assert verdict(res(0.2, 10), cid) == I
-    # the split sizes can come from table3's metadata, as fmask.analysis.linear_probe splits
+    # the split sizes can come from table3's metadata, as fmask.analysis.masks.linear_probe splits
     e = by_id(claims.evaluate_claims({"table3": {"values": {"random_labels": {"train": 1.0, "test": 0.25}},
                                                  "meta": {"n_masks": 128, "train_fraction": 0.85}}}))[cid]
     assert e["n"] == int(128 * 0.85) and e["verdict"] == N

@@ -1,4 +1,4 @@
-"""fmask.cli and fmask.profiles: --help, profiles, `fmask train` on the smoke profile."""
+"""fmask.cli and fmask.experiment.profiles: --help, profiles, `fmask train` on the smoke profile."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ import torch
 
 from fmask import cli
 from fmask.data import write_fake_imagenette
-from fmask.profiles import REQUIRED, TOP_LEVEL_KEYS, list_profiles, load_profile
+from fmask.experiment.profiles import REQUIRED, TOP_LEVEL_KEYS, list_profiles, load_profile
 
 
 def test_help_lists_commands_and_options(capsys):
@@ -200,7 +200,7 @@ def test_read_only_out_fails_before_running_and_names_the_folder(tmp_path, monke
 def test_disk_full_while_publishing_keeps_the_good_notebook(tmp_path, monkeypatch, capsys):
     import errno
 
-    from fmask import store
+    from fmask.infra import store
 
     _tiny_repo(tmp_path, monkeypatch)
     out = tmp_path / "out"

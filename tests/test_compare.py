@@ -1,4 +1,4 @@
-"""Second architecture (chapter 11): resnet_small, the compare profile section, fmask.compare, its figures and
+"""Second architecture (chapter 11): resnet_small, the compare profile section, fmask.experiment.compare, its figures and
 the ledger's sec2.resnet_similar claim."""
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from fmask import claims, compare
-from fmask.models import ARCHS, ResNetSmall, build_model, resnet18
-from fmask.profiles import list_profiles, load_profile
-from fmask.regimes import PAPER_LETTERS, REGIMES
-from fmask.train import training_params
+from fmask.claims import rules as claims
+
+from fmask.experiment import compare
+from fmask.models.zoo import ARCHS, ResNetSmall, build_model, resnet18
+from fmask.experiment.profiles import list_profiles, load_profile
+from fmask.data.regimes import PAPER_LETTERS, REGIMES
+from fmask.training.fit import training_params
 
 
 # ------------------------------------------------------------------------------------------ the network
@@ -66,7 +68,7 @@ def test_resnet_small_is_deterministic_given_the_seed():
 
 
 def test_stride2_shortcut_equals_torchvisions_1x1_stride2_conv():
-    from fmask.models import _Subsample2
+    from fmask.models.zoo import _Subsample2
 
     torch.manual_seed(0)
     m = ResNetSmall(in_channels=1, num_classes=5, width_div=8).eval()
@@ -88,7 +90,7 @@ def test_channels_last_training_with_an_odd_batch_does_not_crash():
     code = (
         "import torch\n"
         "torch.set_num_threads(1)\n"
-        "from fmask.models import build_model\n"
+        "from fmask.models.zoo import build_model\n"
         "torch.manual_seed(0)\n"
         "m = build_model('resnet_small', width_div=8).to(memory_format=torch.channels_last)\n"
         "opt = torch.optim.Adam(m.parameters(), 1e-3)\n"
@@ -262,7 +264,7 @@ def test_compare_figures_render():
 
 
 def test_accuracy_gaps_checks_the_papers_premise_regime_by_regime():
-    from fmask.compare import accuracy_gaps
+    from fmask.experiment.compare import accuracy_gaps
 
     a = {"vanilla": {"val_acc": 0.80}, "scale": {"val_acc": 0.70}, "rotate": {"val_acc": 0.60}}
     b = {"vanilla": {"val_acc": 0.47}, "scale": {"val_acc": 0.68}}  # rotate only in the first: not compared

@@ -120,7 +120,7 @@ def test_corrupt_file_named_or_skipped(tmp_path, fake_root):
 
 
 def test_disk_cache_roundtrip(tmp_path, fake_root):
-    from fmask.store import ArtifactStore
+    from fmask.infra.store import ArtifactStore
 
     st = ArtifactStore(tmp_path / "art")
     a = D.load_split("train", root=fake_root, image_size=32, store=st, progress=False)
@@ -187,7 +187,7 @@ def test_cache_is_keyed_by_content_editing_an_image_changes_key_and_pixels(tmp_p
     import numpy as np
     from PIL import Image
 
-    from fmask.store import ArtifactStore
+    from fmask.infra.store import ArtifactStore
 
     root = tmp_path / "copy"
     shutil.copytree(fake_root, root)
@@ -260,7 +260,7 @@ def test_extreme_aspect_ratio_does_not_pad_the_split(tmp_path, fake_root):
 
 
 def test_fake_imagenette_lives_in_fmask_testing_and_is_re_exported(tmp_path):
-    from fmask import testing
+    from fmask.data import fake as testing
 
     a = testing.write_fake_imagenette(tmp_path / "a", n_train=1, n_val=1, size=(16, 20))
     b = D.write_fake_imagenette(tmp_path / "b", n_train=1, n_val=1, size=(16, 20))

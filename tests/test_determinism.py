@@ -1,4 +1,4 @@
-"""Run twice -> identical result files (issue #9 §5): the comparison logic of fmask.determinism, the thread
+"""Run twice -> identical result files (issue #9 §5): the comparison logic of fmask.book.determinism, the thread
 count's effect on training (why the book runner pins it), the runner's pinning and fresh store, and the
 check end to end (a real smoke chapter twice; a deliberately non-deterministic chapter caught)."""
 from __future__ import annotations
@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from fmask import book, cli, determinism as D
-from fmask.runtime import DEFAULT_BOOK_THREADS, THREADS_ENV, book_threads, pin_threads, thread_env
+from fmask import book, cli
+
+from fmask.book import determinism as D
+from fmask.infra.runtime import DEFAULT_BOOK_THREADS, THREADS_ENV, book_threads, pin_threads, thread_env
 
 
 # ------------------------------------------------------------------------------------------ comparison
@@ -95,9 +97,9 @@ def test_thread_settings_are_validated(monkeypatch):
 
 @pytest.fixture(scope="module")
 def tiny_training(tmp_path_factory):
-    from fmask import train as T
-    from fmask.profiles import load_profile
-    from fmask.testing import write_fake_imagenette
+    from fmask.training import fit as T
+    from fmask.experiment.profiles import load_profile
+    from fmask.data.fake import write_fake_imagenette
 
     root = write_fake_imagenette(tmp_path_factory.mktemp("fake") / "inet", n_train=8, n_val=4, size=(32, 36))
     prof = load_profile("smoke", {"data.root": str(root), "data.max_per_class": None, "data.image_size": 32,
@@ -105,7 +107,7 @@ def tiny_training(tmp_path_factory):
     ds = T.load_datasets(prof, progress=False)
 
     def weights(threads: int, store: Path) -> dict[str, torch.Tensor]:
-        from fmask.store import ArtifactStore
+        from fmask.infra.store import ArtifactStore
 
         with pin_threads(threads):
             tm = T.train_model("vanilla", prof, store=ArtifactStore(store), datasets=ds, progress=False)
@@ -123,7 +125,7 @@ def test_thread_count_changes_trained_weights_so_the_book_pins_it(tiny_training,
     two = tiny_training(2, tmp_path / "2")
     assert all(torch.equal(one_a[k], one_b[k]) for k in one_a), "same threads, same seed: must be identical"
     differing = [k for k in one_a if not torch.equal(one_a[k], two[k])]
-    assert differing, "1 and 2 threads gave identical weights: update docs/guarantees.md and fmask.runtime"
+    assert differing, "1 and 2 threads gave identical weights: update docs/guarantees.md and fmask.infra.runtime"
     assert max((one_a[k].float() - two[k].float()).abs().max().item() for k in differing) > 0
 
 
@@ -135,7 +137,7 @@ _PROBE = textwrap.dedent('''\
     artifacts_dir: str = ""
     # %%
     import json, os, pathlib, random, torch
-    from fmask.runtime import apply_thread_env
+    from fmask.infra.runtime import apply_thread_env
     pinned = apply_thread_env()
     store = pathlib.Path(artifacts_dir) / "probe"
     store.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Sharding per-image mask learning over torch.distributed ranks (gloo, 2 CPU processes, 127.0.0.1 only).
 
-The gathered result must equal a single-process :func:`fmask.learn.learn_masks` run with the same arguments.
+The gathered result must equal a single-process :func:`fmask.learners.learn_masks` run with the same arguments.
 """
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from fmask.distributed import (
+from fmask.learners.distributed import (
     learn_masks_distributed,
     load_model_checkpoint,
     merge_results,
     shard_bounds,
 )
-from fmask.learn import MaskResult, learn_masks
-from fmask.models import build_model
+from fmask.learners import MaskResult, learn_masks
+from fmask.models.zoo import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 # 5 images over 2 ranks (3 + 2) with chunks of 2: the chunk composition differs from the single-process
@@ -150,7 +150,7 @@ def test_torchrun_cli_writes_the_single_process_result(reference, tmp_path):
     torch.save({"images": x, "targets": y}, imgs)
     out = tmp_path / "masks.pt"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--node_rank=0", "--nproc_per_node=2",
-           "--master_addr=127.0.0.1", f"--master_port={_free_port()}", "-m", "fmask.distributed",
+           "--master_addr=127.0.0.1", f"--master_port={_free_port()}", "-m", "fmask.learners.distributed",
            "--checkpoint", str(ckpt), "--images", str(imgs), "--out", str(out),
            "--lam", str(KW["lam"]), "--steps", str(KW["steps"]), "--lr", str(KW["lr"]),
            "--batch-size", str(KW["batch_size"]), "--seed", str(KW["seed"]), "--patience", str(KW["patience"]),

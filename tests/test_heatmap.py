@@ -1,4 +1,4 @@
-"""fmask.heatmap: Fourier basis, Yin et al.'s heat map, pass-band curves, rank agreement and recall@k."""
+"""fmask.analysis.heatmap: Fourier basis, Yin et al.'s heat map, pass-band curves, rank agreement and recall@k."""
 from __future__ import annotations
 
 import math
@@ -7,13 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from fmask.heatmap import (band_mean, fourier_basis, fourier_heat_map, heatmap_frequencies, pass_band_accuracy,
+from fmask.analysis.heatmap import (band_mean, fourier_basis, fourier_heat_map, heatmap_frequencies, pass_band_accuracy,
                            pass_band_mask, rank_agreement, recall_at_k)
-from fmask.learn import learn_masks
-from fmask.mask import filter_images, pixel_offset
-from fmask.models import Normalized
-from fmask.spectral import band_energy, centered, radial_bands, uncentered
-from fmask.synthetic import planted_frequency_dataset
+from fmask.learners import learn_masks
+from fmask.core.mask import filter_images, pixel_offset
+from fmask.models.zoo import Normalized
+from fmask.core.spectral import band_energy, centered, radial_bands, uncentered
+from fmask.data.synthetic import planted_frequency_dataset
 
 
 def _mirror(i, j, h, w):
@@ -253,7 +253,7 @@ class SpectralDetector(nn.Module):
 
 def test_pass_band_curves_are_monotone_and_match_the_planted_radii():
     size = 16
-    from fmask.synthetic import planted_frequencies
+    from fmask.data.synthetic import planted_frequencies
     freqs = planted_frequencies(size, 3, seed=0)
     x, y, _ = planted_frequency_dataset(60, size=size, n_classes=3, seed=3)
     model = SpectralDetector(freqs)

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from fmask.heatmap import (agreement_verdict, band_rank_agreement, fourier_heat_map, planted_benchmark,
+from fmask.analysis.heatmap import (agreement_verdict, band_rank_agreement, fourier_heat_map, planted_benchmark,
                            rank_agreement, recall_at_k)
 from fmask.plots import heatmaps as hplots
 from fmask.plots.style import MAX_WIDTH_IN
-from fmask.profiles import HeatmapSection, load_profile
+from fmask.experiment.profiles import HeatmapSection, load_profile
 
 from conftest import make_tiny_cnn
 
@@ -44,7 +44,7 @@ def test_per_image_heat_map_averages_to_the_heat_map():
 
 def _errors_from_profile(profile: torch.Tensor, n: int, h: int, seed: int = 0) -> torch.Tensor:
     """(n, h, h) 0/1 errors whose expected value at radius-band b is profile[b] (fft2 layout)."""
-    from fmask.spectral import radial_bands, uncentered
+    from fmask.core.spectral import radial_bands, uncentered
 
     bands = radial_bands(h, h, profile.numel())
     p = uncentered(profile[bands].double())
@@ -54,7 +54,7 @@ def _errors_from_profile(profile: torch.Tensor, n: int, h: int, seed: int = 0) -
 
 def test_band_rank_agreement_recovers_a_planted_ordering_and_is_seeded():
     h, nb = 16, 4
-    from fmask.spectral import radial_bands, uncentered
+    from fmask.core.spectral import radial_bands, uncentered
 
     mask = uncentered(torch.tensor([1.0, 0.7, 0.3, 0.0])[radial_bands(h, h, nb)])
     same = _errors_from_profile(torch.tensor([0.9, 0.6, 0.3, 0.05]), 40, h)
@@ -231,8 +231,8 @@ def test_smoke_chapter_runs_cleanly(smoke_chapters, name):
 
 
 def test_smoke_chapter_results(smoke_chapters):
-    from fmask import report
-    from fmask.regimes import REGIMES
+    from fmask.experiment import results as report
+    from fmask.data.regimes import REGIMES
 
     _, results_dir = smoke_chapters
     res = report.load_results(results_dir, with_meta=True)

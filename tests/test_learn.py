@@ -1,4 +1,4 @@
-"""fmask.learn: the loss, stopping rules, batched == one-by-one, freezing, determinism, I/O, validation."""
+"""fmask.learners: the loss, stopping rules, batched == one-by-one, freezing, determinism, I/O, validation."""
 from __future__ import annotations
 
 import math
@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fmask.learn import MaskResult, invariance_loss, learn_masks, original_single_image_lr
-from fmask.mask import FourierMask
+from fmask.learners import MaskResult, invariance_loss, learn_masks, original_single_image_lr
+from fmask.core.mask import FourierMask
 
 from conftest import make_tiny_cnn
 
@@ -248,11 +248,11 @@ def _load_bench():
 
 def test_bench_fast_mode_decision_rule(tmp_path):
     """bench_learn.decide: fast only if it pays (≥ 1.1× exact) AND its masks' prediction flips stay within half
-    of the smallest Table 2 Wilson half-width; the half-widths come from fmask.stats.wilson_interval."""
+    of the smallest Table 2 Wilson half-width; the half-widths come from fmask.analysis.stats.wilson_interval."""
     import json
 
-    from fmask.models import Normalized
-    from fmask.stats import wilson_interval
+    from fmask.models.zoo import Normalized
+    from fmask.analysis.stats import wilson_interval
 
     bench = _load_bench()
     model = Normalized(make_tiny_cnn(1, 3, seed=0), (0.449,), (0.226,)).eval()

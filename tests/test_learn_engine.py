@@ -1,4 +1,4 @@
-"""fmask.learn's engine: the class API, per-mask Adam and compaction, channels_last / bf16 paths, space,
+"""fmask.learners's engine: the class API, per-mask Adam and compaction, channels_last / bf16 paths, space,
 schedules, stopping rules and the result payload."""
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import math
 import pytest
 import torch
 
-from fmask.learn import DatasetMask, MaskResult, PerImageMasks, learn_masks
-from fmask.learn.objective import DatasetStopping, per_image_count
-from fmask.learn.schedule import (make_onecycle, onecycle_at, onecycle_lr_trace, onecycle_tensor,
+from fmask.learners import DatasetMask, MaskResult, PerImageMasks, learn_masks
+from fmask.core.objective import DatasetStopping, per_image_count
+from fmask.core.schedule import (make_onecycle, onecycle_at, onecycle_lr_trace, onecycle_tensor,
                                   original_single_image_beta1)
-from fmask.mask import filter_images, pixel_offset
-from fmask.models import Normalized
+from fmask.core.mask import filter_images, pixel_offset
+from fmask.models.zoo import Normalized
 
 from conftest import make_tiny_cnn
 
@@ -148,8 +148,8 @@ def test_exact_channels_last_and_bn_folding_equal_the_plain_network():
     """precision='exact' runs a private copy in float32 with BN folded into the convolutions and channels_last
     tensors: the same masks as the plain contiguous network up to float rounding. Bound 1e-5 on |ΔM| after 15
     steps at lr 0.05 (measured: 6e-8)."""
-    from fmask.learn.base import fuse_conv_bn
-    from fmask.models import build_model
+    from fmask.learners.base import fuse_conv_bn
+    from fmask.models.zoo import build_model
 
     torch.manual_seed(0)
     model = build_model("vgg_small", in_channels=1, num_classes=5, width_div=16).eval()
@@ -206,7 +206,7 @@ def test_onecycle_matches_torch_lr_and_beta1_in_both_phases():
 
 
 def test_onecycle_lr_trace_equals_report_copy():
-    from fmask import report
+    from fmask.experiment import results as report
 
     ours = onecycle_lr_trace(0.2, epochs=10, steps_per_epoch=10, pct_start=0.1, steps_taken=100)
     theirs = report.onecycle_lr_trace(0.2, epochs=10, steps_per_epoch=10, pct_start=0.1, steps_taken=100)
@@ -255,7 +255,7 @@ def test_dataset_mask_acts_on_the_normalised_image_like_the_original():
     normalised image, the bare network, Adam, projection; the returned mask is the rule's snapshot."""
     import torch.nn.functional as F
 
-    from fmask.mask import FourierMask
+    from fmask.core.mask import FourierMask
 
     model = _normalized_tiny(seed=3)
     x = _images(6, seed=9)
@@ -286,7 +286,7 @@ def test_dataset_mask_acts_on_the_normalised_image_like_the_original():
 
 
 def test_frozen_context_restores_modes_and_flags():
-    from fmask.learn import frozen
+    from fmask.learners import frozen
 
     model = make_tiny_cnn(1, 3).train()
     next(model.parameters()).requires_grad_(False)

@@ -1,12 +1,12 @@
-"""fmask.mask: the FFT filter layer, filter_images, complement."""
+"""fmask.core.mask: the FFT filter layer, filter_images, complement."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from fmask.mask import FourierMask, complement, filter_images, filter_spectrum
-from fmask.spectral import radial_bands, uncentered
+from fmask.core.mask import FourierMask, complement, filter_images, filter_spectrum
+from fmask.core.spectral import radial_bands, uncentered
 
 from conftest import make_tiny_cnn
 
@@ -125,8 +125,8 @@ def test_nan_or_inf_masks_raise():
 def test_offset_filter_equals_filtering_the_normalised_image():
     """x̄ = Re F⁻¹(M ⊙ F x) + (1 − M[c,0,0])·μ_c is, in pixel units, the filter of (x − μ)/σ (the original's
     space); FourierMask.forward / forward_spectrum and filter_images agree on it."""
-    from fmask.mask import pixel_offset
-    from fmask.models import Normalized
+    from fmask.core.mask import pixel_offset
+    from fmask.models.zoo import Normalized
 
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     model = Normalized(torch.nn.Identity(), mean, std)
@@ -153,7 +153,7 @@ def test_offset_filter_equals_filtering_the_normalised_image():
 def test_filter_gradient_equals_autograd_through_ifft2(mask_shape):
     """The filter's hand-written backward (adjoint of Re∘ifft2) equals autograd through ifft2(...).real, incl.
     masks broadcast over images and/or channels; gradcheck in float64."""
-    from fmask.mask import _apply
+    from fmask.core.mask import _apply
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(3, 2, 8, 6, generator=g, dtype=torch.float64)

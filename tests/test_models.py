@@ -1,11 +1,11 @@
-"""fmask.models and fmask.attacks: architectures, the [0, 1] wrapper, PGD in pixel units."""
+"""fmask.models.zoo and fmask.training.attacks: architectures, the [0, 1] wrapper, PGD in pixel units."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from fmask.attacks import DEFAULT_EPS, PGD, robust_accuracy
-from fmask.models import Normalized, build_model
+from fmask.training.attacks import DEFAULT_EPS, PGD, robust_accuracy
+from fmask.models.zoo import Normalized, build_model
 
 
 def test_vgg11_bn_layout_on_meta_device():
@@ -83,8 +83,8 @@ def test_pgd_pixel_units_within_eps_and_hurts():
 
 
 def test_pgd_settings_one_rule_for_training_metrics_and_analyses():
-    from fmask.attacks import PGDSettings, pgd_settings
-    from fmask.profiles import load_profile
+    from fmask.training.attacks import PGDSettings, pgd_settings
+    from fmask.experiment.profiles import load_profile
 
     cpu = load_profile("cpu")
     # training metric: robust_eval_steps with its own (null -> eps/8) alpha, not the training step eps/4
@@ -123,8 +123,8 @@ def test_pgd_result_does_not_depend_on_the_input_layout_rgb():
 
 
 def test_describe_training_attack_names_fgsm_rs_and_pgd():
-    from fmask.attacks import describe_training_attack
-    from fmask.profiles import load_profile
+    from fmask.training.attacks import describe_training_attack
+    from fmask.experiment.profiles import load_profile
 
     one = describe_training_attack(0.0136, 1, 0.017)
     assert one.startswith("FGSM with random start") and "1.25 ε" in one
@@ -141,8 +141,8 @@ def test_describe_training_attack_names_fgsm_rs_and_pgd():
 
 
 def test_compare_training_attacks_gives_the_difference_its_interval_and_the_speedup():
-    from fmask.attacks import compare_training_attacks
-    from fmask.stats import newcombe_interval
+    from fmask.training.attacks import compare_training_attacks
+    from fmask.analysis.stats import newcombe_interval
 
     runs = {"one": {"pgd_robust_acc": 0.532, "pgd_n": 500, "seconds": 343.0},
             "five": {"pgd_robust_acc": 0.542, "pgd_n": 500, "seconds": 838.0}}

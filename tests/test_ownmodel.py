@@ -1,4 +1,4 @@
-"""fmask.ownmodel: masks for your own classifier (any nn.Module / torchvision arch, grayscale or RGB)."""
+"""fmask.learners.own: masks for your own classifier (any nn.Module / torchvision arch, grayscale or RGB)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,10 +8,10 @@ from PIL import Image
 from torch import nn
 
 from conftest import make_tiny_cnn
-from fmask.learn import MaskResult
-from fmask.models import Normalized, build_model
-from fmask.ownmodel import learn_own_masks, load_images, prepare_model, run_own_masks
-from fmask.store import ArtifactStore
+from fmask.learners import MaskResult
+from fmask.models.zoo import Normalized, build_model
+from fmask.learners.own import learn_own_masks, load_images, prepare_model, run_own_masks
+from fmask.infra.store import ArtifactStore
 
 RGB_MEAN = (0.485, 0.456, 0.406)
 
@@ -265,7 +265,7 @@ def test_learn_own_masks_records_how_the_masks_were_learned(resnet):
     assert info["learner"] in ("PerImageMasks", "learn_masks")
     import inspect
 
-    from fmask.learn import learn_masks
+    from fmask.learners import learn_masks
     if "space" not in inspect.signature(learn_masks).parameters and info["learner"] == "learn_masks":
         assert info["options_not_supported"] == ["space"]
     else:

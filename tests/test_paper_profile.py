@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fmask.pipeline import Run
-from fmask.profiles import load_profile
-from fmask.testing import write_fake_imagenette
+from fmask.experiment.run import Run
+from fmask.experiment.profiles import load_profile
+from fmask.data.fake import write_fake_imagenette
 
 FEW_STEPS = {
     "device": "cpu",

@@ -1,4 +1,4 @@
-"""fmask.pipeline: stages are cached by parameters (load, never recompute; new parameters, new artifact).
+"""fmask.experiment.run: stages are cached by parameters (load, never recompute; new parameters, new artifact).
 
 Runs on a tiny fake Imagenette written to a temporary folder (5 class folders, 32 px JPEGs), so it needs
 neither the real data nor a network; two regimes, one epoch, a few mask steps.
@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from fmask import pipeline
+from fmask.experiment import run as pipeline
 from fmask.data import IMAGENETTE_WNIDS, PAPER_CLASSES
-from fmask.pipeline import Run
-from fmask.profiles import load_profile
-from fmask.store import ArtifactStore
+from fmask.experiment.run import Run
+from fmask.experiment.profiles import load_profile
+from fmask.infra.store import ArtifactStore
 
 N_PER_CLASS = 4
 
@@ -169,7 +169,7 @@ def test_learners_get_the_profile_sections_as_keyword_arguments(first_run, fake_
 
 
 def test_robust_accuracy_stage_and_one_trained_model_type(first_run, fake_imagenette):
-    from fmask import train
+    from fmask.training import fit as train
 
     run = first_run["run"]
     assert pipeline.TrainedModel is train.TrainedModel

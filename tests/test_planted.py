@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from fmask.learn import learn_masks
-from fmask.mask import filter_images
-from fmask.synthetic import planted_frequency_dataset
+from fmask.learners import learn_masks
+from fmask.core.mask import filter_images
+from fmask.data.synthetic import planted_frequency_dataset
 
 
 def _accuracy(model, x, y):

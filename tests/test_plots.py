@@ -104,7 +104,7 @@ def test_book_figures_fit_the_column_with_10pt_text():
 
 
 def test_blue_shift_and_data_figures():
-    from fmask import blueshift
+    from fmask.analysis import blueshift
 
     fig = P.signals.activation_spectra(blueshift.activation_spectra(n=64, base=4))
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 5

@@ -1,5 +1,5 @@
-"""fmask.profiles: typed frozen sections, unknown keys with suggestions, type errors naming the key,
-numeric coercion, load-time validation, overrides through the same checks; fmask.selection; fmask.stages."""
+"""fmask.experiment.profiles: typed frozen sections, unknown keys with suggestions, type errors naming the key,
+numeric coercion, load-time validation, overrides through the same checks; fmask.experiment.selection; fmask.experiment.stages."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,13 +11,13 @@ import torch
 import yaml
 
 from fmask import cli
-from fmask.learn import DatasetMask, PerImageMasks
-from fmask.profiles import (SECTIONS, TOP_LEVEL_KEYS, DatasetMaskSection, Profile, SingleMaskSection,
+from fmask.learners import DatasetMask, PerImageMasks
+from fmask.experiment.profiles import (SECTIONS, TOP_LEVEL_KEYS, DatasetMaskSection, Profile, SingleMaskSection,
                             list_profiles, load_profile, parse_override, profile_from_mapping)
-from fmask.regimes import REGIMES
-from fmask.selection import CRITERIA, select_images
-from fmask.stages import cached_stage
-from fmask.store import ArtifactStore
+from fmask.data.regimes import REGIMES
+from fmask.experiment.selection import CRITERIA, select_images
+from fmask.experiment.stages import cached_stage
+from fmask.infra.store import ArtifactStore
 
 
 def _write(tmp_path, mutate):

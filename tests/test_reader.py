@@ -16,7 +16,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fmask import book, buildinfo, ledger, site
+from fmask import book
+
+from fmask.book import buildinfo
+
+from fmask.claims import ledger
+
+from fmask.book import site
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -231,9 +237,9 @@ def test_config_excludes_hidden_folders_and_loads_extensions():
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
     for pat in (".*", "**/.*", "book/_generated/*"):
         assert pat in cfg["exclude_patterns"], pat
-    assert {"sphinx-mathjax-offline", "fmask.site"} <= set(cfg["sphinx"]["extra_extensions"])
+    assert {"sphinx-mathjax-offline", "fmask.book.site"} <= set(cfg["sphinx"]["extra_extensions"])
     assert cfg["launch_buttons"]["binderhub_url"] == site.MYBINDER
-    assert "use_repository_button" not in (cfg.get("html") or {}), "fmask.site sets it from repository.url"
+    assert "use_repository_button" not in (cfg.get("html") or {}), "fmask.book.site sets it from repository.url"
 
 
 def test_repository_url_has_one_place_and_readme_badge_follows_it(tmp_path):

@@ -1,4 +1,4 @@
-"""fmask.store reliability: nothing damaged or stale is ever used as good.
+"""fmask.infra.store reliability: nothing damaged or stale is ever used as good.
 
 Each test first reproduces the fault the store must catch (e.g. a bit-flipped file that plain ``torch.load``
 accepts), then checks the store's answer: the damaged file is moved aside, one ``ArtifactCorruptWarning``
@@ -24,9 +24,9 @@ import torch
 from torch import nn
 
 import fmask
-import fmask.store as S
+import fmask.infra.store as S
 from fmask.book import runner as book_runner
-from fmask.store import (
+from fmask.infra.store import (
     TMP_MAX_AGE,
     ArtifactCorruptWarning,
     ArtifactStore,
@@ -296,9 +296,9 @@ def test_damaged_file_is_left_alone_while_another_holder_has_the_claim(tmp_path)
 
 # ------------------------------------------------------------------------------------------ training state
 def test_truncated_train_state_restarts_training_and_bitflipped_model_is_retrained(tmp_path):
-    from fmask import train as T
+    from fmask.training import fit as T
     from fmask.data import write_fake_imagenette
-    from fmask.profiles import load_profile
+    from fmask.experiment.profiles import load_profile
 
     root = write_fake_imagenette(tmp_path / "inet", n_train=4, n_val=2, size=(32, 36))
     prof = load_profile("smoke", {"data.root": str(root), "data.max_per_class": None, "data.image_size": 32,

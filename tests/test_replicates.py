@@ -8,11 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from fmask import analysis, claims, plots, report
-from fmask.learn.objective import ACCURACY_RATIO
-from fmask.pipeline import Run
-from fmask.profiles import load_profile, list_profiles
-from fmask.regimes import REGIMES
+from fmask import plots
+
+from fmask.analysis import masks as analysis
+
+from fmask.claims import rules as claims
+
+from fmask.experiment import results as report
+from fmask.core.objective import ACCURACY_RATIO
+from fmask.experiment.run import Run
+from fmask.experiment.profiles import load_profile, list_profiles
+from fmask.data.regimes import REGIMES
 
 from test_pipeline import N_PER_CLASS, _profile, fake_imagenette  # noqa: F401 - the fixture is used below
 

@@ -1,4 +1,4 @@
-"""fmask.report: atomic result files, runtimes, and the paper-vs-ours table built from them."""
+"""fmask.experiment.results: atomic result files, runtimes, and the paper-vs-ours table built from them."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from fmask import report
+from fmask.experiment import results as report
 from fmask.book import tables
 
 
@@ -183,7 +183,7 @@ def test_load_results_skips_the_claims_ledger(tmp_path):
 
 
 def test_benchmark_result_reads_a_result_file_or_says_none(tmp_path):
-    from fmask.report import BENCHMARK_RESULTS, benchmark_result
+    from fmask.experiment.results import BENCHMARK_RESULTS, benchmark_result
 
     (tmp_path / "b.json").write_text('{"ratio": 2.5}')
     assert benchmark_result("b", root=tmp_path) == {"ratio": 2.5}
@@ -195,7 +195,7 @@ def test_benchmark_result_reads_a_result_file_or_says_none(tmp_path):
         benchmark_result("../etc/passwd", root=tmp_path)
     # the committed measurements that chapters 3 and 8 quote are found in the checkout
     assert BENCHMARK_RESULTS.is_dir()
-    from fmask.attacks import compare_training_attacks
+    from fmask.training.attacks import compare_training_attacks
 
     # chapter 3's comparison, with the run names it uses
     c = compare_training_attacks(benchmark_result("adversarial_w4_fgsmrs_vs_pgd5")["runs"],

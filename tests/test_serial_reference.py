@@ -20,8 +20,8 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from fmask.learn import learn_masks
-from fmask.models import build_model
+from fmask.learners import learn_masks
+from fmask.models.zoo import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,7 +90,7 @@ def test_normalised_space_matches_serial_and_differs_from_pixel():
     """A linear classifier behind fmask's Normalized wrapper (strong invariance term, the DC entry matters):
     fmask's pixel-offset filter reproduces the serial loop that normalises first and filters the normalised
     image, and this is a different problem from filtering pixels (so the agreement above is not vacuous)."""
-    from fmask.models import Normalized
+    from fmask.models.zoo import Normalized
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(32 * 32, 5))
@@ -154,7 +154,7 @@ MASK_PY = ROOT / "fmask" / "mask.py"
 
 
 def _learner_file(path: str) -> str | None:
-    """'learner' for a file of the learner (the fmask.learn package or fmask/mask.py, where the filter
+    """'learner' for a file of the learner (the fmask.learners package or fmask/core/mask.py, where the filter
     lives), the file name for the serial reference, None otherwise."""
     p = Path(path).resolve()
     if p.parent == LEARN_DIR.resolve() or p == MASK_PY.resolve():
@@ -163,7 +163,7 @@ def _learner_file(path: str) -> str | None:
 
 
 class _CallCounter(TorchFunctionMode):
-    """Counts torch calls by (name, calling file: "learner" for fmask.learn/* + fmask/mask.py, else its name)."""
+    """Counts torch calls by (name, calling file: "learner" for fmask.learners/* + fmask/core/mask.py, else its name)."""
 
     def __init__(self) -> None:
         super().__init__()

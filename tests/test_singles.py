@@ -10,8 +10,14 @@ import torch
 from conftest import make_tiny_cnn
 from test_pipeline import _profile, fake_imagenette  # noqa: F401 - the fixture is used by name
 
-from fmask import diagnostics, pipeline, stats, variants
-from fmask.pipeline import Run
+from fmask.analysis import diagnostics
+
+from fmask.experiment import run as pipeline
+
+from fmask.analysis import stats
+
+from fmask.experiment import variants
+from fmask.experiment.run import Run
 from fmask.plots import singles as psingles
 
 
@@ -223,7 +229,7 @@ def test_chapter8_conventions_rows_put_the_papers_values_beside_both():
 
 
 def test_fig7_claim_decides_on_the_papers_masks_and_reports_the_codes():
-    from fmask import claims
+    from fmask.claims import rules as claims
 
     rng = np.random.default_rng(0)
     van = rng.uniform(0.3, 0.6, 100)

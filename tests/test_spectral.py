@@ -1,4 +1,4 @@
-"""fmask.spectral: centring, band maps (a partition, paper orientation) and band energies."""
+"""fmask.core.spectral: centring, band maps (a partition, paper orientation) and band energies."""
 from __future__ import annotations
 
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from fmask import spectral
-from fmask.spectral import angular_bands, band_energy, centered, radial_bands, uncentered
+from fmask.core import spectral
+from fmask.core.spectral import angular_bands, band_energy, centered, radial_bands, uncentered
 
 SHAPES = [(16, 16), (15, 17), (32, 24)]
 

@@ -1,4 +1,4 @@
-"""fmask.stats against closed forms, published values and scipy."""
+"""fmask.analysis.stats against closed forms, published values and scipy."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from fmask import stats
+from fmask.analysis import stats
 
 scipy_stats = pytest.importorskip("scipy.stats")  # a hard dependency of scikit-learn, hence always present
 

@@ -1,4 +1,4 @@
-"""fmask.store: parameter keys, atomic metadata-carrying files, refusal to mix parameters."""
+"""fmask.infra.store: parameter keys, atomic metadata-carrying files, refusal to mix parameters."""
 from __future__ import annotations
 
 import hashlib
@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from fmask.store import FORMAT, ArtifactStore, atomic_torch_save, atomic_write_json, canonical_json, default_root, versions
+from fmask.infra.store import FORMAT, ArtifactStore, atomic_torch_save, atomic_write_json, canonical_json, default_root, versions
 
 
 def test_key_is_canonical_and_parameter_sensitive():

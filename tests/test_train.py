@@ -1,13 +1,13 @@
-"""fmask.train: every regime learns, adversarial batches are real PGD, resume == uninterrupted, store reuse."""
+"""fmask.training.fit: every regime learns, adversarial batches are real PGD, resume == uninterrupted, store reuse."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from fmask import train as T
-from fmask.testing import write_fake_imagenette
-from fmask.profiles import load_profile
-from fmask.store import ArtifactStore
+from fmask.training import fit as T
+from fmask.data.fake import write_fake_imagenette
+from fmask.experiment.profiles import load_profile
+from fmask.infra.store import ArtifactStore
 
 
 @pytest.fixture(scope="module")
@@ -177,11 +177,11 @@ def _reference_losses(model, batches, lr):
 def test_channels_last_fp32_matches_contiguous_training(channels):
     """fp32 channels_last (the trainer's layout) computes the contiguous network's training up to rounding:
     the first step's parameter gradients agree to 1e-4 relative (L2 over each tensor), and 4 Adam steps of
-    :func:`fmask.train._train_epoch` give the same summed loss to 1e-4 relative. (Weights are not compared
+    :func:`fmask.training.fit._train_epoch` give the same summed loss to 1e-4 relative. (Weights are not compared
     entry by entry: Adam divides each gradient by its own RMS, so weights whose gradient is at rounding level
     -- e.g. conv biases before batch norm, exactly zero in exact arithmetic -- take lr-sized steps of random
     sign in either layout.)"""
-    from fmask.models import build_model
+    from fmask.models.zoo import build_model
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(4 * 8, channels, 32, 32, generator=g)
@@ -230,8 +230,8 @@ def test_bf16_training_runs_and_learns(setup, tmp_path):
 def test_eval_and_attack_helpers_leave_caller_model_alone(setup):
     """evaluate / PGD / robust_accuracy: the caller's (contiguous, train-mode) model keeps its weights, their
     memory layout, its mode and requires_grad flags; results are the same for NCHW and NHWC images."""
-    from fmask.attacks import PGD, robust_accuracy
-    from fmask.models import build_model
+    from fmask.training.attacks import PGD, robust_accuracy
+    from fmask.models.zoo import build_model
 
     prof, ds = setup
     torch.manual_seed(0)

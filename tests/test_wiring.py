@@ -15,12 +15,14 @@ import pytest
 import torch
 from PIL import Image
 
-from fmask import cli, stages
-from fmask import train as T
-from fmask.learn import MaskResult
-from fmask.profiles import load_profile
-from fmask.store import ArtifactCorruptError, ArtifactCorruptWarning, ArtifactStore, StoreError
-from fmask.testing import write_fake_imagenette
+from fmask import cli
+
+from fmask.experiment import stages
+from fmask.training import fit as T
+from fmask.learners import MaskResult
+from fmask.experiment.profiles import load_profile
+from fmask.infra.store import ArtifactCorruptError, ArtifactCorruptWarning, ArtifactStore, StoreError
+from fmask.data.fake import write_fake_imagenette
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,9 +139,9 @@ _TWO_PROCS = textwrap.dedent('''
     import os, sys, time
     import torch
     torch.set_num_threads(1)
-    import fmask.train as T
-    from fmask.profiles import load_profile
-    from fmask.store import ArtifactStore
+    import fmask.training.fit as T
+    from fmask.experiment.profiles import load_profile
+    from fmask.infra.store import ArtifactStore
     root, art, log = sys.argv[1:4]
     real = T._fit
     def fit(*a, **k):
@@ -199,8 +201,8 @@ def test_cached_stage_checks_writable_before_computing(tmp_path):
 _TWO_STAGES = textwrap.dedent('''
     import os, sys, time
     import torch
-    from fmask.stages import cached_stage
-    from fmask.store import ArtifactStore
+    from fmask.experiment.stages import cached_stage
+    from fmask.infra.store import ArtifactStore
     art, log = sys.argv[1:3]
     def compute():
         with open(log, "a") as fh:
@@ -226,7 +228,7 @@ def test_two_processes_compute_a_stage_once(tmp_path):
 
 
 def test_run_results_dir_does_not_depend_on_the_cwd(fake, tmp_path, monkeypatch):
-    from fmask.pipeline import Run
+    from fmask.experiment.run import Run
 
     _, prof, _ = fake
     art = tmp_path / "store" / "artifacts"
@@ -315,7 +317,7 @@ def test_masks_own_model_errors_are_one_line(resnet_ckpt, tmp_path, capsys):
 def test_atomic_write_failure_names_the_target_not_the_temp_file(tmp_path, monkeypatch, capsys):
     import errno
 
-    from fmask.store import atomic_torch_save
+    from fmask.infra.store import atomic_torch_save
 
     target = tmp_path / "masks.pt"
     real_fsync = os.fsync
@@ -339,7 +341,7 @@ def test_atomic_write_failure_names_the_target_not_the_temp_file(tmp_path, monke
 
 
 def test_distribute_has_one_parser_with_space_and_precision(monkeypatch, tmp_path):
-    from fmask import distributed
+    from fmask.learners import distributed
 
     worker = {a.dest for a in distributed._build_parser()._actions} - {"help"}
     sub = next(a for a in cli.build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
@@ -354,8 +356,8 @@ def test_distribute_has_one_parser_with_space_and_precision(monkeypatch, tmp_pat
 
 
 def test_distribute_passes_space_and_precision_to_the_learner(tmp_path, monkeypatch, capsys):
-    from fmask import distributed
-    from fmask.models import build_model
+    from fmask.learners import distributed
+    from fmask.models.zoo import build_model
 
     torch.manual_seed(0)
     ck, im = tmp_path / "m.pt", tmp_path / "x.pt"
@@ -381,7 +383,7 @@ def test_distribute_passes_space_and_precision_to_the_learner(tmp_path, monkeypa
 
 
 def test_python_dash_m_distributed_uses_the_shared_parser():
-    proc = subprocess.run([sys.executable, "-m", "fmask.distributed", "--help"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "fmask.learners.distributed", "--help"], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     assert proc.returncode == 0 and "--space" in proc.stdout and "--precision" in proc.stdout
 
@@ -407,7 +409,7 @@ def test_contributing_names_every_module_and_subpackage():
 
 def test_readme_is_true_to_the_code():
     text = (ROOT / "README.md").read_text()
-    for needle in ("fmask/learn/", "fmask/data/", "fmask/book/", "fmask/plots/", "PerImageMasks(model, lam=0.07)",
+    for needle in ("fmask/learners/", "fmask/data/", "fmask/book/", "fmask/plots/", "PerImageMasks(model, lam=0.07)",
                    "DatasetMask", "fmask masks --arch", "_build/smoke", "What fmask guarantees",
                    "docs/guarantees.md", "space=", "Binder"):
         assert needle in text, needle
@@ -429,7 +431,7 @@ def test_cli_book_unwritable_store_fails_before_any_chapter(tmp_path, monkeypatc
 
 
 def test_failed_output_write_is_one_line_naming_the_output(resnet_ckpt, tmp_path, monkeypatch, capsys):
-    from fmask import store
+    from fmask.infra import store
 
     ck, imgs = resnet_ckpt
     out = tmp_path / "masks.pt"

@@ -13,14 +13,14 @@ of a cell prints nothing:
 * ``ch.glue(name, value, fmt=None)`` / ``ch.glue_pct(name, fraction)`` -- a value for the prose (never
   displayed where it is computed); ``None`` becomes ``"n/a"``;
 * ``ch.table(rows, columns=None, digits=1, notes=())`` -- a Markdown table (list of dicts);
-* ``ch.save(name, values, meta=None)`` -- a result file (:func:`fmask.report.save_result`, profile and seed
+* ``ch.save(name, values, meta=None)`` -- a result file (:func:`fmask.experiment.results.save_result`, profile and seed
   recorded);
 * ``ch.figure(fig, name, caption, alt=None)`` -- show a Matplotlib figure as a numbered figure with caption
   and alt text (a high-dpi PNG, displayed at its size in inches at 96 px/in);
 * ``ch.timed(stage)`` -- record the time of a block in the results folder.
 
 Profile values are read through :meth:`Chapter.setting` (dict profiles and typed profile objects alike), so
-a change of the profile API is a change here, not in eight notebooks. The pipeline :class:`fmask.pipeline.Run`
+a change of the profile API is a change here, not in eight notebooks. The pipeline :class:`fmask.experiment.run.Run`
 is created on first use of :attr:`Chapter.run`.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from fmask import report
+from fmask.experiment import results as report
 
 __all__ = ["Chapter", "open", "figure_png"]
 
@@ -84,9 +84,9 @@ class Chapter:
     # ------------------------------------------------------------------------------- profile and run
     @property
     def run(self):
-        """The :class:`fmask.pipeline.Run` of this chapter (created on first use)."""
+        """The :class:`fmask.experiment.run.Run` of this chapter (created on first use)."""
         if self._run is None:
-            from fmask.pipeline import Run
+            from fmask.experiment.run import Run
 
             self._run = Run.from_profile(self.profile_arg, data_root=self.data_root, artifacts=self.artifacts_dir,
                                          results_dir=self.results_dir, device=self.device)
@@ -98,7 +98,7 @@ class Chapter:
         if self._run is not None:
             return self._run.profile
         if self._profile is None:
-            from fmask.profiles import load_profile
+            from fmask.experiment.profiles import load_profile
 
             self._profile = load_profile(self.profile_arg)
         return self._profile
@@ -186,7 +186,7 @@ def open(profile: str | os.PathLike[str], *, data_root: str | os.PathLike[str] |
     :class:`Chapter`. Extra keyword arguments (chapter-specific parameters) are ignored."""
     warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
     os.environ.setdefault("TQDM_DISABLE", "1")  # a chapter run by hand in Jupyter: no widget bars either
-    from fmask.runtime import apply_thread_env
+    from fmask.infra.runtime import apply_thread_env
 
     apply_thread_env()  # the runner's fixed thread count ($FMASK_THREADS): CPU results depend on it
     ch = Chapter(profile, data_root=data_root, artifacts_dir=artifacts_dir, results_dir=results_dir, device=device)

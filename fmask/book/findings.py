@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fmask.learn.schedule import onecycle_lr_trace
+from fmask.core.schedule import onecycle_lr_trace
 
 __all__ = ["ORIGINAL_SINGLE_MASK_SCHEDULE", "onecycle_lr_trace", "single_mask_lr_summary"]
 

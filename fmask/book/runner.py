@@ -6,7 +6,7 @@ Layout (relative to an *output root*; see :func:`default_out`)::
     <root>/book/intro.md, other *.md          static pages (copied likewise)
     <root>/book/NN_name.ipynb                 executed chapters (from notebooks/NN_name.py via jupytext)
     <root>/book/NN_name.failed.ipynb          the last failed attempt of a chapter, kept for inspection
-    <root>/book/results/                      result files and per-chapter runtimes (fmask.report)
+    <root>/book/results/                      result files and per-chapter runtimes (fmask.experiment.results)
     <root>/_build/html/index.html             the built book
 
 Safety rules (the reasons for this module's shape):
@@ -26,8 +26,8 @@ tagged ``remove-cell``, widget outputs and widget metadata are dropped, machine-
 outputs are replaced by placeholders (``<data>``, ``<artifacts>``, ``<repo>``), and figures shown with
 :meth:`fmask.book.chapter.Chapter.figure` become numbered MyST figures with caption and alt text.
 
-Reproducibility (``docs/guarantees.md``, :mod:`fmask.determinism`): every kernel runs with a fixed torch
-thread count (:func:`fmask.runtime.book_threads`: ``threads``, else ``$FMASK_THREADS``, else 2), because the
+Reproducibility (``docs/guarantees.md``, :mod:`fmask.book.determinism`): every kernel runs with a fixed torch
+thread count (:func:`fmask.infra.runtime.book_threads`: ``threads``, else ``$FMASK_THREADS``, else 2), because the
 CPU thread count changes trained weights; the runner says how many artifacts the store already held and how
 many each chapter added (a result made from an artifact computed by older code is the usual reason a book
 differs from a fresh clone's), and ``fresh=True`` (``fmask book --fresh``) runs on a new, empty store.
@@ -53,9 +53,9 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import yaml
 
-from fmask import report
+from fmask.experiment import results as report
 from fmask.book.errors import BookError
-from fmask.buildinfo import REPO_ROOT  # the one definition (re-exported: fmask.book.REPO_ROOT)
+from fmask.book.buildinfo import REPO_ROOT  # the one definition (re-exported: fmask.book.REPO_ROOT)
 
 __all__ = [
     "REPO_ROOT",
@@ -338,7 +338,7 @@ def _error_location(nb) -> str:
 def _write_notebook(nb, path: Path) -> Path:
     import nbformat
 
-    from fmask.store import atomic_write
+    from fmask.infra.store import atomic_write
 
     return atomic_write(path, lambda fh: nbformat.write(nb, fh), binary=False)
 
@@ -350,11 +350,11 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 def _relay_progress(enabled: bool, out: Any = None, poll: float = 1.0) -> Iterator[None]:
     """Stage progress from the kernel to this terminal while the block runs.
 
-    Sets ``$FMASK_PROGRESS_FILE`` (read by :func:`fmask.runtime.progress_bar` in the kernel) to a temporary
+    Sets ``$FMASK_PROGRESS_FILE`` (read by :func:`fmask.infra.runtime.progress_bar` in the kernel) to a temporary
     file and copies each new bar state from it to ``out`` (default ``sys.stdout``) as one indented line, so
     training epochs and masks done / left show on the terminal while nothing reaches the executed page.
     """
-    from fmask.runtime import PROGRESS_FILE_ENV
+    from fmask.infra.runtime import PROGRESS_FILE_ENV
 
     if not enabled:
         yield
@@ -633,12 +633,12 @@ def build_book(
 
 
 def _resolve_artifacts(artifacts: str | os.PathLike[str] | None) -> str:
-    """The artifact store the chapters use: ``artifacts`` made absolute, else :func:`fmask.store.default_root`
+    """The artifact store the chapters use: ``artifacts`` made absolute, else :func:`fmask.infra.store.default_root`
     (the one default store, whatever the working directory: ``$FMASK_ARTIFACTS``, ``<repo>/artifacts`` in a
     source checkout, else the user cache)."""
     if artifacts is not None:
         return str(Path(artifacts).resolve())
-    from fmask.store import default_root
+    from fmask.infra.store import default_root
 
     return str(default_root())
 
@@ -698,24 +698,24 @@ def run_book(
     ``profile``: profile name or YAML path passed to every chapter. ``out``: output root (default
     :func:`default_out`: the repository for ``cpu``, ``_build/<profile>`` otherwise); a root other than the
     repository gets copies of the config, toc and static pages. ``data``: Imagenette root (default
-    ``$FMASK_DATA``). ``artifacts``: model/mask store (default :func:`fmask.store.default_root`:
+    ``$FMASK_DATA``). ``artifacts``: model/mask store (default :func:`fmask.infra.store.default_root`:
     ``$FMASK_ARTIFACTS``, else ``<repo>/artifacts`` in a source checkout, else ``~/.cache/fmask/artifacts``).
     ``only``: chapters to run (numbers ``4``/``04``, names ``04_dataset_masks`` or ``dataset_masks``,
     comma-separated or a list). ``build=False`` skips ``jupyter-book build``. ``progress``: papermill's
     per-cell bar. ``quiet_kernel``: filter the kernel's stderr through :data:`BENIGN_KERNEL_NOISE`.
-    ``threads``: torch threads of every kernel (default :func:`fmask.runtime.book_threads`). ``fresh``: run on
+    ``threads``: torch threads of every kernel (default :func:`fmask.infra.runtime.book_threads`). ``fresh``: run on
     a new empty artifact store (a temporary folder, removed afterwards; not with ``artifacts``), so every
     model and mask is computed by this code.
 
     A chapter that fails stops the run with :class:`BookError`; its previous good notebook stays. After the
     chapters (so after chapter 8 has written ``results/claims.json``) the build information and the claims
-    ledger the introduction includes are regenerated (:func:`fmask.buildinfo.write_build_info`).
+    ledger the introduction includes are regenerated (:func:`fmask.book.buildinfo.write_build_info`).
     """
     if not isinstance(profile, str) or not profile:
         raise ValueError(f"profile must be a non-empty string (smoke, cpu, paper or a YAML path); got {profile!r}")
     if fresh and artifacts is not None:
         raise ValueError("fresh=True runs on a new empty store: do not also give artifacts")
-    from fmask.runtime import book_threads, thread_env
+    from fmask.infra.runtime import book_threads, thread_env
 
     n_threads = book_threads(threads)  # a bad count fails here, before any folder is made
     src = Path(src_dir) if src_dir is not None else REPO_ROOT / "notebooks"
@@ -797,7 +797,7 @@ def _run_book(profile, root, book_dir, results_dir, data_root, artifacts_dir, na
                 log(f"[fmask book] ({i}/{len(names)}) {name} computed {len(added)} artifact(s): "
                     f"{', '.join(added[:6])}{' ...' if len(added) > 6 else ''}")
             before = now
-    from fmask import buildinfo
+    from fmask.book import buildinfo
 
     (book_dir / "_generated").mkdir(parents=True, exist_ok=True)
     buildinfo.write_build_info(book_dir, repo_root=REPO_ROOT, profile=profile_name, data_root=data_root,

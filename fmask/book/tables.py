@@ -1,4 +1,4 @@
-"""Markdown tables for the book, built from the result files (:mod:`fmask.report`) and the paper's values.
+"""Markdown tables for the book, built from the result files (:mod:`fmask.experiment.results`) and the paper's values.
 
 * :func:`paper_vs_ours` / :func:`paper_table` -- one row per value of ``fmask/paper_values.yaml`` (the only
   numbers typed in by hand, each with its source); the rendered table cites sources with short keys
@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from fmask.report import load_results, load_runtimes
+from fmask.experiment.results import load_results, load_runtimes
 
 __all__ = [
     "PAPER_VALUES_FILE",
@@ -291,7 +291,7 @@ TABLE2_CONVENTION_LABELS: dict[str, str] = {
 def table2_conventions_rows(conventions: Mapping[str, Any] | None, *, digits: int = 1) -> list[dict[str, Any]]:
     """Table 2 under both mask conventions beside the paper's values (percent), one row per cell.
 
-    ``conventions``: ``single_image.json``'s ``table2_conventions`` (:func:`fmask.variants.convention_table2`
+    ``conventions``: ``single_image.json``'s ``table2_conventions`` (:func:`fmask.experiment.variants.convention_table2`
     plus ``subset``); None or empty -> []. Columns: ``cell``, ``paper`` (``fmask/paper_values.yaml``, n/a where
     the paper prints none), ``normalised`` and ``pixel`` (accuracy [Wilson 95%]), ``pixel − normalised``
     (points [Newcombe paired 95%]).

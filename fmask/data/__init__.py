@@ -8,20 +8,20 @@ load_split`` keeps working):
   cache), :func:`download_imagenette`, :func:`list_split` (paths and labels, nothing decoded);
 * :mod:`fmask.data.augment`: the original's train/eval transforms and :class:`BatchTrainTransform`, the same
   random train augmentation done batch-wise; the regimes' ``RandomAffine`` settings come from
-  :data:`fmask.regimes.AFFINE` (re-exported as ``REGIME_AFFINE``);
+  :data:`fmask.data.regimes.AFFINE` (re-exported as ``REGIME_AFFINE``);
 * :mod:`fmask.data.datasets`: :func:`decode_image`, :class:`TensorImageDataset` (packed uint8 images in
   memory) and :func:`load_split`, whose disk cache is keyed by the files' content;
-* :mod:`fmask.testing`: :func:`write_fake_imagenette`, a tiny fake Imagenette folder for tests and demos.
+* :mod:`fmask.data.fake`: :func:`write_fake_imagenette`, a tiny fake Imagenette folder for tests and demos.
 
 Conventions: images are float32 tensors in [0, 1] shaped (C, S, S) (C = 1 grayscale by default, 3 with
 ``channels=3``); labels are int64 in 0..K-1 in the order of the chosen classes. Normalisation (mean 0.449,
-std 0.226) is NOT applied here; it lives in :class:`fmask.models.Normalized`.
+std 0.226) is NOT applied here; it lives in :class:`fmask.models.zoo.Normalized`.
 """
 from __future__ import annotations
 
-from .augment import REGIME_AFFINE, BatchTrainTransform, eval_transform, pil_transform, train_transform
-from .datasets import CACHE_VERSION, TensorImageDataset, content_key, decode_image, load_split
-from .imagenette import (CLASS_NAMES, FIRST5_CLASSES, IMAGE_EXTENSIONS, IMAGENETTE_URLS, IMAGENETTE_WNIDS,
+from fmask.data.augment import REGIME_AFFINE, BatchTrainTransform, eval_transform, pil_transform, train_transform
+from fmask.data.datasets import CACHE_VERSION, TensorImageDataset, content_key, decode_image, load_split
+from fmask.data.imagenette import (CLASS_NAMES, FIRST5_CLASSES, IMAGE_EXTENSIONS, IMAGENETTE_URLS, IMAGENETTE_WNIDS,
                          PAPER_CLASSES, CorruptImageError, ImagenetteUnavailable, download_imagenette,
                          find_data_root, list_split, resolve_classes)
 
@@ -54,18 +54,18 @@ __all__ = [
 
 
 def planted_frequency_dataset(*args, **kwargs):
-    """Re-export of :func:`fmask.synthetic.planted_frequency_dataset` (imported lazily)."""
-    from ..synthetic import planted_frequency_dataset as _pfd
+    """Re-export of :func:`fmask.data.synthetic.planted_frequency_dataset` (imported lazily)."""
+    from fmask.data.synthetic import planted_frequency_dataset as _pfd
 
     return _pfd(*args, **kwargs)
 
 
 def write_fake_imagenette(*args, **kwargs):
-    """Re-export of :func:`fmask.testing.write_fake_imagenette` (imported lazily)."""
-    from ..testing import write_fake_imagenette as _w
+    """Re-export of :func:`fmask.data.fake.write_fake_imagenette` (imported lazily)."""
+    from fmask.data.fake import write_fake_imagenette as _w
 
     return _w(*args, **kwargs)
 
 
-write_fake_imagenette.__doc__ = "Re-export of :func:`fmask.testing.write_fake_imagenette`: " + (
+write_fake_imagenette.__doc__ = "Re-export of :func:`fmask.data.fake.write_fake_imagenette`: " + (
     "a tiny Imagenette-layout folder (all 10 wnids, RGB JPEGs) for tests and demos.")

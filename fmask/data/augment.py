@@ -3,7 +3,7 @@
 Transforms follow the original ``loaddata.py`` (S = 128 in the paper):
 
 * train: ``Resize(S)``, ``RandomResizedCrop(S)``, ``RandomHorizontalFlip``, ``Grayscale``, the regime's
-  ``RandomAffine`` (:data:`fmask.regimes.AFFINE`), ``ToTensor``;
+  ``RandomAffine`` (:data:`fmask.data.regimes.AFFINE`), ``ToTensor``;
 * eval: ``Resize(S)``, ``CenterCrop(S)``, ``Grayscale``, ``ToTensor``.
 
 Here ``Resize(S)`` and ``Grayscale`` happen once at decoding (:mod:`fmask.data.datasets`); the functions below
@@ -19,8 +19,8 @@ from typing import Callable
 
 import torch
 
-from ..regimes import AFFINE as REGIME_AFFINE
-from ..regimes import check_regime
+from fmask.data.regimes import AFFINE as REGIME_AFFINE
+from fmask.data.regimes import check_regime
 
 __all__ = ["REGIME_AFFINE", "train_transform", "eval_transform", "pil_transform", "BatchTrainTransform"]
 

@@ -2,18 +2,18 @@
 
 Conventions: items are float32 (C, S, S) in [0, 1] (C = 1 grayscale by default, 3 with ``channels=3``);
 labels are int64 in 0..K-1 in the order of the chosen classes. Normalisation (mean 0.449, std 0.226) is NOT
-applied here; it lives in :class:`fmask.models.Normalized`.
+applied here; it lives in :class:`fmask.models.zoo.Normalized`.
 
 :func:`load_split` decodes every file once with PIL, applying the deterministic ``Resize(S)`` (shorter side)
 and ``Grayscale`` exactly as the original, and keeps the uint8 results *packed* (one flat buffer, no padding:
 a single panorama does not inflate the whole split to its width). Eval items are then the PIL pipeline's
 uint8 levels exactly; train items go through :mod:`fmask.data.augment`.
 
-The disk cache (kind ``"imagecache"`` of an :class:`fmask.store.ArtifactStore`) is keyed by the *content* of
+The disk cache (kind ``"imagecache"`` of an :class:`fmask.infra.store.ArtifactStore`) is keyed by the *content* of
 the files: their relative paths, byte sizes and a BLAKE2b hash of their bytes (measured on the shared
 6,644-image copy, 76 MB, warm file cache: 0.85 s for both splits, vs. ~13 s for decoding them), plus the
 decoding parameters. Editing or
-replacing an image in place therefore yields a new key, new pixels and (through :func:`fmask.train.data_id`)
+replacing an image in place therefore yields a new key, new pixels and (through :func:`fmask.training.fit.data_id`)
 new models; an unchanged folder is never decoded twice.
 """
 from __future__ import annotations
@@ -29,10 +29,10 @@ from typing import Any, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from ..regimes import check_regime
-from ..runtime import progress_bar
-from .augment import BatchTrainTransform, eval_transform, train_transform
-from .imagenette import CorruptImageError, ImagenetteUnavailable, find_data_root, list_split, resolve_classes
+from fmask.data.regimes import check_regime
+from fmask.infra.runtime import progress_bar
+from fmask.data.augment import BatchTrainTransform, eval_transform, train_transform
+from fmask.data.imagenette import CorruptImageError, ImagenetteUnavailable, find_data_root, list_split, resolve_classes
 
 __all__ = ["decode_image", "TensorImageDataset", "load_split", "content_key", "CACHE_VERSION"]
 
@@ -280,7 +280,7 @@ def load_split(
 
     ``root``/``$FMASK_DATA`` locate the data (see :func:`fmask.data.find_data_root`). ``train`` (default:
     ``split == "train"``) selects the random train augmentation for ``regime`` or the eval centre crop.
-    ``store`` (an :class:`fmask.store.ArtifactStore`) caches the decoded tensors on disk under kind
+    ``store`` (an :class:`fmask.infra.store.ArtifactStore`) caches the decoded tensors on disk under kind
     ``"imagecache"``, keyed by the files' content (:func:`content_key`), size and channels. Corrupt files raise
     :class:`CorruptImageError` naming the file, unless ``skip_corrupt=True``, which drops them, warns, and
     lists them in ``dataset.skipped``.

@@ -25,7 +25,7 @@ from typing import Sequence
 
 import torch
 
-from ..runtime import progress_bar
+from fmask.infra.runtime import progress_bar
 
 __all__ = [
     "IMAGENETTE_WNIDS", "CLASS_NAMES", "PAPER_CLASSES", "FIRST5_CLASSES", "IMAGENETTE_URLS", "IMAGE_EXTENSIONS",

@@ -11,7 +11,7 @@
 * :mod:`fmask.plots.compare` -- two architectures side by side (chapter 11).
 
 Inputs follow CONTRIBUTING.md: images (N, C, H, W) in [0, 1]; masks in ``torch.fft.fft2`` layout (centred
-here with :func:`fmask.spectral.centered` before drawing).
+here with :func:`fmask.core.spectral.centered` before drawing).
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Chapter 11's figures: two architectures side by side (dataset masks; Fig. 4 radial curves; accuracies).
 
 Masks are in ``torch.fft.fft2`` layout (centred here before drawing); curves are per-band values in the
-band order of :func:`fmask.spectral.radial_bands` (low -> high). Every function returns a
+band order of :func:`fmask.core.spectral.radial_bands` (low -> high). Every function returns a
 :class:`~fmask.plots.style.BookFigure`.
 """
 from __future__ import annotations

@@ -3,8 +3,8 @@ planted-frequency benchmark. Every function returns a :class:`~fmask.plots.style
 10 pt text).
 
 Inputs: masks and heat maps in ``torch.fft.fft2`` layout (DC at [0, 0]; centred here with
-:func:`fmask.spectral.centered`). A heat map evaluated on a frequency grid with a stride (NaN elsewhere,
-:func:`fmask.heatmap.fourier_heat_map`) is drawn on its evaluated grid only: the rows and columns of the
+:func:`fmask.core.spectral.centered`). A heat map evaluated on a frequency grid with a stride (NaN elsewhere,
+:func:`fmask.analysis.heatmap.fourier_heat_map`) is drawn on its evaluated grid only: the rows and columns of the
 centred map that hold no value are dropped and the axes are labelled in signed frequency units.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from torch import Tensor
 
 from fmask.plots.masks import MASK_CMAP, _to_display_mask
 from fmask.plots.style import BookFigure, styled
-from fmask.spectral import centered
+from fmask.core.spectral import centered
 
 __all__ = ["HEAT_CMAP", "compact_heat_map", "masks_heatmaps_passbands", "band_profiles", "planted_comparison"]
 
@@ -111,7 +111,7 @@ def band_profiles(profiles: Mapping[str, Mapping[str, object]]) -> BookFigure:
     """Per network, the radial-band profiles of the mask (mean M per band) and of the heat map (mean error
     per band), each scaled to [0, 1] by its own min and max so their *ranks* can be compared; the title gives
     Spearman ρ. ``profiles[k]`` holds ``mask_profile``, ``heat_profile`` (sequences, NaN allowed) and ``rho``
-    (as returned by :func:`fmask.heatmap.band_rank_agreement`)."""
+    (as returned by :func:`fmask.analysis.heatmap.band_rank_agreement`)."""
     names = list(profiles)
     if not names:
         raise ValueError("nothing to draw (no networks)")

@@ -5,7 +5,7 @@ Never calls ``plt.show()``; figures are created without pyplot state (:class:`Bo
 a notebook shows a figure by leaving it as the last expression of a cell (or ``IPython.display.display``).
 
 Inputs follow CONTRIBUTING.md: images (N, C, H, W) in [0, 1]; masks in ``torch.fft.fft2`` layout (they
-are centred here with :func:`fmask.spectral.centered` before drawing).
+are centred here with :func:`fmask.core.spectral.centered` before drawing).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from fmask.plots.style import BookFigure, band_axes, styled
-from fmask.spectral import angular_bands, centered, radial_bands
+from fmask.core.spectral import angular_bands, centered, radial_bands
 
 __all__ = [
     "BookFigure",

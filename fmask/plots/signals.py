@@ -2,9 +2,9 @@
 Fig. 4 with seed spread), band-energy differences of dataset masks over training-seed replicates; chapter 4,
 the dataset masks' training traces.
 
-Inputs are the results of :func:`fmask.blueshift.activation_spectra` and :func:`fmask.blueshift.intermodulation`
+Inputs are the results of :func:`fmask.analysis.blueshift.activation_spectra` and :func:`fmask.analysis.blueshift.intermodulation`
 (one-sided magnitude spectra indexed by integer frequency, cycles per window), and of
-:func:`fmask.analysis.band_difference_spread` (per band: mean and interval over seeds).
+:func:`fmask.analysis.masks.band_difference_spread` (per band: mean and interval over seeds).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ __all__ = ["activation_spectra", "intermodulation", "band_energy_spread", "datas
 @styled
 def activation_spectra(res: Any, *, max_freq: int | None = None) -> BookFigure:
     """One panel per activation (|spectrum| vs frequency, the input frequency dashed), two rows when more
-    than three activations. ``res``: an :class:`fmask.blueshift.ActivationSpectra`."""
+    than three activations. ``res``: an :class:`fmask.analysis.blueshift.ActivationSpectra`."""
     names = list(res.spectra)
     if not names:
         raise ValueError("no spectra to draw")
@@ -46,7 +46,7 @@ def activation_spectra(res: Any, *, max_freq: int | None = None) -> BookFigure:
 @styled
 def intermodulation(res: Mapping[str, Any], *, max_freq: int | None = None) -> BookFigure:
     """Input vs output spectrum of the two-tone example; low-order intermodulation products dashed and
-    labelled. ``res``: the dict of :func:`fmask.blueshift.intermodulation`."""
+    labelled. ``res``: the dict of :func:`fmask.analysis.blueshift.intermodulation`."""
     freqs = np.asarray(res["freqs"])
     top = max_freq if max_freq is not None else min(len(freqs) - 1, 3 * max(res["f1"], res["f2"]))
     fig = BookFigure(figsize=(7.0, 2.8), layout="constrained")
@@ -77,7 +77,7 @@ def band_energy_spread(
     """Fig. 4 with spread: per band, the mean difference over seeds (line) and its interval (shaded band).
 
     ``radial`` / ``angular``: comparison name (e.g. ``"B−A (adversarial)"``) -> ``{"mean", "lo", "hi"}``,
-    each (n_bands,) (:func:`fmask.analysis.band_difference_spread`; with one seed ``lo == hi == mean`` and
+    each (n_bands,) (:func:`fmask.analysis.masks.band_difference_spread`; with one seed ``lo == hi == mean`` and
     no band is drawn), optionally ``"per_seed"`` (k, n_bands), drawn as thin lines. One axis per
     partition with a zero line; ``band_label`` names the shaded band in the legend.
     """
@@ -110,16 +110,16 @@ def band_energy_spread(
 def dataset_mask_trace(traces: Mapping[str, Mapping[str, Any]], *, accuracy_ratio: float | None = None) -> BookFigure:
     """Dataset-mask training per epoch: objective, masked accuracy, sparsity; one line per network.
 
-    ``traces``: network name -> ``MaskResult.history`` of a dataset mask (:class:`fmask.learn.DatasetMask`):
+    ``traces``: network name -> ``MaskResult.history`` of a dataset mask (:class:`fmask.learners.DatasetMask`):
     ``loss``, ``accuracy`` (%), ``sparsity`` (per epoch), ``initial_accuracy`` (1 entry, unmasked %) and
     ``snapshot_epoch`` (1 entry, 0: none). The epoch of the kept snapshot is ringed on every panel; the
     accuracy panel draws the original's snapshot threshold ``accuracy_ratio`` x the unmasked accuracy
-    (dashed; default :data:`fmask.learn.objective.ACCURACY_RATIO`, 0.99) per network.
+    (dashed; default :data:`fmask.core.objective.ACCURACY_RATIO`, 0.99) per network.
     """
     if not traces:
         raise ValueError("traces is empty")
     if accuracy_ratio is None:
-        from fmask.learn.objective import ACCURACY_RATIO as accuracy_ratio
+        from fmask.core.objective import ACCURACY_RATIO as accuracy_ratio
     panels = (("loss", "objective"), ("accuracy", "masked accuracy (%)"), ("sparsity", "sparsity mean(M)"))
     fig = BookFigure(figsize=(7.0, 2.8), layout="constrained")
     axes = fig.subplots(1, 3)

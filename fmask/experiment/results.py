@@ -1,0 +1,306 @@
+"""Result files and runtimes: what the chapters compute, on disk (the paper-vs-ours table is built from
+them by :mod:`fmask.book.tables`).
+
+Every notebook that produces a number the book reports writes it through this module, one JSON file
+per *result name*, into the run's results directory (by convention ``<book out dir>/results/``, see
+:func:`results_dir_for`). The report notebook (08) reads them back and compares them with the paper's
+values, which are the only numbers typed in by hand (``fmask/paper_values.yaml``, each with its source).
+
+Results contract
+----------------
+``save_result(results_dir, name, values, profile=...)`` writes ``<results_dir>/<name>.json``::
+
+    {"name": name, "values": {...}, "meta": {"profile": ..., "time": ..., "versions": {...}, ...}}
+
+Writes are atomic (temp file + ``os.replace``); saving the same name again replaces the file.
+
+**Units.** Accuracies are stored as *fractions in [0, 1]* (e.g. ``0.873``), never as percent; the
+report converts to the paper's unit (percent) itself. Band energies are stored as fractions of the
+total mask energy (in [0, 1]).
+
+Names and keys the report reads for Tables 1-3. ``values[row][column]`` is looked up for every entry of
+``fmask/paper_values.yaml``; regimes are those of :mod:`fmask.training.fit` (``vanilla``, ``adversarial``,
+``scale``, ``translate``, ``rotate`` = the paper's A-E):
+
+* ``"table1"`` -- per training regime, test accuracy of the frozen network on the original validation
+  images (``"standard"``) and on the same images filtered with that network's learned dataset mask
+  (``"masked"``)::
+
+      {"vanilla": {"standard": 0.91, "masked": 0.88}, "adversarial": {...}, "scale": {...}, ...}
+
+* ``"table2"`` -- single-image masks, per model whose masks were learned (``"vanilla"``, and
+  ``"adversarial"`` where computed): accuracy on M(X) (``"masked"``), on M'(X), the complement-filtered
+  images (``"complement"``), on the PGD images X_A (``"adversarial"``), on M(X_A) with the continuous
+  masks (``"masked_adversarial"``) and with binarised masks as the original notebook effectively used
+  (``"masked_adversarial_binary"``)::
+
+      {"vanilla": {"masked": 0.99, "complement": 0.2, "adversarial": 0.0,
+                   "masked_adversarial": 0.4, "masked_adversarial_binary": 0.5}}
+
+* ``"table3"`` -- class specificity: linear classifier on the (centred) single-image masks, 85/15 split,
+  trained on the true labels (``"true_labels"``) and on a fixed random permutation of them
+  (``"random_labels"``); train and test accuracy::
+
+      {"true_labels": {"train": 0.94, "test": 0.78}, "random_labels": {"train": 0.2, "test": 0.16}}
+
+The exact row/column keys the report expects are the ``row``/``column`` fields of
+``fmask/paper_values.yaml`` (:func:`paper_values` lists them). A missing result shows as ``n/a``.
+
+Other result names used by the book (free-form dicts, glued into the text): ``"data"`` (class subset
+and counts), ``"blue_shift"``, ``"energies"``, ``"single_image"``, ``"class_specificity"``.
+
+Runtimes
+--------
+``record_runtime(results_dir, stage, seconds, profile=...)`` (or ``with timed(results_dir, stage,
+profile=...):``) writes ``<results_dir>/runtimes/<stage>.json``; :func:`load_runtimes` reads them all.
+The book runner records one per notebook (stage = notebook name); notebooks may add finer stages.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import re
+import time
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from fmask.infra.host import REPO_ROOT
+
+
+
+__all__ = [
+    "RESULTS_SUBDIR",
+    "results_dir_for",
+    "save_result",
+    "load_result",
+    "load_results",
+    "record_runtime",
+    "timed",
+    "load_runtimes",
+    "benchmark_result",
+    "BENCHMARK_RESULTS",
+    "library_versions",
+    "profile_name",
+]
+
+#: names defined elsewhere that are still imported from here (lazily, so the library never imports the book
+#: tooling): ``paper_values`` by :mod:`fmask.claims.rules`, ``onecycle_lr_trace`` by tests/test_learn_engine.py.
+_MOVED = {
+    "paper_values": "fmask.book.tables",
+    "onecycle_lr_trace": "fmask.core.schedule",
+}
+#: files in a results directory that are not result files: the claims ledger (:func:`fmask.claims.rules.write_claims`)
+#: lives beside the results it is computed from, at ``book/results/claims.json``
+NOT_RESULTS = frozenset({"claims.json"})
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'fmask.experiment.results' has no attribute {name!r}")
+
+RESULTS_SUBDIR = "results"
+RUNTIMES_SUBDIR = "runtimes"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+# ----------------------------------------------------------------------------------------------- io
+def results_dir_for(out_dir: str | os.PathLike[str]) -> Path:
+    """The results directory of a book run whose executed notebooks go to ``out_dir``: ``out_dir/results``."""
+    return Path(out_dir) / RESULTS_SUBDIR
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and of the libraries that shape the numbers (missing ones are skipped)."""
+    versions = {"python": platform.python_version()}
+    for mod in ("fmask", "torch", "torchvision", "numpy", "torchattacks", "sklearn", "umap"):
+        try:
+            m = __import__(mod)
+            versions[mod] = str(getattr(m, "__version__", "unknown"))
+        except Exception:  # pragma: no cover - optional libraries
+            continue
+    return versions
+
+
+def _check_name(name: str, what: str = "result name") -> None:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ValueError(
+            f"{what} must be a non-empty string of letters, digits, '_', '.', '-' "
+            f"(it becomes a file name); got {name!r}"
+        )
+
+
+def _jsonable(obj: Any) -> Any:
+    """``json.dump`` default hook: numpy / torch scalars and arrays, paths, tuples."""
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars, torch tensors
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"value of type {type(obj).__name__} is not JSON-serialisable")
+
+
+def _atomic_write_json(path: Path, payload: Mapping[str, Any]) -> None:
+    from fmask.infra.store import atomic_write
+
+    def write(fh) -> None:
+        json.dump(payload, fh, indent=2, sort_keys=True, default=_jsonable)
+        fh.write("\n")
+
+    atomic_write(path, write, binary=False)
+
+
+def _meta(profile: str, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    if not isinstance(profile, str) or not profile:
+        raise ValueError(f"profile must be a non-empty string (e.g. 'smoke', 'cpu'); got {profile!r}")
+    meta: dict[str, Any] = {
+        "profile": profile,
+        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": library_versions(),
+    }
+    if extra:
+        meta.update(dict(extra))
+    return meta
+
+
+def save_result(
+    results_dir: str | os.PathLike[str],
+    name: str,
+    values: Mapping[str, Any],
+    *,
+    profile: str,
+    meta: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``values`` (a JSON-serialisable mapping) atomically to ``<results_dir>/<name>.json``.
+
+    ``meta`` adds entries (e.g. parameters, seed) to the recorded metadata (profile, UTC time, versions).
+    Returns the path written. Raises ``ValueError`` for a bad name, profile or non-mapping values.
+    """
+    _check_name(name)
+    if not isinstance(values, Mapping):
+        raise ValueError(f"values must be a mapping (dict) of result entries; got {type(values).__name__}")
+    payload = {"name": name, "values": dict(values), "meta": _meta(profile, meta)}
+    path = Path(results_dir) / f"{name}.json"
+    _atomic_write_json(path, payload)
+    return path
+
+
+def load_result(results_dir: str | os.PathLike[str], name: str) -> dict[str, Any]:
+    """The full record ``{"name", "values", "meta"}`` of one result; ``FileNotFoundError`` if absent."""
+    _check_name(name)
+    path = Path(results_dir) / f"{name}.json"
+    with open(path, encoding="utf-8") as fh:
+        record = json.load(fh)
+    if not isinstance(record, dict) or "values" not in record:
+        raise ValueError(f"{path} is not an fmask result file (no 'values' entry)")
+    return record
+
+
+def load_results(results_dir: str | os.PathLike[str], *, with_meta: bool = False) -> dict[str, Any]:
+    """All results in ``results_dir`` as ``{name: values}`` (or ``{name: record}`` with ``with_meta``).
+
+    A missing directory gives ``{}``; a corrupt file raises ``ValueError`` naming it. Files in
+    :data:`NOT_RESULTS` (the claims ledger ``claims.json``) are skipped.
+    """
+    root = Path(results_dir)
+    out: dict[str, Any] = {}
+    if not root.is_dir():
+        return out
+    for path in sorted(root.glob("*.json")):
+        if path.name in NOT_RESULTS:
+            continue
+        try:
+            with open(path, encoding="utf-8") as fh:
+                record = json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"result file {path} is not valid JSON: {exc}") from exc
+        if not isinstance(record, dict) or "values" not in record:
+            raise ValueError(f"{path} is not an fmask result file (no 'values' entry)")
+        out[record.get("name", path.stem)] = record if with_meta else record["values"]
+    return out
+
+
+# ------------------------------------------------------------------------------------------ runtimes
+def record_runtime(
+    results_dir: str | os.PathLike[str],
+    stage: str,
+    seconds: float,
+    *,
+    profile: str,
+    ok: bool = True,
+) -> Path:
+    """Record that ``stage`` took ``seconds`` (wall clock) in ``<results_dir>/runtimes/<stage>.json``."""
+    _check_name(stage, "stage name")
+    try:
+        secs = float(seconds)
+    except (TypeError, ValueError):
+        raise ValueError(f"seconds must be a number; got {seconds!r}") from None
+    if not math.isfinite(secs) or secs < 0:
+        raise ValueError(f"seconds must be finite and >= 0; got {seconds!r}")
+    payload = {"stage": stage, "seconds": secs, "ok": bool(ok), "meta": _meta(profile, None)}
+    path = Path(results_dir) / RUNTIMES_SUBDIR / f"{stage}.json"
+    _atomic_write_json(path, payload)
+    return path
+
+
+@contextlib.contextmanager
+def timed(results_dir: str | os.PathLike[str], stage: str, *, profile: str) -> Iterator[None]:
+    """Context manager: time the block and :func:`record_runtime` it (``ok=False`` if it raised)."""
+    _check_name(stage, "stage name")
+    t0 = time.perf_counter()
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        record_runtime(results_dir, stage, time.perf_counter() - t0, profile=profile, ok=ok)
+
+
+def load_runtimes(results_dir: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """``{stage: {"seconds", "ok", "meta"}}`` for every recorded stage (empty if none)."""
+    root = Path(results_dir) / RUNTIMES_SUBDIR
+    out: dict[str, dict[str, Any]] = {}
+    if not root.is_dir():
+        return out
+    for path in sorted(root.glob("*.json")):
+        with open(path, encoding="utf-8") as fh:
+            record = json.load(fh)
+        out[record.get("stage", path.stem)] = record
+    return out
+
+
+#: where the benchmarks write their result files (``benchmarks/results/<name>.json`` of a source checkout)
+BENCHMARK_RESULTS = REPO_ROOT / "benchmarks" / "results"
+
+
+def benchmark_result(name: str, *, root: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
+    """The JSON of a benchmark's result file ``<root>/<name>.json`` (default root :data:`BENCHMARK_RESULTS`),
+    or None when the file is absent (an installed fmask has no ``benchmarks/`` folder): the chapters that quote
+    a side-by-side measurement (chapter 3's adversarial training, chapter 8's mask learner) read it here."""
+    _check_name(name, "benchmark result name")
+    path = (Path(root) if root is not None else BENCHMARK_RESULTS) / f"{name}.json"
+    if not path.is_file():
+        return None
+    with open(path, encoding="utf-8") as fh:
+        out = json.load(fh)
+    if not isinstance(out, dict):
+        raise ValueError(f"{path}: a benchmark result must be a JSON object, got {type(out).__name__}")
+    return out
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def profile_name(profile: str | os.PathLike[str]) -> str:
+    """The name recorded for a profile argument: ``"cpu"`` stays ``"cpu"``, ``path/to/x.yaml`` gives ``"x"``."""
+    s = os.fspath(profile)
+    if not s:
+        raise ValueError("profile must be a non-empty name or YAML path")
+    return Path(s).stem if s.endswith((".yml", ".yaml")) else s
