@@ -78,7 +78,7 @@ ch.glue("own_arch", ch.profile.model.arch)
 # paper's code.
 
 # %%
-from fmask.models.zoo import zoo as models
+from fmask.models import zoo as models
 from fmask.learners import MaskResult
 from fmask.learners.own import learn_own_masks, load_images, prepare_model
 

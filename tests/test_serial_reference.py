@@ -149,21 +149,21 @@ def test_serial_reference_rejects_bad_input(tiny):
         _serial(model, x, y, steps=0)
 
 
-LEARN_DIR = ROOT / "fmask" / "learn"
-MASK_PY = ROOT / "fmask" / "mask.py"
+LEARN_DIR = ROOT / "fmask" / "learners"
+LEARNER_CORE = {ROOT / "fmask" / "core" / f for f in ("mask.py", "objective.py", "schedule.py")}
 
 
 def _learner_file(path: str) -> str | None:
-    """'learner' for a file of the learner (the fmask.learners package or fmask/core/mask.py, where the filter
-    lives), the file name for the serial reference, None otherwise."""
+    """'learner' for a file of the learner (the fmask.learners package, and the filter, objective and schedules
+    in fmask/core), the file name for the serial reference, None otherwise."""
     p = Path(path).resolve()
-    if p.parent == LEARN_DIR.resolve() or p == MASK_PY.resolve():
+    if p.parent == LEARN_DIR.resolve() or p in {f.resolve() for f in LEARNER_CORE}:
         return "learner"
     return p.name
 
 
 class _CallCounter(TorchFunctionMode):
-    """Counts torch calls by (name, calling file: "learner" for fmask.learners/* + fmask/core/mask.py, else its name)."""
+    """Counts torch calls by (name, calling file: "learner" for the learner's files, else its name)."""
 
     def __init__(self) -> None:
         super().__init__()
