@@ -1,5 +1,6 @@
 # Two set-up commands, both self-contained on a fresh machine:
 #   make book   -> create .venv if missing, install, execute notebooks with papermill, build the Jupyter Book
+#   (make html renders the committed notebooks without executing them)
 #   make test   -> create .venv if missing, install, run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,9 +14,10 @@ PROFILE ?= cpu
 OUT ?=
 STAMP := $(VENV)/.fmask-installed
 
-.PHONY: install test book bench bench-full clean-book help determinism reproduce
+.PHONY: install test book html bench bench-full clean-book help determinism reproduce
 
 help:
+	@echo "make html    # render the committed, executed notebooks into ./_build/html (seconds, no execution)"
 	@echo "make book    # execute the chapters (PROFILE=$(PROFILE)) and build the book (cpu: ./_build/html, else _build/<profile>/_build/html)"
 	@echo "make test    # run the test suite"
 	@echo "make determinism # run the chapters twice (fresh stores, PROFILE=smoke unless given) and compare the results"
@@ -38,6 +40,9 @@ test: $(STAMP)
 
 book: $(STAMP)
 	$(BIN)/fmask book --profile $(PROFILE) $(if $(OUT),--out $(OUT),) $(if $(ONLY),--only $(ONLY),)
+
+html: $(STAMP)
+	$(BIN)/python -c "from fmask.book import build_book; build_book('.', profile='cpu')"
 
 determinism: $(STAMP)
 	$(BIN)/fmask check-determinism --profile $(if $(filter command line,$(origin PROFILE)),$(PROFILE),smoke) $(if $(ONLY),--only $(ONLY),)

@@ -24,7 +24,7 @@
 # %% tags=["parameters"]
 from typing import Optional  # the annotations below are what `papermill --help-notebook` shows
 
-profile: str = "cpu"              # profile name (smoke, cpu, paper) or path to a YAML profile
+profile: str = "smoke"            # smoke (minutes; the default), cpu (the book), paper, or a YAML path
 data_root: Optional[str] = None      # Imagenette root; None -> the profile's data.root, else $FMASK_DATA
 artifacts_dir: Optional[str] = None  # trained models and masks; None -> $FMASK_ARTIFACTS or ./artifacts
 results_dir: str = "results"      # result files of this chapter (fmask.experiment.results), relative to the book folder
