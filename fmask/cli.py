@@ -346,9 +346,14 @@ def _masks_parser(sub) -> argparse.ArgumentParser:
                           "resnet18 / vgg_small (random init; weights come from --checkpoint, never downloaded)")
     own.add_argument("--checkpoint", default=None, metavar="FILE", help="state dict file (weights_only load)")
     own.add_argument("--images", default=None, metavar="DIR|FILE.pt",
-                     help="a folder of images (optionally one sub-folder per class = labels) or a .pt file "
-                          "{'images': (N,C,H,W) in [0,1], 'targets': (N,)}")
-    own.add_argument("--out", default=None, metavar="FILE", help="output MaskResult file (written atomically)")
+                     help="a folder of images, or of class sub-folders (labels: a folder name starting with an "
+                          "integer, e.g. 2_dog, has that label; otherwise the folder's position in sorted name "
+                          "order), or a .pt file {'images': (N,C,H,W) in [0,1], 'labels': (N,)} ('targets' is "
+                          "read as 'labels')")
+    own.add_argument("--out", default=None, metavar="FILE",
+                     help="output MaskResult file (written atomically; never an input, nor a file fmask did not "
+                          "write)")
+    own.add_argument("--force", action="store_true", help="overwrite --out when it already holds fmask masks")
     own.add_argument("--num-classes", type=int, default=None, help="classes (default: read off the checkpoint)")
     own.add_argument("--in-channels", type=int, default=None, help="image channels (default: the checkpoint's)")
     own.add_argument("--mean", type=float, nargs="+", default=None,
@@ -382,7 +387,7 @@ def _cmd_masks(args: argparse.Namespace) -> int:
         return _cmd_own_masks(args)
     given = [f"--{n.replace('_', '-')}" for n in _OWN_ONLY if getattr(args, n) not in (None, False)]
     given += [f for f, v in (("--dataset", args.dataset), ("--shared-channels", args.shared_channels),
-                             ("--no-labels", args.no_labels)) if v]
+                             ("--no-labels", args.no_labels), ("--force", args.force)) if v]
     if given:
         raise ValueError(f"{', '.join(given)} apply to your own model: add --arch (see fmask masks --help)")
     from fmask.experiment.run import Run  # lazy: owned by another module
@@ -426,10 +431,10 @@ def _cmd_own_masks(args: argparse.Namespace) -> int:
         kw["device"] = args.device
     res = run_own_masks(args.arch, args.images, args.out, checkpoint=args.checkpoint, num_classes=args.num_classes,
                         in_channels=args.in_channels, mean=stat(args.mean), std=stat(args.std), size=size,
-                        use_labels=not args.no_labels, per_image=not args.dataset,
+                        use_labels=not args.no_labels, per_image=not args.dataset, force=args.force,
                         shared_channels=args.shared_channels, progress=not args.no_progress, **kw)
     print(json.dumps({"stage": "own_masks", "out": str(args.out), "shape": list(res.masks.shape),
-                      "mean": float(res.masks.mean())}), flush=True)
+                      "mean": float(res.masks.mean()), "classes": res.metadata.get("classes")}), flush=True)
     return 0
 
 

@@ -55,11 +55,13 @@ x_val, y_val = run.val_data()
 g = torch.Generator().manual_seed(ch.seed)
 pick = torch.randperm(len(y_val), generator=g)[: hs.own_images].sort().values
 image_dir = workdir / "my_images"
-for n, i in enumerate(pick.tolist()):  # one sub-folder per class: load_images reads the labels from them
+written = {}  # file name -> the label written into its folder name
+for n, i in enumerate(pick.tolist()):  # one sub-folder per class, named '<label>_<class>': the label is the number
     cls_dir = image_dir / f"{int(y_val[i])}_{run.class_names[int(y_val[i])]}"
     cls_dir.mkdir(parents=True, exist_ok=True)
     arr = (x_val[i, 0] * 255).round().clamp(0, 255).to(torch.uint8).numpy()
     Image.fromarray(arr).save(cls_dir / f"img{n:03d}.png")
+    written[f"img{n:03d}.png"] = int(y_val[i])
 mean = trained.mean.reshape(-1).tolist()
 std = trained.std.reshape(-1).tolist()
 arch_kwargs = {k: v for k, v in ch.profile.model.build_kwargs().items() if k != "arch"}
@@ -75,7 +77,9 @@ ch.glue("own_arch", ch.profile.model.arch)
 # here, the reader's own `nn.Module` (the book's {glue:text}`own_arch` network, built with the profile's
 # width), loads the checkpoint strictly (missing or unexpected keys are errors) and wraps it so it
 # takes images in $[0, 1]$ and **declares** its normalisation: masks act on the normalised image, as in the
-# paper's code.
+# paper's code. `load_images` reads the labels from the class folders' names: a folder named `2_<class>` holds
+# label 2 (folders without a leading number are labelled by their sorted position, as torchvision's
+# `ImageFolder`), so a class with no image here does not shift the others' labels.
 
 # %%
 from fmask.models import zoo as models
@@ -85,10 +89,12 @@ from fmask.learners.own import learn_own_masks, load_images, prepare_model
 my_net = models.ARCHS[ch.profile.model.arch](in_channels=len(mean), num_classes=len(run.class_names),
                                              **arch_kwargs)
 model = prepare_model(my_net, checkpoint=checkpoint, mean=mean, std=std)
-images, labels = load_images(image_dir, channels=model.in_channels)
+loaded = load_images(image_dir, channels=model.in_channels)  # .classes: folder name -> label
+images, labels = loaded
 with torch.no_grad():
     same = bool(torch.equal(model(images).argmax(1), trained(images).argmax(1)))
-print(f"{tuple(images.shape)} images, labels {labels.tolist()}; predictions as the book's network: {same}")
+print(f"{tuple(images.shape)} images, labels {labels.tolist()} (folders {loaded.classes}); "
+      f"predictions as the book's network: {same}")
 
 # %% [markdown]
 # ## 2. The masks
@@ -108,11 +114,17 @@ round_trip = bool(torch.equal(result.masks, again.masks))
 ch.glue("own_same", "the same masks" if round_trip else "different masks")
 ch.glue("own_mean", float(result.masks.mean()), ".3f")
 
+# %% tags=["remove-cell"]
+# the labels read back are the labels written, file by file, so the masks' targets and the titles are right
+assert [written[Path(f).name] for f in loaded.files] == labels.tolist(), (loaded.files, labels.tolist())
+assert result.history["target"].tolist() == labels.tolist()
+titles = [run.class_names[int(k)] for k in labels]
+assert titles == [run.class_names[written[Path(f).name]] for f in loaded.files]
+
 # %%
 from fmask import plots
 
-ch.figure(plots.image_grid({"image": images, "mask": result.masks},
-                           col_titles=[run.class_names[int(k)] for k in labels], mask_rows=["mask"]),
+ch.figure(plots.image_grid({"image": images, "mask": result.masks}, col_titles=titles, mask_rows=["mask"]),
           "fig-own-masks",
           "Your model's per-image masks: the images read from the folder (top) and their centred masks (bottom).",
           alt="A row of grayscale images above a row of square masks, bright near the centre.")

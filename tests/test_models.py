@@ -90,7 +90,7 @@ def test_pgd_settings_one_rule_for_training_metrics_and_analyses():
     # training metric: robust_eval_steps with its own (null -> eps/8) alpha, not the training step eps/4
     s = pgd_settings(cpu.train)
     assert s == PGDSettings(eps=cpu.train.adv_eps, alpha=cpu.train.adv_eps / 8, steps=10)
-    # analyses: analysis.pgd_steps with pgd_alpha null -> eps/8 (the old pipeline borrowed adv_alpha = eps/4)
+    # analyses: analysis.pgd_steps with pgd_alpha null -> eps/8 (not the training adv_alpha = eps/4)
     a = pgd_settings(cpu.train, cpu.analysis)
     assert a.steps == cpu.analysis.pgd_steps == 10 and a.alpha == pytest.approx(cpu.train.adv_eps / 8)
     smoke = load_profile("smoke")  # nothing set for evaluation: the training attack
@@ -104,7 +104,7 @@ def test_pgd_settings_one_rule_for_training_metrics_and_analyses():
 
 
 def test_pgd_result_does_not_depend_on_the_input_layout_rgb():
-    """PGD attacks a channels_last copy of the images (issue #10): for RGB images, where NCHW and NHWC
+    """PGD attacks a channels_last copy of the images: for RGB images, where NCHW and NHWC
     differ in memory, both input layouts give the same adversarial values, and the result keeps the
     caller's layout; the model's weights keep their layout."""
     torch.manual_seed(0)
@@ -134,7 +134,7 @@ def test_describe_training_attack_names_fgsm_rs_and_pgd():
     for bad in ((0.0, 1, None), (0.01, 0, None), (0.01, 2, -1.0)):
         with pytest.raises(ValueError):
             describe_training_attack(*bad)
-    # the cpu profile trains one-step (budget, issue #9), the paper profile with the original code's 10 steps
+    # the cpu profile trains one-step (time budget), the paper profile with the original code's 10 steps
     t = load_profile("cpu").train
     assert t.adv_steps == 1 and t.adv_alpha >= t.adv_eps
     assert load_profile("paper").train.adv_steps == 10

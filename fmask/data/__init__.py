@@ -1,7 +1,7 @@
 """Imagenette for fmask: locating/downloading it, the paper's class subsets, transforms, decoded datasets.
 
-The package has one module per concern (every public name is re-exported here, so ``from fmask.data import
-load_split`` keeps working):
+The package has one module per concern (the Imagenette modules' public names are re-exported here, so ``from
+fmask.data import load_split`` works):
 
 * :mod:`fmask.data.imagenette`: class subsets (``"paper"`` = folders [1, 3, 4, 5, 6] as the original code,
   ``"first5"`` = the counts in the paper's text), :func:`find_data_root` (``root`` → ``$FMASK_DATA`` → download
@@ -11,7 +11,9 @@ load_split`` keeps working):
   :data:`fmask.data.regimes.AFFINE` (re-exported as ``REGIME_AFFINE``);
 * :mod:`fmask.data.datasets`: :func:`decode_image`, :class:`TensorImageDataset` (packed uint8 images in
   memory) and :func:`load_split`, whose disk cache is keyed by the files' content;
-* :mod:`fmask.data.fake`: :func:`write_fake_imagenette`, a tiny fake Imagenette folder for tests and demos.
+* :mod:`fmask.data.fake`: :func:`write_fake_imagenette`, a tiny fake Imagenette folder for tests and demos;
+* :mod:`fmask.data.images`: a user's images (a folder, class sub-folders or a ``.pt`` file) for masks of their own
+  model; import from there (``from fmask.data.images import load_images``).
 
 Conventions: images are float32 tensors in [0, 1] shaped (C, S, S) (C = 1 grayscale by default, 3 with
 ``channels=3``); labels are int64 in 0..K-1 in the order of the chosen classes. Normalisation (mean 0.449,

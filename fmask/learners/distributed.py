@@ -272,44 +272,13 @@ def _find_state_dict(obj: Any, depth: int = 0) -> dict[str, torch.Tensor] | None
 
 
 def load_model_checkpoint(path: str, arch: str | None = None) -> nn.Module:
-    """Rebuild an :func:`fmask.models.zoo.build_model` network from a checkpoint file (``weights_only=True``).
+    """Rebuild an :func:`fmask.models.zoo.build_model` network from a checkpoint file (``weights_only=True``):
+    :func:`fmask.models.checkpoint.load_model_checkpoint` (layouts: ``{"arch", "state_dict", ["in_channels",
+    "num_classes", "width_div"]}`` or the same keys nested, e.g. an :class:`fmask.infra.store.ArtifactStore`
+    file; a ``Normalized`` or a bare state dict; ``arch`` overrides the stored one)."""
+    from fmask.models.checkpoint import load_model_checkpoint as load
 
-    Accepted layouts: ``{"arch": ..., "state_dict": ..., ["in_channels", "num_classes", "width_div"]}``, or
-    the same keys nested anywhere (e.g. an :class:`fmask.infra.store.ArtifactStore` file with the state dict in
-    its payload and ``arch`` in its params). Missing ``in_channels`` / ``num_classes`` / ``width_div`` are
-    read off the state dict's shapes. ``arch`` overrides the stored one. The state dict may be that of the
-    :class:`~fmask.models.zoo.Normalized` wrapper (keys ``net.…``) or of the bare network.
-    """
-    from fmask.models.zoo import build_model
-
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict):
-        raise ValueError(f"{path}: expected a dict checkpoint, got {type(ckpt).__name__}")
-    sd = _find_state_dict(ckpt)
-    if sd is None:
-        raise ValueError(f"{path}: no state dict found (looked for 'state_dict' / 'model_state' / 'model')")
-    arch = arch or _find_key(ckpt, "arch")
-    if not isinstance(arch, str):
-        raise ValueError(f"{path}: no 'arch' stored; pass --arch")
-    wrapped = any(k.startswith("net.") for k in sd)
-    bare = {k[4:]: v for k, v in sd.items() if k.startswith("net.")} if wrapped else sd
-    weights = [v for k, v in bare.items() if k.endswith("weight") and v.ndim >= 2]
-    if not weights:
-        raise ValueError(f"{path}: state dict holds no conv/linear weights")
-    in_channels = _find_key(ckpt, "in_channels") or int(weights[0].shape[1])
-    num_classes = _find_key(ckpt, "num_classes") or int(weights[-1].shape[0])
-    kw: dict[str, Any] = {}
-    if arch == "vgg_small":
-        kw["width_div"] = _find_key(ckpt, "width_div") or 64 // int(weights[0].shape[0])
-    model = build_model(arch, in_channels=int(in_channels), num_classes=int(num_classes), **kw)
-    try:
-        if wrapped:
-            model.load_state_dict(sd)
-        else:
-            model.net.load_state_dict(sd)
-    except RuntimeError as e:
-        raise ValueError(f"{path}: state dict does not fit {arch} ({in_channels} ch, {num_classes} classes): {e}")
-    return model.eval()
+    return load(path, arch=arch)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -366,9 +335,9 @@ def run_worker(args: argparse.Namespace) -> int:
                 res.save(args.out, metadata={"checkpoint": os.path.abspath(args.checkpoint),
                                              "images": os.path.abspath(args.images), "world_size": world})
             except (OSError, RuntimeError) as e:  # name the output file, whatever layer failed
-                from fmask.learners.own import _write_error
+                from fmask.learners.own import write_error
 
-                raise _write_error(args.out, e) from e
+                raise write_error(args.out, e) from e
             print(f"wrote {args.out}: masks {tuple(res.masks.shape)} from {world} rank(s)", file=sys.stderr)
         if world > 1:
             dist.barrier()

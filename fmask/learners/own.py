@@ -15,7 +15,9 @@ Three steps, each usable on its own::
   original code, masks act on the normalised image by default (``space="auto"``, see
   :func:`fmask.core.mask.pixel_offset`). A network that takes [0, 1] images directly is declared with ``mean=0,
   std=1``. Architectures are built with ``weights=None``: fmask never downloads weights.
-* :func:`load_images` reads a folder of images (optionally one sub-folder per class) or a ``.pt`` file.
+* :func:`load_images` (:func:`fmask.data.images.load_images`) reads a folder of images (optionally one
+  sub-folder per class: a folder name starting with an integer has that label, else the label is the folder's
+  sorted position) or a ``.pt`` file; ``load_images(...).classes`` is the folder → label mapping.
 * :func:`learn_own_masks` learns masks with :class:`fmask.learners.PerImageMasks` (one mask per image, the
   paper's λ = 0.07) or :class:`fmask.learners.DatasetMask` (one mask for all images, λ = 0.2); for C-channel
   images the masks have C channels (one per colour channel) unless ``shared_channels=True``.
@@ -34,13 +36,12 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from fmask.data.images import IMAGE_SUFFIXES, load_images
+from fmask.models.checkpoint import classifier_out, conv_in, load_strict, read_checkpoint
 from fmask.models.zoo import ARCHS, Normalized, default_stats
 
-__all__ = ["prepare_model", "load_images", "learn_own_masks", "run_own_masks", "IMAGE_SUFFIXES"]
-
-#: file suffixes :func:`load_images` reads from a folder (case-insensitive)
-IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-_PREFIXES: tuple[str, ...] = ("net.", "module.", "_orig_mod.")  # Normalized, DataParallel/DDP, torch.compile
+__all__ = ["prepare_model", "load_images", "learn_own_masks", "run_own_masks", "check_out_path", "write_error",
+           "IMAGE_SUFFIXES"]
 
 
 # --------------------------------------------------------------------------------------------- model
@@ -74,61 +75,6 @@ def _adapt_in_channels(net: nn.Module, in_channels: int) -> nn.Module:
     return net
 
 
-def _read_checkpoint(checkpoint: str | os.PathLike | Mapping[str, Any]) -> dict[str, Tensor]:
-    """A state dict from a path or a loaded dict; see :func:`prepare_model` for the accepted layouts."""
-    if isinstance(checkpoint, (str, os.PathLike)):
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise ValueError(f"checkpoint {str(path)!r} does not exist")
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # weights_only refuses pickled objects: say so clearly
-            raise ValueError(f"could not read checkpoint {str(path)!r} with torch.load(weights_only=True) "
-                             f"({type(e).__name__}: {e}); save a state_dict (model.state_dict()), not a "
-                             "pickled model") from e
-    elif isinstance(checkpoint, Mapping):
-        blob = checkpoint
-    else:
-        raise ValueError(f"checkpoint must be a path or a dict, got {type(checkpoint).__name__}")
-    if not isinstance(blob, Mapping):
-        raise ValueError(f"checkpoint holds a {type(blob).__name__}, expected a state_dict or a dict with a "
-                         "'state_dict' or 'model' entry")
-    # unwrap: fmask artifact {"payload": {"state_dict": ...}}, {"state_dict": ...}, {"model": ...}
-    for _ in range(3):
-        if blob and all(isinstance(v, Tensor) for v in blob.values()):
-            break
-        for key in ("payload", "state_dict", "model"):
-            if isinstance(blob.get(key), Mapping):
-                blob = blob[key]
-                break
-        else:
-            break
-    if not blob or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in blob.items()):
-        raise ValueError("checkpoint is not a state_dict: expected a dict of tensors, or a dict with a "
-                         f"'state_dict' or 'model' entry holding one; top-level keys: {sorted(map(str, blob))[:10]}")
-    sd = dict(blob)
-    for prefix in _PREFIXES:
-        if all(k.startswith(prefix) or k in ("mean", "std") for k in sd):
-            sd = {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in sd.items()}
-    return sd
-
-
-def _load_strict(net: nn.Module, sd: Mapping[str, Tensor], what: str) -> None:
-    """``net.load_state_dict(sd, strict=True)`` with a short, readable error (ValueError)."""
-    want, got = set(net.state_dict()), set(sd)
-    missing, unexpected = sorted(want - got), sorted(got - want)
-    if missing or unexpected:
-        def show(keys):
-            return ", ".join(keys[:5]) + (f" … ({len(keys)} in all)" if len(keys) > 5 else "")
-        raise ValueError(f"checkpoint does not fit {what}: missing keys [{show(missing)}], unexpected keys "
-                         f"[{show(unexpected)}] (prefixes {', '.join(_PREFIXES)} are stripped automatically)")
-    try:
-        net.load_state_dict(sd, strict=True)
-    except RuntimeError as e:  # shape mismatches
-        msg = str(e)
-        raise ValueError(f"checkpoint does not fit {what}: {msg[:800]}{' …' if len(msg) > 800 else ''}") from e
-
-
 def _as_stats(v, c: int, name: str) -> tuple[float, ...]:
     t = torch.as_tensor(v, dtype=torch.float64).reshape(-1)
     if t.numel() == 1:
@@ -160,23 +106,6 @@ def _build_arch(arch: str, num_classes: int, in_channels: int) -> nn.Module:
     raise ValueError(f"arch must be 'torchvision:<name>', 'fmask:<name>' or an fmask arch name, got {arch!r}")
 
 
-def _classifier_out(sd: Mapping[str, Tensor]) -> int | None:
-    """Number of classes from a state_dict: rows of the last 2-D weight (the final linear layer)."""
-    last = None
-    for k, v in sd.items():
-        if k.endswith("weight") and v.dim() == 2:
-            last = v
-    return None if last is None else int(last.shape[0])
-
-
-def _conv_in(sd: Mapping[str, Tensor]) -> int | None:
-    """Input channels from a state_dict: dim 1 of the first 4-D weight (the first conv)."""
-    for k, v in sd.items():
-        if k.endswith("weight") and v.dim() == 4:
-            return int(v.shape[1])
-    return None
-
-
 def prepare_model(
     model_or_arch: nn.Module | str,
     *,
@@ -196,9 +125,10 @@ def prepare_model(
             ``vgg_small``). Architectures are built with random weights (``weights=None``; nothing is ever
             downloaded) and their first ``nn.Conv2d`` is replaced to take ``in_channels`` when needed.
         checkpoint: path (read with ``torch.load(..., map_location="cpu", weights_only=True)``) or an already
-            loaded dict: a plain state_dict, or a dict whose ``"state_dict"`` / ``"model"`` (or fmask
-            artifact ``"payload"``) entry is one. Keys may carry a ``net.`` (fmask's wrapper), ``module.``
-            (DataParallel) or ``_orig_mod.`` (torch.compile) prefix. A state_dict of a ``Normalized`` model
+            loaded dict, in any layout :func:`fmask.models.checkpoint.read_checkpoint` accepts: a plain
+            state_dict, or a dict whose ``"state_dict"`` / ``"model"`` (or fmask artifact ``"payload"``) entry
+            is one. Keys may carry a ``net.`` (fmask's wrapper), ``module.`` (DataParallel) or ``_orig_mod.``
+            (torch.compile) prefix. A state_dict of a ``Normalized`` model
             also holds ``mean``/``std``: they are used when ``mean``/``std`` are not given, and must agree
             when they are. Loading is strict: missing or unexpected keys raise ValueError.
         num_classes: classes K of an architecture (default: read from the checkpoint's last linear layer,
@@ -217,10 +147,9 @@ def prepare_model(
         ValueError: unknown architecture, undeclared normalisation, channel/class mismatches, unreadable or
             non-matching checkpoints.
     """
-    sd = _read_checkpoint(checkpoint) if checkpoint is not None else None
-    ck_mean = ck_std = None
-    if sd is not None and "mean" in sd and "std" in sd:
-        ck_mean, ck_std = sd.pop("mean").reshape(-1), sd.pop("std").reshape(-1)
+    ck = read_checkpoint(checkpoint) if checkpoint is not None else None
+    sd = ck.state_dict if ck is not None else None
+    ck_mean, ck_std = (ck.mean, ck.std) if ck is not None else (None, None)
     for name, v in (("num_classes", num_classes), ("in_channels", in_channels)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise ValueError(f"{name} must be a positive int, got {v!r}")
@@ -233,7 +162,7 @@ def prepare_model(
                              "do not pass mean/std (or pass the bare network)")
         wrapped = model_or_arch
         if sd is not None:
-            _load_strict(wrapped.net, sd, "the model")
+            load_strict(wrapped.net, sd, "the model")
             if ck_mean is not None and not (torch.allclose(ck_mean.float(), wrapped.mean.reshape(-1).cpu()) and
                                             torch.allclose(ck_std.float(), wrapped.std.reshape(-1).cpu())):
                 raise ValueError(f"checkpoint declares mean/std {ck_mean.tolist()}/{ck_std.tolist()} but the "
@@ -250,12 +179,12 @@ def prepare_model(
     if c is None and ck_mean is not None:
         c = int(ck_mean.numel())
     if c is None and sd is not None:
-        c = _conv_in(sd)
+        c = conv_in(sd)
 
     if isinstance(model_or_arch, str):
         if c is None:
             c = 3
-        k = num_classes if num_classes is not None else (_classifier_out(sd) if sd is not None else None)
+        k = num_classes if num_classes is not None else (classifier_out(sd) if sd is not None else None)
         if k is None:
             k = 1000 if model_or_arch.startswith("torchvision:") else 5
         net = _build_arch(model_or_arch, k, c)
@@ -292,7 +221,7 @@ def prepare_model(
         raise ValueError(f"the normalisation has {len(mean_t)} channels but the model takes {c}")
 
     if sd is not None:
-        _load_strict(net, sd, f"the network {type(net).__name__}")
+        load_strict(net, sd, f"the network {type(net).__name__}")
     try:
         wrapped = Normalized(net, mean_t, std_t)
     except ValueError as e:
@@ -316,187 +245,6 @@ def _probe_classes(model: nn.Module, c: int) -> int | None:
         return None
     finally:
         model.train(was)
-
-
-# --------------------------------------------------------------------------------------------- images
-def _size_hw(size) -> tuple[int, int] | None:
-    if size is None:
-        return None
-    if isinstance(size, int) and not isinstance(size, bool):
-        if size < 1:
-            raise ValueError(f"size must be positive, got {size}")
-        return (size, -1)  # -1 marks 'shorter side to size, then centre crop' (see load_images)
-    try:
-        h, w = (int(v) for v in size)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"size must be an int or a pair (H, W), got {size!r}") from e
-    if h < 1 or w < 1:
-        raise ValueError(f"size must be positive, got {size!r}")
-    return (h, w)
-
-
-def _convert_channels(x: Tensor, channels: int | None) -> Tensor:
-    if channels is None or x.shape[1] == channels:
-        return x
-    if x.shape[1] == 1 and channels == 3:
-        return x.expand(-1, 3, -1, -1).clone()
-    if x.shape[1] == 3 and channels == 1:  # ITU-R 601-2 luma, as PIL's convert("L")
-        wts = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)
-        return (x * wts).sum(dim=1, keepdim=True)
-    raise ValueError(f"cannot convert {x.shape[1]}-channel images to {channels} channels")
-
-
-def _resize_tensor(x: Tensor, size: tuple[int, int] | None) -> Tensor:
-    import torch.nn.functional as F
-
-    if size is None:
-        return x
-    h, w = x.shape[-2:]
-    if size[1] == -1:  # shorter side to size[0], then centre crop
-        s = size[0]
-        scale = s / min(h, w)
-        nh, nw = max(s, round(h * scale)), max(s, round(w * scale))
-        if (nh, nw) != (h, w):
-            x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
-        top, left = (nh - s) // 2, (nw - s) // 2
-        return x[..., top:top + s, left:left + s].clamp(0, 1)
-    if tuple(size) == (h, w):
-        return x
-    return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
-
-
-def _load_pt(path: Path) -> tuple[Tensor, Tensor | None]:
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    labels = None
-    if isinstance(blob, Tensor):
-        x = blob
-    elif isinstance(blob, Mapping):
-        if "images" not in blob or not isinstance(blob["images"], Tensor):
-            raise ValueError(f"{path}: a dict must hold an 'images' tensor (N, C, H, W); "
-                             f"keys: {sorted(map(str, blob))}")
-        x = blob["images"]
-        if blob.get("labels") is not None:
-            labels = torch.as_tensor(blob["labels"])
-            if labels.dim() != 1 or labels.shape[0] != x.shape[0] or labels.is_floating_point():
-                raise ValueError(f"{path}: 'labels' must be integer (N,) with N = {x.shape[0]}, got "
-                                 f"{labels.dtype} {tuple(labels.shape)}")
-            labels = labels.long()
-    else:
-        raise ValueError(f"{path} holds a {type(blob).__name__}; expected a tensor (N, C, H, W) or a dict with "
-                         "'images' (and optionally 'labels')")
-    if x.dim() == 3:
-        raise ValueError(f"{path}: images have shape {tuple(x.shape)}; expected (N, C, H, W) (add the channel "
-                         "dim, e.g. x.unsqueeze(1) for grayscale)")
-    if x.dim() != 4 or x.numel() == 0:
-        raise ValueError(f"{path}: images must have shape (N, C, H, W), got {tuple(x.shape)}")
-    if x.dtype == torch.uint8:
-        x = x.float() / 255.0
-    elif x.is_floating_point():
-        x = x.float()
-        if not bool(torch.isfinite(x).all()) or float(x.min()) < -1e-4 or float(x.max()) > 1 + 1e-4:
-            raise ValueError(f"{path}: float images must be finite and lie in [0, 1] (got range "
-                             f"[{float(x.min()):.4g}, {float(x.max()):.4g}]); fmask models normalise internally")
-        x = x.clamp(0, 1)
-    else:
-        raise ValueError(f"{path}: images must be float in [0, 1] or uint8, got {x.dtype}")
-    return x, labels
-
-
-def _open_image(path: Path, mode: str | None):
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if mode is None:
-                mode = "L" if im.mode in ("1", "L", "I", "I;16", "F") else "RGB"
-            return im.convert(mode)
-    except Exception as e:
-        raise ValueError(f"could not read image {str(path)!r}: {type(e).__name__}: {e}") from e
-
-
-def _pil_to_tensor(im) -> Tensor:
-    import numpy as np
-
-    a = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy())
-    a = a.unsqueeze(-1) if a.dim() == 2 else a
-    return a.permute(2, 0, 1).float() / 255.0
-
-
-def _resize_pil(im, size: tuple[int, int] | None):
-    from PIL import Image
-
-    if size is None:
-        return im
-    w0, h0 = im.size
-    if size[1] == -1:
-        s = size[0]
-        scale = s / min(h0, w0)
-        nw, nh = max(s, round(w0 * scale)), max(s, round(h0 * scale))
-        if (nw, nh) != (w0, h0):
-            im = im.resize((nw, nh), Image.BILINEAR)
-        left, top = (nw - s) // 2, (nh - s) // 2
-        return im.crop((left, top, left + s, top + s))
-    h, w = size
-    return im if (w0, h0) == (w, h) else im.resize((w, h), Image.BILINEAR)
-
-
-def load_images(path: str | os.PathLike, size: int | Sequence[int] | None = None,
-                channels: int | None = None) -> tuple[Tensor, Tensor | None]:
-    """Load images for :func:`learn_own_masks`: returns ``(images, labels)``.
-
-    Args:
-        path: one of
-            * a folder of image files (suffixes :data:`IMAGE_SUFFIXES`), read in sorted file-name order →
-              ``labels = None``;
-            * a folder of class sub-folders (``torchvision.datasets.ImageFolder`` layout) → labels are the
-              sub-folders' indices in sorted name order, images sorted by (class, file name);
-            * a ``.pt`` / ``.pth`` file (``torch.load(weights_only=True)``) holding a tensor (N, C, H, W)
-              (float in [0, 1] or uint8 0..255) or a dict with ``"images"`` and optionally ``"labels"`` (N,).
-        size: ``None`` keeps the size (all images must then share it); an int ``S`` resizes the shorter side
-            to S (bilinear) and centre-crops S×S (the usual evaluation transform); a pair ``(H, W)`` resizes
-            to exactly H×W.
-        channels: 1 or 3 to convert (RGB → luma with ITU-R 601-2 weights as PIL's ``"L"``; gray → RGB by
-            repetition); ``None`` keeps the files' channels (folder: 1 if every file is grayscale, else 3).
-
-    Returns:
-        images float32 (N, C, H, W) in [0, 1] and labels int64 (N,) or None.
-    """
-    if channels is not None and channels not in (1, 3):
-        raise ValueError(f"channels must be 1, 3 or None, got {channels!r}")
-    hw = _size_hw(size)
-    p = Path(path)
-    if p.is_file():
-        if p.suffix.lower() not in (".pt", ".pth"):
-            raise ValueError(f"{str(p)!r} is a file but not a .pt/.pth tensor file; pass a folder of images or a "
-                             ".pt file")
-        x, labels = _load_pt(p)
-        return _convert_channels(_resize_tensor(x, hw), channels).contiguous(), labels
-    if not p.is_dir():
-        raise ValueError(f"{str(p)!r} is neither a folder of images nor a .pt file")
-    files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-    subdirs = sorted(d for d in p.iterdir() if d.is_dir() and not d.name.startswith("."))
-    entries: list[tuple[Path, int | None]] = []
-    if files:
-        entries = [(f, None) for f in files]
-    elif subdirs:
-        for k, d in enumerate(subdirs):
-            entries += [(f, k) for f in sorted(d.iterdir()) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
-    if not entries:
-        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {str(p)!r} or its class sub-folders")
-    mode = None if channels is None else ("L" if channels == 1 else "RGB")
-    ims = [_open_image(f, mode) for f, _ in entries]
-    if mode is None:
-        mode = "L" if all(im.mode == "L" for im in ims) else "RGB"
-        ims = [im.convert(mode) for im in ims]
-    ims = [_resize_pil(im, hw) for im in ims]
-    sizes = {im.size for im in ims}
-    if len(sizes) > 1:
-        raise ValueError(f"images in {str(p)!r} have different sizes {sorted(sizes)[:5]}...; pass size=S or "
-                         "size=(H, W)")
-    x = torch.stack([_pil_to_tensor(im) for im in ims])
-    labels = None if entries[0][1] is None else torch.tensor([k for _, k in entries], dtype=torch.long)
-    return x, labels
 
 
 # --------------------------------------------------------------------------------------------- masks
@@ -530,8 +278,8 @@ def learn_own_masks(
             ``patience``, ``batch_size``, ``schedule``, ``space``, ``precision``, ``seed``, ``device``,
             ``progress``); defaults are the paper's.
 
-    The learners are used directly when they take a ``channels`` option; otherwise (fmask's current learner
-    classes) per-channel masks come from the classes (their default is one mask channel per image channel)
+    The learners are used directly when they take a ``channels`` option; otherwise per-channel masks come
+    from the classes (their default is one mask channel per image channel)
     and shared masks from :func:`fmask.learners.learn_masks` with ``channels=1`` (there ``space``/``precision``
     are passed on only if ``learn_masks`` accepts them; options it does not take are listed in
     ``result.metadata["own_model"]["options_not_supported"]``).
@@ -585,6 +333,57 @@ def learn_own_masks(
     return res
 
 
+def _is_mask_file(path: Path) -> bool:
+    """True when ``path`` is a file :meth:`fmask.learners.MaskResult.save` / :func:`run_own_masks` wrote."""
+    from fmask.learners.result import FORMAT
+
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:
+            return False
+    return isinstance(blob, Mapping) and blob.get("format") == FORMAT
+
+
+def check_out_path(out: str | os.PathLike, *, inputs: Mapping[str, str | os.PathLike | None] | None = None,
+                   force: bool = False) -> Path:
+    """Refuse an output path before any work: returns ``out`` as a Path, or raises (one line naming the file).
+
+    ``inputs`` maps a label (e.g. ``"--images"``) to an input path. Refused (ValueError): ``out`` resolves
+    (``os.path.realpath``) to an input file, or lies inside an input folder; ``out`` is a folder; ``out`` is an
+    existing file fmask did not write (not a :class:`~fmask.learners.MaskResult` file); ``out`` is an existing
+    MaskResult file and ``force`` is False. Refused (OSError): ``out``'s folder (or its nearest existing
+    ancestor, the missing folders being created on writing) is a file or not writable.
+    """
+    path = Path(out).expanduser()
+    real = os.path.realpath(path)
+    for label, given in dict(inputs or {}).items():
+        if given is None:
+            continue
+        src = os.path.realpath(Path(given).expanduser())
+        if real == src:
+            raise ValueError(f"--out {out} is the {label} input {given}; choose another output file")
+        if os.path.isdir(src) and os.path.commonpath([real, src]) == src:
+            raise ValueError(f"--out {out} lies inside the {label} folder {given}; write the masks elsewhere")
+    if os.path.isdir(real):
+        raise ValueError(f"--out {out} is a folder; give a file name (e.g. {Path(out) / 'masks.pt'})")
+    folder = os.path.dirname(real)
+    while not os.path.exists(folder):  # missing folders are created when the file is written
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise NotADirectoryError(20, "the output file's folder is a file", folder)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(13, "cannot write the output file's folder", folder)
+    if os.path.lexists(path):
+        if not os.path.isfile(real) or not _is_mask_file(Path(real)):
+            raise ValueError(f"--out {out} exists and is not an fmask mask file; refusing to replace it")
+        if not force:
+            raise ValueError(f"--out {out} already holds fmask masks; pass --force (force=True) to overwrite it")
+    return path
+
+
 def run_own_masks(
     model_or_arch: nn.Module | str,
     images_path: str | os.PathLike,
@@ -597,38 +396,46 @@ def run_own_masks(
     std: float | Sequence[float] | None = None,
     size: int | Sequence[int] | None = None,
     use_labels: bool = True,
+    classes: Mapping[str, int] | Sequence[str] | None = None,
+    force: bool = False,
     per_image: bool = True,
     shared_channels: bool = False,
     **learner_kwargs: Any,
 ):
     """prepare_model → load_images → learn_own_masks → write ``out`` atomically; returns the MaskResult.
 
-    ``images_path``'s channels follow the model (``in_channels`` of the prepared model). Labels found with the
-    images are the targets when ``use_labels`` (else the model's own predictions). The file is the
+    ``out`` is checked first (:func:`check_out_path`, with the images and the checkpoint as inputs): an
+    existing mask file is replaced only with ``force=True``. ``images_path``'s channels follow the model
+    (``in_channels`` of the prepared model). Labels found with the images are the targets when ``use_labels``
+    (else the model's own predictions); ``classes`` is passed to :func:`load_images`. The file is the
     :meth:`fmask.learners.MaskResult.save` format (readable with ``MaskResult.load``), with metadata naming the
-    model, checkpoint, images and settings, written with :func:`fmask.infra.store.atomic_torch_save`.
+    model, checkpoint, images, settings and ``classes`` (the class folder → label mapping, or None), written
+    with :func:`fmask.infra.store.atomic_torch_save`.
     """
     from fmask.infra.store import atomic_torch_save, jsonable, versions
 
+    check_out_path(out, inputs={"--images": images_path, "--checkpoint": checkpoint}, force=force)
     model = prepare_model(model_or_arch, checkpoint=checkpoint, num_classes=num_classes, in_channels=in_channels,
                           mean=mean, std=std)
-    images, labels = load_images(images_path, size=size, channels=model.in_channels)
+    loaded = load_images(images_path, size=size, channels=model.in_channels, classes=classes)
+    images, labels = loaded
     res = learn_own_masks(model, images, targets=labels if use_labels else None, per_image=per_image,
                           shared_channels=shared_channels, **learner_kwargs)
     meta = {**res.metadata, "model": model_or_arch if isinstance(model_or_arch, str) else type(model_or_arch).__name__,
             "checkpoint": None if checkpoint is None else str(checkpoint), "images": str(images_path),
             "size": size, "mean": model.mean.reshape(-1).tolist(), "std": model.std.reshape(-1).tolist(),
-            "labels": "given" if (labels is not None and use_labels) else "model predictions"}
+            "labels": "given" if (labels is not None and use_labels) else "model predictions",
+            "classes": loaded.classes}
     res.metadata = jsonable(meta)
     payload = {**res.to_payload(), "metadata": res.metadata, "versions": versions()}  # MaskResult.save's format
     try:
         atomic_torch_save(payload, out)
     except (OSError, RuntimeError) as e:  # e.g. disk full inside torch's writer: name the file being written
-        raise _write_error(out, e) from e
+        raise write_error(out, e) from e
     return res
 
 
-def _write_error(out: str | os.PathLike, e: BaseException) -> OSError:
+def write_error(out: str | os.PathLike, e: BaseException) -> OSError:
     """An ``OSError`` naming ``out`` for a failed atomic write (torch's writer raises bare RuntimeErrors)."""
     import errno as _errno
 

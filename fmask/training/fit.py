@@ -309,19 +309,20 @@ def load_model(
 def load_checkpoint(path: str | Path, device: str | torch.device | None = "cpu") -> TrainedModel:
     """A finished model straight from its ``model/<key>.pt`` file (parameters are read from the file).
 
-    The file is verified with :func:`fmask.infra.store.read_artifact` (sidecar ``<key>.json`` present, size and
-    SHA-256 match, ``torch.load(..., weights_only=True)``); a damaged file raises
+    The file is read with :func:`fmask.models.checkpoint.read_checkpoint` (``verify=True``: through
+    :func:`fmask.infra.store.read_artifact`, sidecar ``<key>.json`` present, size and SHA-256 match,
+    ``torch.load(..., weights_only=True)``); a missing file raises ``FileNotFoundError``, a damaged file raises
     :class:`fmask.infra.store.ArtifactCorruptError` naming the file and the reason (the file is left in place),
     a file that is not a trained model raises ``ValueError``.
     """
+    from fmask.models.checkpoint import read_checkpoint
+
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(2, "no such model checkpoint", str(path))
-    payload, params, meta = read_artifact(path, "cpu")
-    if not isinstance(params, dict) or params.get("stage") != "train" or not isinstance(payload, dict) \
-            or "state_dict" not in payload:
+    ck = read_checkpoint(path, verify=True)
+    params, payload = ck.params, ck.payload
+    if params.get("stage") != "train" or not isinstance(payload, dict) or "state_dict" not in payload:
         raise ValueError(f"{path} is not an fmask trained-model artifact")
-    return _trained(_build(params, resolve_device(device)), params, payload, meta, path)
+    return _trained(_build(params, resolve_device(device)), params, payload, ck.metadata, path)
 
 
 def train_model(
