@@ -379,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from fmask.infra.store import atomic_write_json
+    from fmask.infra.atomic import atomic_write_json
 
     atomic_write_json(out, path)
     print(json.dumps(out, sort_keys=True))

@@ -48,7 +48,8 @@ sys.path.insert(0, str(ROOT))
 from fmask.training import fit as T
 from fmask.training.attacks import PGD  # noqa: E402
 from fmask.experiment.profiles import load_profile  # noqa: E402
-from fmask.infra.store import ArtifactStore, atomic_write_json  # noqa: E402
+from fmask.infra.atomic import atomic_write_json  # noqa: E402
+from fmask.infra.store import ArtifactStore  # noqa: E402
 
 
 # ---------------------------------------------------------------- the loop before issue #10 (reference)

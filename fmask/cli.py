@@ -282,7 +282,7 @@ def _check_out_folder(out: str | os.PathLike) -> None:
     """Fail now (naming the folder) if ``out``'s folder cannot be created or written, before any compute."""
     from pathlib import Path
 
-    from fmask.infra.store import StoreError
+    from fmask.infra.integrity import StoreError
 
     folder = Path(out).expanduser().absolute().parent
     folder.mkdir(parents=True, exist_ok=True)
@@ -532,7 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import yaml
 
     from fmask.book.errors import BookError
-    from fmask.infra.store import ArtifactCorruptError
+    from fmask.infra.integrity import ArtifactCorruptError
 
     parser = build_parser()
     args = parser.parse_args(argv)

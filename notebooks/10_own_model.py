@@ -43,7 +43,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from fmask.infra.store import atomic_torch_save
+from fmask.infra.atomic import atomic_torch_save
 
 run = ch.run
 hs = ch.profile.heatmap

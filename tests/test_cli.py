@@ -200,7 +200,7 @@ def test_read_only_out_fails_before_running_and_names_the_folder(tmp_path, monke
 def test_disk_full_while_publishing_keeps_the_good_notebook(tmp_path, monkeypatch, capsys):
     import errno
 
-    from fmask.infra import store
+    from fmask.infra import atomic
 
     _tiny_repo(tmp_path, monkeypatch)
     out = tmp_path / "out"
@@ -213,7 +213,7 @@ def test_disk_full_while_publishing_keeps_the_good_notebook(tmp_path, monkeypatc
     def full(path, write, *, binary):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(store, "atomic_write", full)
+    monkeypatch.setattr(atomic, "atomic_write", full)
     line = _assert_one_line_error(capsys, cli.main(args), str(good), "No space left on device")
     assert "previous notebook is unchanged" in line
     assert good.read_bytes() == before

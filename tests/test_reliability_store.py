@@ -26,18 +26,11 @@ from torch import nn
 import fmask
 import fmask.infra.store as S
 from fmask.book import runner as book_runner
-from fmask.infra.store import (
-    TMP_MAX_AGE,
-    ArtifactCorruptWarning,
-    ArtifactStore,
-    ClaimTimeout,
-    StoreError,
-    atomic_torch_save,
-    atomic_write_json,
-    default_root,
-    read_artifact,
-    source_checkout_root,
-)
+from fmask.experiment.stages import COMPUTED, LOADED, cached_stage
+from fmask.infra.atomic import TMP_MAX_AGE, atomic_torch_save, atomic_write_json
+from fmask.infra.integrity import FORMAT, ArtifactCorruptError, StoreError, read_artifact
+from fmask.infra.lock import ClaimTimeout
+from fmask.infra.store import ArtifactCorruptWarning, ArtifactStore, default_root, source_checkout_root
 
 # ------------------------------------------------------------------------------------------ payloads
 PARAMS = {"regime": "vanilla", "seed": 0, "lr": 1e-3}
@@ -173,7 +166,7 @@ def _write_sidecar_for(st: ArtifactStore, kind: str, params, pt: Path) -> None:
     import hashlib
 
     data = pt.read_bytes()
-    atomic_write_json({"format": S.FORMAT, "params": params, "metadata": {},
+    atomic_write_json({"format": FORMAT, "params": params, "metadata": {},
                        "payload": {"file": pt.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}},
                       pt.with_suffix(".json"))
 
@@ -211,7 +204,7 @@ def test_read_artifact_for_direct_file_access(tmp_path):
     got, params, meta = read_artifact(pt)
     assert torch.equal(got["masks"], payload["masks"]) and params == PARAMS and meta["note"] == "x"
     pt.write_bytes(pt.read_bytes()[:100])
-    with pytest.raises(S.ArtifactCorruptError, match="truncated"):
+    with pytest.raises(ArtifactCorruptError, match="truncated"):
         read_artifact(pt)
     assert pt.exists()  # read_artifact reports; only ArtifactStore.load moves files aside
 
@@ -239,7 +232,7 @@ def test_out_of_memory_while_loading_is_not_mistaken_for_corruption(tmp_path, mo
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory: "
                            "you tried to allocate 4294967296 bytes.")
 
-    monkeypatch.setattr(S.torch, "load", oom)
+    monkeypatch.setattr(torch, "load", oom)
     with pytest.raises(RuntimeError, match="not enough memory"):
         st.load("imagecache", PARAMS)
     monkeypatch.undo()
@@ -256,7 +249,7 @@ def test_concurrent_save_during_load_is_retried_not_quarantined(tmp_path, monkey
         calls.append(path)
         if len(calls) == 1:  # another process replaces both files while this one reads
             st.save("masks", PARAMS, {**payload, "steps": torch.arange(4) + 1})
-            raise S.ArtifactCorruptError(Path(path), "SHA-256 differs (simulated torn read)")
+            raise ArtifactCorruptError(Path(path), "SHA-256 differs (simulated torn read)")
         return real(path, map_location)
 
     monkeypatch.setattr(S, "read_artifact", racing)
@@ -423,10 +416,11 @@ def _compute_worker(root, log, barrier, out_q):
         with open(log, "a") as fh:
             fh.write(f"{os.getpid()}\n")
         time.sleep(1.0)  # long enough that the other process arrives while this one computes
-        return {"x": torch.arange(4.0) * 2}, {"by": os.getpid()}
+        return {"x": torch.arange(4.0) * 2}
 
-    payload, meta = st.get_or_compute("model", PARAMS, compute, timeout=60)
-    out_q.put((os.getpid(), payload["x"].tolist(), meta["by"]))
+    value, status = cached_stage(st, "model", PARAMS, compute, metadata={"by": os.getpid()},
+                                 deserialise=lambda payload, meta: {**payload, "by": meta["by"]})
+    out_q.put((os.getpid(), value["x"].tolist(), value.get("by", os.getpid()), status))
 
 
 def _ctx():
@@ -449,6 +443,7 @@ def test_two_processes_compute_an_artifact_exactly_once(tmp_path):
     assert len(computed_by) == 1  # exactly one computation
     assert [r[1] for r in results] == [[0.0, 2.0, 4.0, 6.0]] * 2
     assert {r[2] for r in results} == {int(computed_by[0])}  # the other loaded the first one's artifact
+    assert sorted(r[3] for r in results) == [COMPUTED, LOADED]
 
 
 def _hold_and_die(root, held, release):
@@ -569,7 +564,7 @@ def test_check_writable_failed_write_and_uncreatable_root(tmp_path, monkeypatch)
     def erofs(path):
         raise OSError(errno.EROFS, "Read-only file system", str(path))
 
-    monkeypatch.setattr(S, "_new_tmp", erofs)  # e.g. a read-only mount
+    monkeypatch.setattr(S, "new_tmp_file", erofs)  # e.g. a read-only mount
     with pytest.raises(StoreError, match="test write failed: Read-only file system"):
         st.check_writable()
 

@@ -7,7 +7,9 @@ import json
 import pytest
 import torch
 
-from fmask.infra.store import FORMAT, ArtifactStore, atomic_torch_save, atomic_write_json, canonical_json, default_root, versions
+from fmask.infra.atomic import atomic_torch_save, atomic_write_json, canonical_json
+from fmask.infra.integrity import FORMAT, versions
+from fmask.infra.store import ArtifactStore, default_root
 
 
 def test_key_is_canonical_and_parameter_sensitive():

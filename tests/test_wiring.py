@@ -21,7 +21,8 @@ from fmask.experiment import stages
 from fmask.training import fit as T
 from fmask.learners import MaskResult
 from fmask.experiment.profiles import load_profile
-from fmask.infra.store import ArtifactCorruptError, ArtifactCorruptWarning, ArtifactStore, StoreError
+from fmask.infra.integrity import ArtifactCorruptError, StoreError
+from fmask.infra.store import ArtifactCorruptWarning, ArtifactStore
 from fmask.data.fake import write_fake_imagenette
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -317,7 +318,7 @@ def test_masks_own_model_errors_are_one_line(resnet_ckpt, tmp_path, capsys):
 def test_atomic_write_failure_names_the_target_not_the_temp_file(tmp_path, monkeypatch, capsys):
     import errno
 
-    from fmask.infra.store import atomic_torch_save
+    from fmask.infra.atomic import atomic_torch_save
 
     target = tmp_path / "masks.pt"
     real_fsync = os.fsync
@@ -421,7 +422,7 @@ def test_cli_book_unwritable_store_fails_before_any_chapter(tmp_path, monkeypatc
 
 
 def test_failed_output_write_is_one_line_naming_the_output(resnet_ckpt, tmp_path, monkeypatch, capsys):
-    from fmask.infra import store
+    from fmask.infra import atomic
 
     ck, imgs = resnet_ckpt
     out = tmp_path / "masks.pt"
@@ -429,7 +430,7 @@ def test_failed_output_write_is_one_line_naming_the_output(resnet_ckpt, tmp_path
     def failing_save(obj, path):  # torch's zip writer reports a full disk as a bare RuntimeError
         raise RuntimeError("[enforce fail at inline_container.cc] PytorchStreamWriter failed writing file data/0")
 
-    monkeypatch.setattr(store, "atomic_torch_save", failing_save)
+    monkeypatch.setattr(atomic, "atomic_torch_save", failing_save)
     rc = cli.main(["masks", "--arch", "torchvision:resnet18", "--checkpoint", str(ck), "--images", str(imgs),
                    "--out", str(out), "--size", "32", "--steps", "1", "--no-progress"])
     _one_line(capsys, rc, str(out), "could not write")

@@ -224,7 +224,7 @@ def write_build_info(book_dir: str | os.PathLike[str], *, repo_root: str | os.Pa
     ``repo_root/notebooks``) supplies chapter titles for chapters not executed in this build.
     """
     from fmask.claims import ledger
-    from fmask.infra.store import atomic_write
+    from fmask.infra.atomic import atomic_write
 
     book_dir = Path(book_dir)
     info = build_info(repo_root, profile, data_root)

@@ -338,7 +338,7 @@ def _error_location(nb) -> str:
 def _write_notebook(nb, path: Path) -> Path:
     import nbformat
 
-    from fmask.infra.store import atomic_write
+    from fmask.infra.atomic import atomic_write
 
     return atomic_write(path, lambda fh: nbformat.write(nb, fh), binary=False)
 

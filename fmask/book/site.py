@@ -138,7 +138,7 @@ def _ensure_generated_pages(srcdir: Path, config: Any) -> None:
     """
     from fmask.book import buildinfo
     from fmask.claims import ledger
-    from fmask.infra.store import atomic_write
+    from fmask.infra.atomic import atomic_write
 
     gen = srcdir / "book" / ledger.GENERATED_DIR
     if not (srcdir / "book").is_dir():

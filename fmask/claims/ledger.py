@@ -268,7 +268,7 @@ def write_claims_table(book_dir: str | os.PathLike[str], claims_path: str | os.P
     chapters with a page in ``book_dir`` are linked (a link to a page outside the build would be broken).
     If the claims file is missing, the page says so in one line. Returns the written path (atomic write).
     """
-    from fmask.infra.store import atomic_write
+    from fmask.infra.atomic import atomic_write
 
     book_dir = Path(book_dir)
     claims_path = Path(claims_path) if claims_path is not None else book_dir / "results" / "claims.json"

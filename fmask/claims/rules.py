@@ -1037,7 +1037,7 @@ def write_claims(results_dir: str | os.PathLike[str], path: str | os.PathLike[st
     sizes the chapters store there are used. Returns the path written.
     """
     from fmask.experiment.results import NOT_RESULTS, load_results
-    from fmask.infra.store import atomic_write_json
+    from fmask.infra.atomic import atomic_write_json
 
     target = Path(path)
     if (target.suffix == ".json" and target.parent.resolve() == Path(results_dir).resolve()

@@ -150,7 +150,7 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _atomic_write_json(path: Path, payload: Mapping[str, Any]) -> None:
-    from fmask.infra.store import atomic_write
+    from fmask.infra.atomic import atomic_write
 
     def write(fh) -> None:
         json.dump(payload, fh, indent=2, sort_keys=True, default=_jsonable)

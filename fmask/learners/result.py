@@ -74,7 +74,7 @@ class MaskResult:
 
     def save(self, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> None:
         """Write :meth:`to_payload` + metadata (merged over :attr:`metadata`) + versions, atomically."""
-        from fmask.infra.store import atomic_torch_save
+        from fmask.infra.atomic import atomic_torch_save
 
         meta = dict(self.metadata)
         meta.update(dict(metadata or {}))
