@@ -131,6 +131,41 @@ def test_selection_and_single_masks_are_consistent(first_run):
     assert torch.equal(sm["pgd"].history["target"], sel.adv_predictions)
 
 
+def test_run_stage_keeps_values_per_parameters_not_per_name(tmp_path):
+    run = Run.from_profile("smoke", artifacts=tmp_path / "art", results_dir=tmp_path / "res", progress=False)
+    calls = []
+
+    def make(v):
+        def compute():
+            calls.append(v)
+            return {"v": torch.tensor(v)}
+        return compute
+
+    a = run.stage("probe", "probe", run.stage_key("probe", n=1), make(1))
+    b = run.stage("probe", "probe", run.stage_key("probe", n=2), make(2))  # same name, other parameters
+    assert int(a["v"]) == 1 and int(b["v"]) == 2 and calls == [1, 2]
+    assert run.stage("probe", "probe", run.stage_key("probe", n=1), make(3)) is a  # kept in memory
+    assert calls == [1, 2] and run.provenance["probe"] == "computed"
+    assert run.store.exists("probe", run.stage_key("probe", n=2))
+
+
+def test_compare_subset_masks_are_a_stage_of_the_run(first_run, fake_imagenette):
+    from fmask.experiment import compare
+
+    run = first_run["run"]
+    c = compare.table2_subset(run, 2, learn=True)
+    sel = run.single_image_selection()
+    sub = compare.balanced_subset(sel.labels, 2, run.seed)
+    key = {"stage": "compare_single_image_masks", "version": 1, "model": run.model("vanilla").key,
+           "selection": sel.params, "subset": sub.tolist(), "settings": run.single_mask_params, "seed": run.seed}
+    assert run.store.exists("compare_single_image_masks", key)
+    assert run.provenance["compare_single_image_masks"] == "computed" and c["n"] == len(sub)
+    run2 = Run.from_profile(_profile(fake_imagenette), artifacts=first_run["art"], results_dir=first_run["res"],
+                            progress=False)
+    assert compare.table2_subset(run2, 2, learn=True) == c
+    assert run2.provenance["compare_single_image_masks"] == "loaded"
+
+
 def test_bad_profiles_are_rejected_before_anything_runs(tmp_path):
     with pytest.raises(ValueError, match="seed"):
         Run({"name": "x"})

@@ -1,4 +1,4 @@
-"""A second architecture beside the main one (chapter 11; issue #13, the paper's "ResNet18 ... qualitatively similar").
+"""A second architecture beside the main one (chapter 11; the paper's "ResNet18 ... qualitatively similar").
 
 The paper (Sec. 2.2) trained VGG11 and ResNet18, found them "comparable" and "qualitatively similar", and shows
 only VGG11.
@@ -121,7 +121,7 @@ def table2_subset(run, n_images: int, *, learn: bool) -> dict[str, Any]:
     indices), ``criterion`` and the subset's class counts.
     """
     from fmask.learners import MaskResult, PerImageMasks
-    from fmask.experiment.stages import cached_stage
+    from fmask.experiment.stages import MASK_RESULT_IO
 
     sel = run.single_image_selection()
     sub = balanced_subset(sel.labels, n_images, run.seed)
@@ -136,11 +136,7 @@ def table2_subset(run, n_images: int, *, learn: bool) -> dict[str, Any]:
                                     device=run.device, progress=run.progress)
             return learner(sel.images[sub], targets[sub], desc="single-image masks (subset)")
 
-        res, status = cached_stage(run.store, "compare_single_image_masks", key, compute,
-                                   serialise=MaskResult.to_payload, deserialise=MaskResult.from_payload,
-                                   runtime=(run.results_dir, run.name, "compare_single_image_masks"),
-                                   metadata={"profile": run.name, "stage": "compare_single_image_masks"})
-        run.provenance["compare_single_image_masks"] = status
+        res = run.stage("compare_single_image_masks", "compare_single_image_masks", key, compute, **MASK_RESULT_IO)
         masks, space = res.masks, res.params.get("space", "auto")
     else:
         res = run.single_image_masks(("vanilla",))["vanilla"]

@@ -23,10 +23,13 @@ Usage (what the notebooks do)::
 
 Regimes: :data:`fmask.data.regimes.REGIMES` (the paper's A-E order).
 
-Replicates (``train.replicates``, issue #9): replicate ``k`` of a regime is trained with seed ``seed + k``
-and its dataset mask is learned with the same seed; replicate 0 is the main model (single-image masks,
-attacks, heat maps use only it). Stage names of replicate ``k > 0`` end in ``.rK``
-(``train.vanilla.r1``, ``dataset_mask.vanilla.r1``); replicate 0's names and keys are unchanged.
+Replicates (``train.replicates``): replicate ``k`` of a regime is trained with seed ``seed + k`` and its
+dataset mask is learned with the same seed; replicate 0 is the main model (single-image masks, attacks, heat
+maps use only it). Stage names of replicate ``k > 0`` end in ``.rK`` (``train.vanilla.r1``,
+``dataset_mask.vanilla.r1``); replicate 0's carry no suffix, and the number of replicates never enters a key.
+
+Other modules add stages of their own (:mod:`fmask.experiment.variants`, :mod:`fmask.experiment.compare`) with
+:meth:`Run.stage`, keyed by :meth:`Run.stage_key` and :meth:`Run.val_identity`.
 """
 from __future__ import annotations
 
@@ -47,13 +50,14 @@ from fmask.experiment.profiles import Profile, load_profile, profile_from_mappin
 from fmask.data.regimes import REGIMES, check_regime
 from fmask.infra.runtime import resolve_device
 from fmask.experiment.selection import Selection, balanced_subset, select_images
-from fmask.experiment.stages import cached_stage
+from fmask.experiment.stages import MASK_RESULT_IO, cached_stage
 from fmask.infra.store import ArtifactStore
 from fmask.training.fit import TrainedModel
 
 __all__ = ["Run", "TrainedModel", "Selection", "STAGE_VERSION", "SINGLE_MASK_KINDS", "REGIMES"]  # re-exports too
 
-#: bump when a stage's computation changes so that old artifacts are not reused (3: typed profiles, content ids)
+#: part of every stage key (:meth:`Run.stage_key`): bump when a stage's computation changes so that artifacts
+#: of the earlier computation are not reused
 STAGE_VERSION = 3
 #: which single-image mask sets :meth:`Run.single_image_masks` learns: ``vanilla`` M_N,X, ``adversarial`` M_A,X
 #: (what the original code compares in Fig. 7), ``pgd`` M_N,X_A, ``adversarial_pgd`` M_A,X_A (the paper's Fig. 7)
@@ -63,7 +67,6 @@ SINGLE_MASK_KINDS: tuple[str, ...] = ("vanilla", "adversarial", "pgd", "adversar
 _SINGLE_KIND_SOURCES: dict[str, tuple[str, str]] = {
     "vanilla": ("vanilla", "clean"), "adversarial": ("adversarial", "clean"), "pgd": ("vanilla", "pgd"),
     "adversarial_pgd": ("adversarial", "pgd_adversarial")}
-_MASK_IO = {"serialise": MaskResult.to_payload, "deserialise": MaskResult.from_payload}
 
 
 class Run:
@@ -95,7 +98,7 @@ class Run:
         self._models: dict[tuple[str, int], TrainedModel] = {}
         self._ds = None
         self._val: tuple[Tensor, Tensor] | None = None
-        self._cache: dict[tuple[str, str], Any] = {}
+        self._stages: dict[tuple[str, str], Any] = {}
         #: stage name -> "computed" | "loaded" for everything this Run produced
         self.provenance: dict[str, str] = {}
 
@@ -114,8 +117,6 @@ class Run:
     data_params = property(lambda self: self.profile["data"], doc="The ``data`` section as a plain dict.")
     dataset_mask_params = property(lambda self: self.profile["dataset_mask"], doc="``dataset_mask`` as a dict.")
     single_mask_params = property(lambda self: self.profile["single_mask"], doc="``single_mask`` as a dict.")
-    selection_params = property(lambda self: self.profile["selection"], doc="``selection`` as a dict.")
-    analysis_params = property(lambda self: self.profile["analysis"], doc="``analysis`` as a dict.")
 
     @property
     def regimes(self) -> list[str]:
@@ -133,14 +134,23 @@ class Run:
         return report.save_result(self.results_dir, name, values, profile=self.name,
                                   meta={"seed": self.seed, **dict(meta or {})})
 
-    def _stage(self, kind: str, name: str, key: Mapping[str, Any], compute: Callable[[], Any], **io: Any) -> Any:
-        """:func:`fmask.experiment.stages.cached_stage` for this run, memoised in memory, provenance recorded as ``name``."""
-        if (kind, name) not in self._cache:
+    def stage(self, kind: str, name: str, key: Mapping[str, Any], compute: Callable[[], Any], **io: Any) -> Any:
+        """One cached stage of this run: :func:`fmask.experiment.stages.cached_stage` on the run's store.
+
+        ``kind``: the store folder; ``name``: the stage's name (its run time is recorded under it with the
+        profile's name, its metadata carries it, and :attr:`provenance` records ``"computed"`` / ``"loaded"``
+        under it); ``key``: the artifact parameters (usually :meth:`stage_key`); ``compute``: makes the value;
+        ``io``: ``serialise`` / ``deserialise`` for ``cached_stage`` (:data:`fmask.experiment.stages.MASK_RESULT_IO`
+        for a :class:`fmask.learners.MaskResult`). The value is kept in memory per ``(kind, key)``, so asking
+        again with the same parameters returns the same object and other parameters never share it.
+        """
+        memo = (kind, self.store.key(key))
+        if memo not in self._stages:
             value, status = cached_stage(self.store, kind, key, compute, runtime=(self.results_dir, self.name, name),
                                          metadata={"profile": self.name, "stage": name}, **io)
             self.provenance[name] = status
-            self._cache[(kind, name)] = value
-        return self._cache[(kind, name)]
+            self._stages[memo] = value
+        return self._stages[memo]
 
     def models(self, regimes: Sequence[str] | None = None) -> dict[str, TrainedModel]:
         """Trained models (replicate 0) for ``regimes`` (default: the profile's), trained or loaded via
@@ -190,7 +200,7 @@ class Run:
 
     @staticmethod
     def _suffix(replicate: int) -> str:
-        """Stage-name suffix of a replicate: none for replicate 0 (the names stay as before), ``.rK`` else."""
+        """Stage-name suffix of a replicate: none for replicate 0, ``.rK`` else."""
         return "" if replicate == 0 else f".r{replicate}"
 
     def model(self, regime: str, replicate: int = 0) -> TrainedModel:
@@ -238,13 +248,17 @@ class Run:
 
         return [CLASS_NAMES.get(w, w) for w in self._datasets()[1].classes]
 
-    def _val_identity(self) -> dict[str, Any]:
-        """What identifies the validation tensors: the data section (minus root) and their content."""
+    def val_identity(self) -> dict[str, Any]:
+        """What identifies the validation tensors in stage keys: ``{"data": the data section minus root, "n": the
+        number of images, "content_sha256": the fingerprint of their decoded content}``."""
         ds = self._datasets()[1]
         return {"data": {k: v for k, v in self.data_params.items() if k != "root"}, "n": len(ds),
                 "content_sha256": ds.fingerprint()}
 
-    def _key(self, stage: str, seed: int | None = None, **parts: Any) -> dict[str, Any]:
+    def stage_key(self, stage: str, seed: int | None = None, **parts: Any) -> dict[str, Any]:
+        """The artifact parameters of a stage: ``{"stage": stage, "version": STAGE_VERSION, **parts, "seed": seed}``
+        (``seed`` default: the profile's). ``parts`` are everything else that shapes the stage (upstream model
+        keys, :meth:`val_identity`, profile sections)."""
         return {"stage": stage, "version": STAGE_VERSION, **parts, "seed": self.seed if seed is None else seed}
 
     def dataset_masks(self, regimes: Sequence[str] | None = None) -> dict[str, MaskResult]:
@@ -256,11 +270,11 @@ class Run:
         return {r: [self.dataset_mask(r, k) for k in range(self.n_replicates)] for r in (regimes or self.regimes)}
 
     def dataset_mask_key(self, regime: str, replicate: int = 0) -> dict[str, Any]:
-        """The artifact parameters of a dataset mask (model identity, data, settings, seed ``seed + replicate``;
-        replicate 0's key is the one this stage always had)."""
-        return self._key("dataset_mask", seed=self.replicate_seed(replicate), regime=regime,
-                         model=self.model(regime, replicate).key, val=self._val_identity(),
-                         settings=self.dataset_mask_params)
+        """The artifact parameters of a dataset mask: model identity, validation data, ``dataset_mask`` settings and
+        the replicate's seed ``seed + replicate``."""
+        return self.stage_key("dataset_mask", seed=self.replicate_seed(replicate), regime=regime,
+                              model=self.model(regime, replicate).key, val=self.val_identity(),
+                              settings=self.dataset_mask_params)
 
     def dataset_mask(self, regime: str, replicate: int = 0) -> MaskResult:
         """The dataset mask (1, C, S, S) of one regime's model, replicate ``replicate`` (loaded when already
@@ -275,8 +289,8 @@ class Run:
             tag = "" if replicate == 0 else f", replicate {replicate + 1}/{self.n_replicates}, seed {seed}"
             return learner(x, y, desc=f"dataset mask ({regime}{tag})")
 
-        return self._stage("dataset_mask", f"dataset_mask.{regime}{self._suffix(replicate)}",
-                           self.dataset_mask_key(regime, replicate), compute, **_MASK_IO)
+        return self.stage("dataset_mask", f"dataset_mask.{regime}{self._suffix(replicate)}",
+                          self.dataset_mask_key(regime, replicate), compute, **MASK_RESULT_IO)
 
     def pgd_settings(self) -> dict[str, Any]:
         """The analyses' PGD (pixel units) ``{"eps", "alpha", "steps"}``: :func:`fmask.training.attacks.pgd_settings`
@@ -289,25 +303,25 @@ class Run:
 
     def robust_accuracy(self, regime: str) -> dict[str, float]:
         """Clean and PGD accuracy (fractions) ``{"clean", "pgd"}`` of one regime's model on the validation set."""
-        key = self._key("robust_accuracy", regime=check_regime(regime), model=self.model(regime).key,
-                        val=self._val_identity(), pgd=self.pgd_settings())
+        key = self.stage_key("robust_accuracy", regime=check_regime(regime), model=self.model(regime).key,
+                             val=self.val_identity(), pgd=self.pgd_settings())
 
         def compute() -> dict[str, float]:
             x, y = self.val_data()
             r = robust_accuracy(self.model(regime).model, x, y, self._pgd, seed=self.seed, device=self.device)
             return {"clean": float(r["clean_acc"]), "pgd": float(r["robust_acc"])}
 
-        return self._stage("robust_accuracy", f"robust_accuracy.{regime}", key, compute,
-                           deserialise=lambda p, m: {k: float(v) for k, v in p.items()})
+        return self.stage("robust_accuracy", f"robust_accuracy.{regime}", key, compute,
+                          deserialise=lambda p, m: {k: float(v) for k, v in p.items()})
 
     def single_image_selection(self) -> Selection:
         """Validation images for single-image masks: :func:`fmask.experiment.selection.select_images` (the paper's rule,
         weaker ones only if it leaves nothing; ``Selection.criterion`` says which) on the vanilla and the
         adversarially trained models, PGD against the vanilla model, at most ``selection.n_images``."""
         n_images = self.profile.selection.n_images
-        key = self._key("single_image_selection", vanilla=self.model("vanilla").key,
-                        adversarial=self.model("adversarial").key, val=self._val_identity(),
-                        pgd=self.pgd_settings(), n_images=n_images)
+        key = self.stage_key("single_image_selection", vanilla=self.model("vanilla").key,
+                             adversarial=self.model("adversarial").key, val=self.val_identity(),
+                             pgd=self.pgd_settings(), n_images=n_images)
 
         def compute() -> Selection:
             x, y = self.val_data()
@@ -321,8 +335,8 @@ class Run:
                              adv_predictions=p_pgd[idx].clone(), counts=counts, params=key, criterion=criterion,
                              predictions=p_van[idx].clone())
 
-        return self._stage("single_image_selection", "single_image_selection", key, compute,
-                           serialise=Selection.to_payload, deserialise=lambda p, m: Selection.from_payload(p, key))
+        return self.stage("single_image_selection", "single_image_selection", key, compute,
+                          serialise=Selection.to_payload, deserialise=lambda p, m: Selection.from_payload(p, key))
 
     def adversarial_attack(self) -> dict[str, Tensor]:
         """PGD images of the selected images attacking the *adversarially trained* network (the analysis PGD,
@@ -336,8 +350,8 @@ class Run:
         trained network's predictions on them, "fooled": (n,) bool prediction != label}``; cached.
         """
         sel = self.single_image_selection()
-        key = self._key("single_image_adversarial_attack", adversarial=self.model("adversarial").key,
-                        selection=sel.params, pgd=self.pgd_settings())
+        key = self.stage_key("single_image_adversarial_attack", adversarial=self.model("adversarial").key,
+                             selection=sel.params, pgd=self.pgd_settings())
 
         def compute() -> dict[str, Tensor]:
             adv = self.model("adversarial").model
@@ -345,7 +359,7 @@ class Run:
             p = predict(adv, xa, device=self.device)
             return {"adv_images": xa.clone(), "adv_predictions": p.clone(), "fooled": (p != sel.labels).clone()}
 
-        return self._stage("single_image_adversarial_attack", "single_image_adversarial_attack", key, compute)
+        return self.stage("single_image_adversarial_attack", "single_image_adversarial_attack", key, compute)
 
     def paired_subset(self) -> Tensor:
         """Indices (sorted, int64) into the selection of the images whose ``adversarial``, ``pgd`` and
@@ -381,8 +395,8 @@ class Run:
     def _single_masks(self, which: str) -> MaskResult:
         sel = self.single_image_selection()
         regime, source = _SINGLE_KIND_SOURCES[which]
-        key = self._key("single_image_masks", which=which, model=self.model(regime).key, selection=sel.params,
-                        settings=self.single_mask_params)
+        key = self.stage_key("single_image_masks", which=which, model=self.model(regime).key, selection=sel.params,
+                             settings=self.single_mask_params)
         if source == "pgd_adversarial":
             key["attack"] = "pgd_adversarial"
         sub = None
@@ -410,4 +424,4 @@ class Run:
                 res.params["selection_indices"] = sub.tolist()
             return res
 
-        return self._stage("single_image_masks", f"single_image_masks.{which}", key, compute, **_MASK_IO)
+        return self.stage("single_image_masks", f"single_image_masks.{which}", key, compute, **MASK_RESULT_IO)

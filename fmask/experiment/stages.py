@@ -1,10 +1,11 @@
 """One cached stage: load the artifact if it exists, else compute, save, and record the run time.
 
-Every stage of :class:`fmask.experiment.run.Run` (dataset masks, robust accuracy, single-image selection and masks)
-is this one pattern, so it lives here once::
+This is the one load-or-compute path of the experiment: every stage of :class:`fmask.experiment.run.Run`
+(dataset masks, robust accuracy, single-image selection and masks) and the stages of
+:mod:`fmask.experiment.variants` and :mod:`fmask.experiment.compare` go through it, via
+:meth:`fmask.experiment.run.Run.stage`::
 
-    value, status = cached_stage(store, "dataset_mask", key, compute,
-                                 serialise=MaskResult.to_payload, deserialise=MaskResult.from_payload,
+    value, status = cached_stage(store, "dataset_mask", key, compute, **MASK_RESULT_IO,
                                  runtime=("results", "cpu", "dataset_mask.vanilla"))
 
 * ``key``: the artifact parameters (everything that shapes the result; :class:`fmask.infra.store.ArtifactStore`
@@ -24,11 +25,14 @@ import time
 from typing import Any, Callable, Mapping, TypeVar
 
 from fmask.infra.store import ArtifactStore
+from fmask.learners import MaskResult
 
-__all__ = ["cached_stage", "LOADED", "COMPUTED"]
+__all__ = ["cached_stage", "LOADED", "COMPUTED", "MASK_RESULT_IO"]
 
 T = TypeVar("T")
 LOADED, COMPUTED = "loaded", "computed"
+#: ``serialise`` / ``deserialise`` of a stage whose value is a :class:`fmask.learners.MaskResult`
+MASK_RESULT_IO: dict[str, Callable] = {"serialise": MaskResult.to_payload, "deserialise": MaskResult.from_payload}
 
 
 def _identity_payload(value: Any) -> Any:

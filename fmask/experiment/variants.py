@@ -1,8 +1,8 @@
-"""Variants of the single-image analyses that issue #9 asks for beside the paper's defaults.
+"""Variants of the single-image analyses beside the paper's defaults.
 
 * **Table 2 under both conventions** (:func:`convention_table2`): the original code filters the *normalised*
   image (``loaddata.py`` applies ``transforms.Normalize`` before ``MaskCore``'s mask; fmask's default
-  ``space="auto"``), fmask before the restructuring filtered the [0, 1] *pixel* image (``space="pixel"``). On
+  ``space="auto"``); the other convention filters the [0, 1] *pixel* image (``space="pixel"``). On
   one seeded class-balanced subset of the selected images (:func:`balanced_subset`) the vanilla network's
   single masks are learned in the pixel convention (:func:`pixel_single_masks`, clean and attacked images) and
   Table 2 is scored under both, every cell with its Wilson 95% interval and the paired (Newcombe hybrid score)
@@ -12,7 +12,8 @@
   the paper's Fig. 5: "masks trained on all the images belonging to each class separately").
 
 Pure functions take tensors; the ``pixel_single_masks`` / ``class_dataset_masks`` stages take a
-:class:`fmask.experiment.run.Run` and are cached through its ``_stage`` (keyed by every parameter that shapes them).
+:class:`fmask.experiment.run.Run` and are cached through :meth:`~fmask.experiment.run.Run.stage` (keyed by every
+parameter that shapes them).
 Accuracies are fractions in [0, 1]; masks are in fft2 layout (DC at [0, 0]).
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ from torch import Tensor, nn
 from fmask.analysis import stats
 from fmask.analysis.masks import COMPLEMENT_THRESHOLD, binarize, complement_mask, correct_predictions
 from fmask.learners import DatasetMask, MaskResult, PerImageMasks
+from fmask.experiment.stages import MASK_RESULT_IO
 from fmask.experiment.selection import balanced_subset  # noqa: F401 - re-exported: the subset chapter 6 uses
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,7 +43,6 @@ TABLE2_CELLS: tuple[str, ...] = ("original", "adversarial", "masked", "masked_ad
                                  "masked_adversarial_binary", "complement", "pgd_masked_pgd")
 #: bump when a stage here changes its computation
 VARIANTS_VERSION = 1
-_MASK_IO = {"serialise": MaskResult.to_payload, "deserialise": MaskResult.from_payload}
 
 
 def _outcomes(model: nn.Module, x: Tensor, y: Tensor, xa: Tensor, m: Tensor, m_pgd: Tensor | None, space: str,
@@ -126,8 +127,8 @@ def _subset_key(run: "Run", idx: Tensor) -> dict[str, Any]:
 def _learn_pixel(run: "Run", which: str, idx: Tensor) -> MaskResult:
     sel = run.single_image_selection()
     settings = {**dict(run.single_mask_params), "space": "pixel"}
-    key = run._key("variant_pixel_single_masks", which=which, model=run.model("vanilla").key,
-                   settings=settings, variants_version=VARIANTS_VERSION, **_subset_key(run, idx))
+    key = run.stage_key("variant_pixel_single_masks", which=which, model=run.model("vanilla").key,
+                        settings=settings, variants_version=VARIANTS_VERSION, **_subset_key(run, idx))
 
     def compute() -> MaskResult:
         if which == "pgd":
@@ -140,8 +141,8 @@ def _learn_pixel(run: "Run", which: str, idx: Tensor) -> MaskResult:
                                 progress=run.progress)
         return learner(images, targets, desc=f"pixel-space single masks ({which})")
 
-    return run._stage("variant_pixel_single_masks", f"variants.pixel_single_masks.{which}", key, compute,
-                      **_MASK_IO)
+    return run.stage("variant_pixel_single_masks", f"variants.pixel_single_masks.{which}", key, compute,
+                     **MASK_RESULT_IO)
 
 
 def pixel_single_masks(run: "Run", idx: Tensor) -> dict[str, MaskResult]:
@@ -166,17 +167,17 @@ def class_dataset_masks(run: "Run", regime: str = "vanilla") -> dict[int, MaskRe
     out: dict[int, MaskResult] = {}
     for k in torch.unique(y).tolist():
         sub = torch.nonzero(y == k).flatten()
-        key = run._key("variant_class_dataset_mask", regime=regime, cls=int(k), model=run.model(regime).key,
-                       val=run._val_identity(), settings=dict(run.dataset_mask_params),
-                       variants_version=VARIANTS_VERSION)
+        key = run.stage_key("variant_class_dataset_mask", regime=regime, cls=int(k), model=run.model(regime).key,
+                            val=run.val_identity(), settings=dict(run.dataset_mask_params),
+                            variants_version=VARIANTS_VERSION)
 
         def compute(sub=sub, k=k) -> MaskResult:
             learner = DatasetMask(run.model(regime).model, **asdict(run.profile.dataset_mask), seed=run.seed,
                                   device=run.device, progress=run.progress)
             return learner(x[sub], y[sub], desc=f"class dataset mask ({regime}, class {k})")
 
-        out[int(k)] = run._stage("variant_class_dataset_mask", f"variants.class_dataset_mask.{regime}.{k}", key,
-                                 compute, **_MASK_IO)
+        out[int(k)] = run.stage("variant_class_dataset_mask", f"variants.class_dataset_mask.{regime}.{k}", key,
+                                compute, **MASK_RESULT_IO)
     return out
 
 
