@@ -5,8 +5,8 @@
   the caller's random state is left untouched).
 * :func:`progress_bar` is the only way fmask opens a tqdm bar. Bars go to the terminal (stderr), honour
   ``TQDM_DISABLE`` (which ``fmask book`` sets inside executed notebooks, so no widget state ever reaches the
-  book) and are off when the caller passes ``progress=False``. (Passing ``disable=None`` to tqdm, as fmask
-  used to, overrides ``TQDM_DISABLE`` and turns bars into notebook widgets.) When ``FMASK_PROGRESS_FILE``
+  book) and are off when the caller passes ``progress=False``. (Passing ``disable=None`` to tqdm would override
+  ``TQDM_DISABLE`` and turn bars into notebook widgets.) When ``FMASK_PROGRESS_FILE``
   names a file (``fmask book`` sets it for the kernel it runs), bars are written there instead, as plain
   ASCII every :data:`PROGRESS_FILE_INTERVAL` seconds, and the runner copies them to its terminal: stage
   progress (training epochs, masks done / left) reaches the person running the book, never the page.

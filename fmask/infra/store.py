@@ -139,7 +139,8 @@ class ArtifactStore:
 
     # ---------------------------------------------------------------------------------------- housekeeping
     def clean_orphans(self, kind: str | None = None) -> list[Path]:
-        """Remove orphaned temporary files (see :func:`clean_orphaned_tmp`) in one kind folder or all of them."""
+        """Remove orphaned temporary files (:func:`fmask.infra.atomic.clean_orphaned_tmp`) in one kind folder or
+        in all of them."""
         if self.tmp_max_age is None:
             return []
         if kind is not None:
@@ -155,7 +156,8 @@ class ArtifactStore:
         return removed
 
     def check_writable(self, *kinds: str) -> Path:
-        """Raise :class:`StoreError` (an ``OSError``) now if artifacts cannot be written; return the root.
+        """Raise :class:`fmask.infra.integrity.StoreError` (an ``OSError``) now if artifacts cannot be written;
+        return the root.
 
         Creates ``root`` (and ``root/<kind>`` for each of ``kinds``) if needed, checks ``os.access(W_OK|X_OK)``
         and writes and removes a probe file in each (``os.access`` alone says yes to root on a read-only
@@ -232,13 +234,13 @@ class ArtifactStore:
     def load(self, kind: str, params: Mapping[str, Any], map_location: Any = "cpu"):
         """Return ``(payload, metadata)`` for these parameters, or ``None`` if there is no usable artifact.
 
-        The file is verified with :func:`read_artifact`. A damaged or unverifiable one is moved aside
-        (``<name>.corrupt-<UTC time>-<pid>``, sidecar likewise), one :class:`ArtifactCorruptWarning` names it,
-        and ``None`` is returned so the caller recomputes. If the files change while being read (another
-        process saving the same artifact), the read is retried; the move happens under the artifact's
+        The file is verified with :func:`fmask.infra.integrity.read_artifact`. A damaged or unverifiable one is
+        moved aside (``<name>.corrupt-<UTC time>-<pid>``, sidecar likewise), one :class:`ArtifactCorruptWarning`
+        names it, and ``None`` is returned so the caller recomputes. If the files change while being read
+        (another process saving the same artifact), the read is retried; the move happens under the artifact's
         :meth:`claim` after a second check, and if another process holds that claim the file is left in place
-        (still one warning, still ``None``). Raises ``ValueError`` if an intact
-        file under the key holds different parameters (never mixes them).
+        (still one warning, still ``None``). Raises ``ValueError`` if an intact file under the key holds
+        different parameters (never mixes them).
         """
         pt = self.path(kind, params)
         js = sidecar_path(pt)
@@ -349,11 +351,11 @@ class ArtifactStore:
         """Context manager holding an exclusive lock on this artifact (``<root>/<kind>/<key>.lock``).
 
         Use it around "load, else compute and save" so two runs on one store do not both compute it; the
-        second waits, then finds and loads the artifact (:func:`fmask.experiment.stages.cached_stage` does exactly
-        that).
-        ``fcntl.flock``: released by the kernel when the holder dies, however it dies; re-entrant within one
-        thread (``save`` inside ``claim`` is fine); threads and processes exclude each other. ``timeout``
-        (seconds; ``None`` waits forever) raises :class:`ClaimTimeout` naming the holder's pid and host.
+        second waits, then finds and loads the artifact (:func:`fmask.experiment.stages.cached_stage` does
+        exactly that). ``fcntl.flock`` (:func:`fmask.infra.lock.exclusive_lock`): released by the kernel when the
+        holder dies, however it dies; re-entrant within one thread (``save`` inside ``claim`` is fine); threads
+        and processes exclude each other. ``timeout`` (seconds; ``None`` waits forever) raises
+        :class:`fmask.infra.lock.ClaimTimeout` naming the holder's pid and host.
         Not guaranteed: network file systems without ``flock`` support; a process forked while holding a
         claim shares it until the child exits.
         """
