@@ -15,7 +15,8 @@ from PIL import Image
 
 from fmask import cli
 from fmask.data.images import folder_labels
-from fmask.infra.store import ArtifactCorruptError, ArtifactStore
+from fmask.infra.integrity import ArtifactCorruptError
+from fmask.infra.store import ArtifactStore
 from fmask.learners import MaskResult
 from fmask.learners import own
 from fmask.learners.distributed import load_model_checkpoint as dist_load
