@@ -410,9 +410,10 @@ def run_own_masks(
     (else the model's own predictions); ``classes`` is passed to :func:`load_images`. The file is the
     :meth:`fmask.learners.MaskResult.save` format (readable with ``MaskResult.load``), with metadata naming the
     model, checkpoint, images, settings and ``classes`` (the class folder → label mapping, or None), written
-    with :func:`fmask.infra.store.atomic_torch_save`.
+    with :func:`fmask.infra.atomic.atomic_torch_save`.
     """
-    from fmask.infra.store import atomic_torch_save, jsonable, versions
+    from fmask.infra.atomic import atomic_torch_save, jsonable
+    from fmask.infra.integrity import versions
 
     check_out_path(out, inputs={"--images": images_path, "--checkpoint": checkpoint}, force=force)
     model = prepare_model(model_or_arch, checkpoint=checkpoint, num_classes=num_classes, in_channels=in_channels,

@@ -5,7 +5,7 @@
 :class:`~fmask.models.zoo.Normalized` model when the file holds them, and the file's stored settings
 (``arch``, ``in_channels``, ...). Every read is ``torch.load(..., map_location="cpu", weights_only=True)``:
 nothing in the file is executed. With ``verify=True`` the file must be an fmask artifact and is read through
-:func:`fmask.infra.store.read_artifact` (sidecar present, size and SHA-256 match).
+:func:`fmask.infra.integrity.read_artifact` (sidecar present, size and SHA-256 match).
 
 Accepted layouts: a plain state dict; a dict whose ``"payload"`` / ``"state_dict"`` / ``"model_state"`` /
 ``"model"`` entry holds one (searched to depth 4, named entries first); keys may carry a ``net.`` (fmask's
@@ -100,7 +100,7 @@ class Checkpoint:
         blob: the loaded object (for a verified artifact: ``{"payload", "params", "metadata"}``).
         source: the file's path as given (None for a dict).
         params, metadata: an fmask artifact's parameters and metadata (empty dicts otherwise).
-        verified: True when the file went through :func:`fmask.infra.store.read_artifact`.
+        verified: True when the file went through :func:`fmask.infra.integrity.read_artifact`.
     """
 
     blob: Any
@@ -160,7 +160,7 @@ def read_checkpoint(source: str | os.PathLike | Mapping[str, Any], *, verify: bo
     """Read a checkpoint from a path (``weights_only=True``) or wrap an already loaded dict.
 
     ``verify=True``: ``source`` must be an fmask artifact (``<key>.pt`` with its ``<key>.json`` sidecar), read
-    with :func:`fmask.infra.store.read_artifact`; damage raises :class:`fmask.infra.store.ArtifactCorruptError`
+    with :func:`fmask.infra.integrity.read_artifact`; damage raises :class:`fmask.infra.integrity.ArtifactCorruptError`
     naming the file and the reason. A path that does not exist raises :class:`CheckpointNotFoundError`; a file
     ``torch.load(weights_only=True)`` refuses (e.g. a pickled ``nn.Module``) raises ValueError naming it.
     """
@@ -172,7 +172,7 @@ def read_checkpoint(source: str | os.PathLike | Mapping[str, Any], *, verify: bo
     if not path.exists():
         raise CheckpointNotFoundError(errno.ENOENT, "no such model checkpoint", str(path))
     if verify:
-        from fmask.infra.store import read_artifact
+        from fmask.infra.integrity import read_artifact
 
         payload, params, meta = read_artifact(path, "cpu")
         return Checkpoint({"payload": payload, "params": params, "metadata": meta}, str(path),
