@@ -1,4 +1,4 @@
-"""The paper's printed values (fmask/paper_values.yaml) and the claims ledger (fmask.claims.rules)."""
+"""The paper's printed values (fmask/paper_values.yaml) and the claims ledger (fmask.claims)."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ import pytest
 
 from fmask.claims import ledger
 
-from fmask.claims import rules as claims
+from fmask import claims
 
 from fmask.experiment import results as report
 from fmask.data.regimes import REGIMES

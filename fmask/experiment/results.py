@@ -68,9 +68,9 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+import yaml
+
 from fmask.infra.host import REPO_ROOT
-
-
 
 __all__ = [
     "RESULTS_SUBDIR",
@@ -85,15 +85,16 @@ __all__ = [
     "BENCHMARK_RESULTS",
     "library_versions",
     "profile_name",
+    "PAPER_VALUES_FILE",
+    "paper_values",
 ]
 
-#: names defined elsewhere that are still imported from here (lazily, so the library never imports the book
-#: tooling): ``paper_values`` by :mod:`fmask.claims.rules`, ``onecycle_lr_trace`` by tests/test_learn_engine.py.
+#: names defined elsewhere that are still imported from here (lazily): ``onecycle_lr_trace`` by
+#: tests/test_learn_engine.py.
 _MOVED = {
-    "paper_values": "fmask.book.tables",
     "onecycle_lr_trace": "fmask.core.schedule",
 }
-#: files in a results directory that are not result files: the claims ledger (:func:`fmask.claims.rules.write_claims`)
+#: files in a results directory that are not result files: the claims ledger (:func:`fmask.claims.evaluation.write_claims`)
 #: lives beside the results it is computed from, at ``book/results/claims.json``
 NOT_RESULTS = frozenset({"claims.json"})
 
@@ -105,6 +106,8 @@ def __getattr__(name: str):
         return getattr(importlib.import_module(_MOVED[name]), name)
     raise AttributeError(f"module 'fmask.experiment.results' has no attribute {name!r}")
 
+#: the paper's printed values (Tables 1-3), the only numbers typed in by hand
+PAPER_VALUES_FILE = Path(__file__).resolve().parents[1] / "paper_values.yaml"
 RESULTS_SUBDIR = "results"
 RUNTIMES_SUBDIR = "runtimes"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -304,3 +307,29 @@ def profile_name(profile: str | os.PathLike[str]) -> str:
     if not s:
         raise ValueError("profile must be a non-empty name or YAML path")
     return Path(s).stem if s.endswith((".yml", ".yaml")) else s
+
+
+# ------------------------------------------------------------------------------------- paper values
+def paper_values(path: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """The paper's reference values (Tables 1-3), one dict per cell.
+
+    Each has ``table`` (result name), ``row``, ``column``, ``value`` (paper's number or ``None`` if it
+    could not be verified), ``unit`` (``percent`` or ``fraction``) and ``source`` (where in the paper).
+    """
+    p = Path(path) if path is not None else PAPER_VALUES_FILE
+    with open(p, encoding="utf-8") as fh:
+        doc = yaml.safe_load(fh)
+    entries = doc.get("values") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError(f"{p}: expected a top-level 'values' list")
+    out = []
+    for i, e in enumerate(entries):
+        missing = {"table", "row", "column", "value", "unit", "source"} - set(e)
+        if missing:
+            raise ValueError(f"{p}: entry {i} lacks {sorted(missing)}")
+        if e["unit"] not in ("percent", "fraction"):
+            raise ValueError(f"{p}: entry {i} has unit {e['unit']!r}; expected 'percent' or 'fraction'")
+        if e["value"] is not None and not isinstance(e["value"], (int, float)):
+            raise ValueError(f"{p}: entry {i} value must be a number or null; got {e['value']!r}")
+        out.append(dict(e))
+    return out
