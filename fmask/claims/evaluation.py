@@ -77,8 +77,9 @@ def evaluate_claims(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Evaluate every claim on ``results`` (``{name: values}`` or ``{name: {"values", "meta"}}``).
 
     Returns one dict per claim with the keys :data:`fmask.claims.base.FIELDS` (see the module docstring), in the order of
-    :data:`CLAIMS`. Never raises for missing or malformed result entries: those make the claim inconclusive
-    and are listed in ``missing``. Raises ``ValueError`` if ``results`` is not a mapping.
+    :data:`CLAIMS`. Never raises for missing or malformed entries of ``results``: those make the claim
+    inconclusive and are listed in ``missing`` (result *files* are checked against their schemas when they are
+    loaded, see :func:`write_claims`). Raises ``ValueError`` if ``results`` is not a mapping.
     """
     R = Results(results)
     out = []
@@ -97,9 +98,14 @@ def write_claims(results_dir: str | os.PathLike[str], path: str | os.PathLike[st
     """Evaluate the claims on the result files in ``results_dir`` and write them to ``path`` atomically.
 
     The file is ``{"claims": [...], "counts": {verdict: number}, "results_dir": str}`` (``results_dir``
-    relative to the file's folder, so no machine-local path is written); results are read
-    with their metadata (``fmask.experiment.results.load_results(results_dir, with_meta=True)``) so that the sample
-    sizes the chapters store there are used. Returns the path written.
+    relative to the file's folder, so no machine-local path is written). Exactly the files
+    ``<name>.json`` of :data:`fmask.claims.base.RESULT_NAMES` are read, with their metadata so that the sample
+    sizes the chapters store there are used (``fmask.experiment.results.load_results(results_dir,
+    with_meta=True, names=RESULT_NAMES)``). Returns the path written.
+
+    Raises ``ValueError`` naming the file (and the key) for a result file that breaks its schema
+    (:mod:`fmask.experiment.records`: a count above its n, a count that is not an integer, a NaN, a list of the
+    wrong length), and for a stray copy of a result under another file name (naming both files).
     """
     from fmask.experiment.results import NOT_RESULTS, load_results
     from fmask.infra.store import atomic_write_json
@@ -109,7 +115,7 @@ def write_claims(results_dir: str | os.PathLike[str], path: str | os.PathLike[st
             and target.name not in NOT_RESULTS):
         raise ValueError(f"{target.name} in the results directory {results_dir} would be read back as a result "
                          f"file by fmask.experiment.results.load_results; use one of {sorted(NOT_RESULTS)} or another folder")
-    entries = evaluate_claims(load_results(results_dir, with_meta=True))
+    entries = evaluate_claims(load_results(results_dir, with_meta=True, names=RESULT_NAMES))
     counts = {v: sum(e["verdict"] == v for e in entries) for v in VERDICTS}
     rel = os.path.relpath(Path(results_dir).resolve(), target.parent.resolve())
     payload = {"claims": entries, "counts": counts, "results_dir": Path(rel).as_posix()}
