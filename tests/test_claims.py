@@ -505,3 +505,14 @@ def test_texture_proxy_rule():
     assert verdict(res(low, high), cid) == R
     assert verdict(res(high, low), cid) == N
     assert verdict(res(low[:3], high[:3]), cid) == I
+
+
+def test_the_old_rules_module_still_resolves_with_a_warning():
+    import importlib
+
+    rules = importlib.import_module("fmask.claims.rules")
+    with pytest.warns(DeprecationWarning, match=r"fmask\.claims\.rules\.evaluate_claims moved to fmask\.claims"):
+        evaluate = rules.evaluate_claims
+    assert evaluate is claims.evaluate_claims
+    with pytest.raises(AttributeError):
+        rules.no_such_name

@@ -18,6 +18,7 @@ MOVED: dict[str, str] = {
     "fmask.mask": "fmask.core.mask",
     "fmask.spectral": "fmask.core.spectral",
     "fmask.ownmodel": "fmask.learners.own",
+    "fmask.claims.rules": "fmask.claims",
 }
 
 
