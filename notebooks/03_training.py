@@ -151,7 +151,7 @@ _late = analysis.late_gain_summary([e for v in per_seed.values() for e in v["bes
                                    [g for v in per_seed.values() for g in v["late_gain"]],
                                    int(ch.setting("train", "epochs")))
 _van = per_seed.get("vanilla")
-from fmask.claims.rules import paper_value
+from fmask.claims import paper_value
 _paper_van = paper_value("table1", "vanilla", "standard")
 ch.glue("vanilla_target", "n/a" if _van is None else (
     f"{'Every' if min(_van['clean']) >= analysis.VANILLA_TARGET else 'Not every'} vanilla seed reaches "

@@ -19,7 +19,7 @@
 # `fmask.experiment.results`) and from the paper's reference values in `fmask/paper_values.yaml`, which lists each printed
 # value with its place in the paper. Missing values show as "n/a": a result that this run did not produce. The last section is the
 # claims ledger: every claim of the paper with our number, its interval and a verdict decided by a rule fixed in
-# `fmask/claims/rules.py`.
+# `fmask/claims/` (one module per table or figure).
 
 # %% tags=["parameters"]
 from typing import Optional  # the annotations below are what `papermill --help-notebook` shows
@@ -182,7 +182,7 @@ for key, row in (("tl", "true_labels"), ("rl", "random_labels")):
     for col in ("train", "test"):
         ch.glue_pct(f"{key}_{col}", get("table3", row, col))
 ch.glue_pct("chance", get("class_specificity", "chance_uniform"), 0)  # computed once, in chapter 7
-from fmask.claims import rules as _claims
+from fmask import claims as _claims
 
 _f7 = next((e for e in _claims.evaluate_claims(report.load_results(results_dir))
             if e["id"] == "fig7.adversarial_lower_frequency"), {})
@@ -280,14 +280,14 @@ ch.save("report", {"cells": len(rows), "ours": sum(r["ours"] is not None for r i
 # %% [markdown]
 # ## The claims ledger
 #
-# Every claim of the paper, decided by the rule `fmask/claims/rules.py` fixes for it (from the paper's values and
+# Every claim of the paper, decided by the rule `fmask/claims/` fixes for it (from the paper's values and
 # wording, before looking at our numbers), on the result files of this build. The same table opens the
 # introduction. This build: {glue:text}`claims_tally`.
 
 # %%
 from pathlib import Path
 
-from fmask.claims import rules as claims_mod
+from fmask import claims as claims_mod
 from fmask.claims import ledger
 
 claims_path = claims_mod.write_claims(results_dir, Path(results_dir) / "claims.json")

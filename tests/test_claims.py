@@ -1,4 +1,4 @@
-"""The paper's printed values (fmask/paper_values.yaml) and the claims ledger (fmask.claims.rules)."""
+"""The paper's printed values (fmask/paper_values.yaml) and the claims ledger (fmask.claims)."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ import pytest
 
 from fmask.claims import ledger
 
-from fmask.claims import rules as claims
+from fmask import claims
 
 from fmask.experiment import results as report
 from fmask.data.regimes import REGIMES
@@ -135,21 +135,6 @@ def test_paper_side_is_computed_from_paper_values():
     assert f"{worst:+.2f}" in c["table1.masked_matches_standard"]["paper"]
 
 
-@pytest.mark.parametrize("with_meta", [False, True])
-def test_committed_book_results_evaluate(with_meta):
-    if not BOOK_RESULTS.is_dir():
-        pytest.fail(f"{BOOK_RESULTS} is missing")
-    entries = claims.evaluate_claims(report.load_results(BOOK_RESULTS, with_meta=with_meta))
-    assert len(entries) == len(claims.CLAIMS)
-    e = by_id(entries)
-    assert e["fig1.blue_shift"]["verdict"] == claims.REPRODUCED  # recorded today; deterministic spectra
-    if with_meta:  # sample sizes from the metadata give Wilson intervals for Table 2
-        assert e["table2.attack_reversal"]["n"] == report.load_result(BOOK_RESULTS, "table2")["meta"]["n_images"]
-        assert e["table2.attack_reversal"]["interval"] is not None
-    md = ledger.claims_table_markdown(entries)  # the one renderer (intro and chapter 8)
-    assert sum(line.startswith("| ") for line in md.splitlines()) == len(entries) + 2  # header, rule, rows
-
-
 def test_write_claims_is_atomic_json(tmp_path):
     report.save_result(tmp_path, "table2", {"vanilla": {"masked_adversarial": 0.5, "n": 1000,
                                                         "correct": {"masked_adversarial": 500}}}, profile="smoke")
@@ -157,10 +142,11 @@ def test_write_claims_is_atomic_json(tmp_path):
         claims.write_claims(tmp_path, tmp_path / "ledger.json")  # would break report.load_results
     out = claims.write_claims(tmp_path, tmp_path / "claims.json")  # the book's path: skipped by load_results
     assert set(report.load_results(tmp_path)) == {"table2"}  # the results directory still loads, without it
-    assert len(ledger.load_claims(out)) == len(claims.CLAIMS)  # the ledger renderer reads the written file
     doc = json.loads(out.read_text())
+    assert [e["id"] for e in ledger.load_claims(out)] == list(claims.ORDER)  # the renderer reads it back, in order
     assert set(doc) == {"claims", "counts", "results_dir"}
-    assert sum(doc["counts"].values()) == len(doc["claims"]) == len(claims.CLAIMS)
+    # one cell recorded, far from the paper's 58.83%: one claim decided, nothing invented for the others
+    assert doc["counts"] == {claims.REPRODUCED: 0, claims.NOT_REPRODUCED: 1, claims.INCONCLUSIVE: len(claims.ORDER) - 1}
     assert by_id(doc["claims"])["table2.attack_reversal"]["verdict"] == claims.NOT_REPRODUCED
     assert not list(tmp_path.glob(".claims.json.*"))  # no temporary file left behind
     with pytest.raises(ValueError):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from fmask.claims import rules as claims
+from fmask import claims
 
 from fmask.experiment import compare
 from fmask.models.zoo import ARCHS, ResNetSmall, build_model, resnet18

@@ -12,7 +12,7 @@ from fmask import plots
 
 from fmask.analysis import masks as analysis
 
-from fmask.claims import rules as claims
+from fmask import claims
 
 from fmask.experiment import results as report
 from fmask.core.objective import ACCURACY_RATIO

@@ -80,7 +80,8 @@ def test_table_is_built_from_result_files_and_follows_changes(tmp_path):
     assert [r["ours"] for r in rows] == [None, None, None]
     assert tables.table_markdown(rows).count("n/a") >= 5
 
-    report.save_result(tmp_path, "table1", {"vanilla": {"masked": 0.75}, "scale": {"masked": 0.5}}, profile="smoke")
+    report.save_result(tmp_path, "table1", {"vanilla": {"standard": 0.8, "masked": 0.75},
+                                            "scale": {"standard": 0.6, "masked": 0.5}}, profile="smoke")
     rows = tables.paper_vs_ours(tmp_path, paper=paper, as_frame=False)
     assert rows[0]["ours"] == pytest.approx(75.0) and rows[0]["difference"] == pytest.approx(-5.0)
     assert rows[1]["ours"] == pytest.approx(50.0) and rows[1]["difference"] is None
@@ -127,7 +128,7 @@ def test_paper_table_uses_short_source_keys_and_footnotes(tmp_path):
         {"table": "table1", "row": "scale", "column": "masked", "value": None, "unit": "percent", "source": "long A"},
         {"table": "table3", "row": "true_labels", "column": "test", "value": 78.4, "unit": "percent", "source": "long B"},
     ]
-    report.save_result(tmp_path, "table1", {"vanilla": {"masked": 0.75}}, profile="smoke")
+    report.save_result(tmp_path, "table1", {"vanilla": {"standard": 0.8, "masked": 0.75}}, profile="smoke")
     rows = tables.paper_vs_ours(tmp_path, paper=paper, as_frame=False)
     md, notes = tables.paper_table(rows, table="table1", first_key=3)
     assert notes == ["[3] long A"]
@@ -177,7 +178,7 @@ def test_single_mask_lr_summary_matches_trace():
 
 
 def test_load_results_skips_the_claims_ledger(tmp_path):
-    report.save_result(tmp_path, "table1", {"vanilla": {"standard": 0.5}}, profile="smoke")
+    report.save_result(tmp_path, "table1", {"vanilla": {"standard": 0.5, "masked": 0.5}}, profile="smoke")
     (tmp_path / "claims.json").write_text('{"claims": [], "counts": {}}')  # no "values": not a result file
     assert set(report.load_results(tmp_path)) == {"table1"}
 
@@ -202,3 +203,25 @@ def test_benchmark_result_reads_a_result_file_or_says_none(tmp_path):
                                  "fgsm_rs_1step_alpha0.017", "pgd_5step_alpha0.0034")
     assert c["first"]["n"] == c["second"]["n"] == 500 and c["speedup"] > 2
     assert "decision" in benchmark_result("bench_learn")
+
+
+def test_a_result_is_read_by_its_file_name(tmp_path):
+    report.save_result(tmp_path, "data", {"classes": 5}, profile="smoke")
+    report.save_result(tmp_path, "table2", {"vanilla": {"masked_adversarial": 0.5}}, profile="smoke")
+    # a copy under another file name that still says it is table2 is refused, naming both files
+    rec = json.loads((tmp_path / "table2.json").read_text())
+    rec["values"]["vanilla"]["masked_adversarial"] = 0.9
+    (tmp_path / "table2_backup.json").write_text(json.dumps(rec))
+    with pytest.raises(ValueError, match=r"table2_backup\.json says it holds result 'table2', which is read from "
+                                         r".*table2\.json"):
+        report.load_results(tmp_path)
+    with pytest.raises(ValueError, match=r"table2_backup\.json"):
+        report.load_results(tmp_path, names=["table2"])
+    # with names, exactly those files are read: a stray copy of a result that is not read does not matter
+    assert report.load_results(tmp_path, names=["data"]) == {"data": {"classes": 5}}
+    (tmp_path / "table2_backup.json").unlink()
+    assert report.load_results(tmp_path)["table2"] == {"vanilla": {"masked_adversarial": 0.5}}
+    # one result read by name: its file must say it is that result
+    (tmp_path / "table2.json").write_text(json.dumps({"name": "table3", "values": {}}))
+    with pytest.raises(ValueError, match=r"table2\.json says it holds result 'table3'"):
+        report.load_result(tmp_path, "table2")

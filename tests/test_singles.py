@@ -209,6 +209,7 @@ def test_pixel_masks_and_class_masks_stages(singles_run):
 
 def test_chapter8_conventions_rows_put_the_papers_values_beside_both():
     from fmask.book import tables
+    from fmask.experiment.results import paper_values
 
     n = 20
     y = torch.arange(n) % 2
@@ -220,7 +221,7 @@ def test_chapter8_conventions_rows_put_the_papers_values_beside_both():
     assert [r["cell"] for r in rows] == [tables.TABLE2_CONVENTION_LABELS[k] for k in
                                          ("original", "adversarial", "masked", "masked_adversarial", "complement",
                                           "masked_adversarial_binary")]
-    paper = {e["column"]: e["value"] for e in tables.paper_values() if e["table"] == "table2"}
+    paper = {e["column"]: e["value"] for e in paper_values() if e["table"] == "table2"}
     assert rows[3]["paper"] == paper["masked_adversarial"] and rows[5]["paper"] is None
     c = t["cells"]["pixel"]["masked"]
     assert rows[2]["pixel (%)"] == (f"{100 * c['accuracy']:.1f} [{100 * c['wilson95'][0]:.1f}, "
@@ -229,7 +230,7 @@ def test_chapter8_conventions_rows_put_the_papers_values_beside_both():
 
 
 def test_fig7_claim_decides_on_the_papers_masks_and_reports_the_codes():
-    from fmask.claims import rules as claims
+    from fmask import claims
 
     rng = np.random.default_rng(0)
     van = rng.uniform(0.3, 0.6, 100)

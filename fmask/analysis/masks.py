@@ -221,7 +221,7 @@ def replicate_band_energies(masks: Mapping[str, Sequence[Tensor]], n_bands: int 
     must have the same number of replicates. Returns regime -> ``{"radial_share", "angular_share",
     "angular_share_isotropic"}``, each a (replicates, n_bands) float array of :func:`band_energies` rows
     (each row sums to 1); ``angular_share_isotropic`` is the angular share of :func:`ring_averaged` masks.
-    This is exactly what :mod:`fmask.claims.rules` reads (``energies.replicates.<regime>.<key>``).
+    This is exactly what :mod:`fmask.claims` reads (``energies.replicates.<regime>.<key>``).
     """
     if not masks:
         raise ValueError("masks is empty")
@@ -346,7 +346,7 @@ def table1_replicates(rows: Sequence[Mapping], seeds: Sequence[int]) -> dict:
     ``rows[i]`` belongs to seed ``seeds[i]`` (``profile.seed + i``). Returns ``{"seed", "standard", "masked",
     "mask_mean", "n", "correct": {"standard", "masked"}, "discordant": {"standard_only", "masked_only"}}``,
     each a list over the replicates (``mask_mean`` only if every row has it): the ``replicates`` entry that
-    chapter 4 writes into ``table1.json`` and :mod:`fmask.claims.rules` reads.
+    chapter 4 writes into ``table1.json`` and :mod:`fmask.claims` reads.
     """
     if len(rows) == 0 or len(rows) != len(seeds):
         raise ValueError(f"need one Table 1 row per seed (>= 1); got {len(rows)} rows and {len(seeds)} seeds")
@@ -569,7 +569,7 @@ def paired_counts(outcomes: Mapping[str, Tensor | np.ndarray], pair: tuple[str, 
 
     ``outcomes`` maps names to (N,) bool vectors (:func:`correct_predictions`) of equal length. With the two
     correct counts the discordant counts give the full 2x2 table of a paired (McNemar-type) interval
-    (:mod:`fmask.claims.rules`). All values are Python ints (JSON-ready).
+    (:mod:`fmask.claims`). All values are Python ints (JSON-ready).
     """
     if not outcomes:
         raise ValueError("outcomes is empty")
@@ -821,7 +821,7 @@ def permutation_null(
     is the single permuted-label control of :func:`class_specificity`). Returns
     ``{"train": (B,), "test": (B,)}`` accuracies (float64 fractions); with the true-label test accuracy a
     permutation p-value is ``(1 + #{null >= observed}) / (B + 1)`` (:mod:`fmask.analysis.stats`). The paper's control
-    (Sec. 3.2) is one shuffle; B >= 19 shuffles let a p-value reach 0.05 (:data:`fmask.claims.rules.MIN_NULL`).
+    (Sec. 3.2) is one shuffle; B >= 19 shuffles let a p-value reach 0.05 (:data:`fmask.claims.base.MIN_NULL`).
     Deterministic for given arguments.
     """
     if int(n_permutations) < 1:

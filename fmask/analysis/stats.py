@@ -1,4 +1,4 @@
-"""Small, dependency-light interval statistics for the claims ledger (:mod:`fmask.claims.rules`).
+"""Small, dependency-light interval statistics for the claims ledger (:mod:`fmask.claims`).
 
 Everything here works on plain numbers / 1-D arrays and returns plain Python floats, so results go straight
 into JSON. Conventions:

@@ -17,13 +17,9 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
-from fmask.experiment.results import load_results, load_runtimes
+from fmask.experiment.results import load_results, load_runtimes, paper_values
 
 __all__ = [
-    "PAPER_VALUES_FILE",
-    "paper_values",
     "paper_vs_ours",
     "paper_table",
     "table_markdown",
@@ -34,36 +30,10 @@ __all__ = [
     "table2_conventions_rows",
 ]
 
-PAPER_VALUES_FILE = Path(__file__).resolve().parents[1] / "paper_values.yaml"
 _CHAPTER_RE = re.compile(r"^(\d\d)_([a-z0-9_]+)$")
 
 
 # ------------------------------------------------------------------------------------ paper vs ours
-def paper_values(path: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
-    """The paper's reference values (Tables 1-3), one dict per cell.
-
-    Each has ``table`` (result name), ``row``, ``column``, ``value`` (paper's number or ``None`` if it
-    could not be verified), ``unit`` (``percent`` or ``fraction``) and ``source`` (where in the paper).
-    """
-    p = Path(path) if path is not None else PAPER_VALUES_FILE
-    with open(p, encoding="utf-8") as fh:
-        doc = yaml.safe_load(fh)
-    entries = doc.get("values") if isinstance(doc, dict) else None
-    if not isinstance(entries, list):
-        raise ValueError(f"{p}: expected a top-level 'values' list")
-    out = []
-    for i, e in enumerate(entries):
-        missing = {"table", "row", "column", "value", "unit", "source"} - set(e)
-        if missing:
-            raise ValueError(f"{p}: entry {i} lacks {sorted(missing)}")
-        if e["unit"] not in ("percent", "fraction"):
-            raise ValueError(f"{p}: entry {i} has unit {e['unit']!r}; expected 'percent' or 'fraction'")
-        if e["value"] is not None and not isinstance(e["value"], (int, float)):
-            raise ValueError(f"{p}: entry {i} value must be a number or null; got {e['value']!r}")
-        out.append(dict(e))
-    return out
-
-
 def _lookup(results: Mapping[str, Any], table: str, row: str, column: str) -> float | None:
     try:
         v = results[table][row][column]

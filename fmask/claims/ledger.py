@@ -1,6 +1,6 @@
 """The claims ledger at the top of the book's introduction: ``claims.json`` -> a MyST markdown table.
 
-``book/results/claims.json`` (written by :mod:`fmask.claims.rules`) is a list of entries, one per claim of the paper::
+``book/results/claims.json`` (written by :func:`fmask.claims.evaluation.write_claims`) is a list of entries, one per claim of the paper::
 
     {"id": "table1_masked_vanilla",        # unique key
      "claim": "masked accuracy stays close to standard accuracy (vanilla)",
@@ -92,7 +92,7 @@ def validate_claims(claims: Any, origin: str = "claims") -> list[dict]:
 
 def load_claims(path: str | os.PathLike[str]) -> list[dict]:
     """Read and validate ``claims.json`` (see :func:`validate_claims`): the file
-    :func:`fmask.claims.rules.write_claims` writes (``{"claims": [...], "counts", "results_dir"}``) or a bare list."""
+    :func:`fmask.claims.evaluation.write_claims` writes (``{"claims": [...], "counts", "results_dir"}``) or a bare list."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -46,8 +46,17 @@ Names and keys the report reads for Tables 1-3. ``values[row][column]`` is looke
 The exact row/column keys the report expects are the ``row``/``column`` fields of
 ``fmask/paper_values.yaml`` (:func:`paper_values` lists them). A missing result shows as ``n/a``.
 
-Other result names used by the book (free-form dicts, glued into the text): ``"data"`` (class subset
-and counts), ``"blue_shift"``, ``"energies"``, ``"single_image"``, ``"class_specificity"``.
+Other result names used by the book, glued into the text: ``"data"`` (class subset and counts),
+``"blue_shift"``, ``"energies"``, ``"single_image"``, ``"class_specificity"``, ``"architectures"``.
+
+**Names and schemas.** A result's name is its file name: :func:`load_results` keys ``<name>.json`` by
+``name`` and refuses a file whose inner ``"name"`` is another result's (a stray copy such as
+``table2_backup.json``), naming both files. The results the claims ledger reads
+(:data:`fmask.claims.base.RESULT_NAMES`) have a schema (:mod:`fmask.experiment.records`: required keys,
+counts as non-negative integers, fractions as finite numbers in [0, 1], list lengths, counts k <= n)
+that :func:`save_result` checks before writing and :func:`load_result` / :func:`load_results` check when
+reading; a record that breaks it is refused with a ``ValueError`` naming the file and the key path. Every
+other key, and every other result, is free-form.
 
 Runtimes
 --------
@@ -66,11 +75,12 @@ import platform
 import re
 import time
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
+import yaml
+
+from fmask.experiment.records import SCHEMAS, check_values
 from fmask.infra.host import REPO_ROOT
-
-
 
 __all__ = [
     "RESULTS_SUBDIR",
@@ -85,16 +95,18 @@ __all__ = [
     "BENCHMARK_RESULTS",
     "library_versions",
     "profile_name",
+    "PAPER_VALUES_FILE",
+    "paper_values",
 ]
 
-#: names defined elsewhere that are still imported from here (lazily, so the library never imports the book
-#: tooling): ``paper_values`` by :mod:`fmask.claims.rules`, ``onecycle_lr_trace`` by tests/test_learn_engine.py.
+#: names defined elsewhere that are still imported from here (lazily): ``onecycle_lr_trace`` by
+#: tests/test_learn_engine.py.
 _MOVED = {
-    "paper_values": "fmask.book.tables",
     "onecycle_lr_trace": "fmask.core.schedule",
 }
-#: files in a results directory that are not result files: the claims ledger (:func:`fmask.claims.rules.write_claims`)
-#: lives beside the results it is computed from, at ``book/results/claims.json``
+#: files in a results directory that are not result files: the claims ledger
+#: (:func:`fmask.claims.evaluation.write_claims`) lives beside the results it is computed from, at
+#: ``book/results/claims.json``
 NOT_RESULTS = frozenset({"claims.json"})
 
 
@@ -105,6 +117,8 @@ def __getattr__(name: str):
         return getattr(importlib.import_module(_MOVED[name]), name)
     raise AttributeError(f"module 'fmask.experiment.results' has no attribute {name!r}")
 
+#: the paper's printed values (Tables 1-3), the only numbers typed in by hand
+PAPER_VALUES_FILE = Path(__file__).resolve().parents[1] / "paper_values.yaml"
 RESULTS_SUBDIR = "results"
 RUNTIMES_SUBDIR = "runtimes"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -183,34 +197,73 @@ def save_result(
     """Write ``values`` (a JSON-serialisable mapping) atomically to ``<results_dir>/<name>.json``.
 
     ``meta`` adds entries (e.g. parameters, seed) to the recorded metadata (profile, UTC time, versions).
-    Returns the path written. Raises ``ValueError`` for a bad name, profile or non-mapping values.
+    A result the claims ledger reads (a name in :data:`fmask.experiment.records.SCHEMAS`) is checked against
+    its schema first. Returns the path written. Raises ``ValueError`` for a bad name, profile or non-mapping
+    values, or a record that breaks its schema (naming the file and the key path); nothing is written then.
     """
     _check_name(name)
     if not isinstance(values, Mapping):
         raise ValueError(f"values must be a mapping (dict) of result entries; got {type(values).__name__}")
     payload = {"name": name, "values": dict(values), "meta": _meta(profile, meta)}
     path = Path(results_dir) / f"{name}.json"
+    if name in SCHEMAS:  # check what will be on disk: numpy / torch values as JSON gives them back
+        check_values(name, json.loads(json.dumps(payload["values"], default=_jsonable)), str(path))
     _atomic_write_json(path, payload)
     return path
 
 
-def load_result(results_dir: str | os.PathLike[str], name: str) -> dict[str, Any]:
-    """The full record ``{"name", "values", "meta"}`` of one result; ``FileNotFoundError`` if absent."""
-    _check_name(name)
-    path = Path(results_dir) / f"{name}.json"
-    with open(path, encoding="utf-8") as fh:
-        record = json.load(fh)
+def _read_record(path: Path) -> dict[str, Any]:
+    """The JSON record in ``path``; ``ValueError`` naming the file if it is not JSON or has no ``values``."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            record = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"result file {path} is not valid JSON: {exc}") from exc
     if not isinstance(record, dict) or "values" not in record:
         raise ValueError(f"{path} is not an fmask result file (no 'values' entry)")
     return record
 
 
-def load_results(results_dir: str | os.PathLike[str], *, with_meta: bool = False) -> dict[str, Any]:
-    """All results in ``results_dir`` as ``{name: values}`` (or ``{name: record}`` with ``with_meta``).
+def _stray(path: Path, inner: Any) -> ValueError:
+    return ValueError(f"{path} says it holds result {inner!r}, which is read from {path.parent / f'{inner}.json'}; "
+                      f"a result is read by its file name only: remove or rename {path.name}")
 
-    A missing directory gives ``{}``; a corrupt file raises ``ValueError`` naming it. Files in
-    :data:`NOT_RESULTS` (the claims ledger ``claims.json``) are skipped.
+
+def load_result(results_dir: str | os.PathLike[str], name: str) -> dict[str, Any]:
+    """The full record ``{"name", "values", "meta"}`` of one result, from ``<results_dir>/<name>.json``.
+
+    ``FileNotFoundError`` if absent; ``ValueError`` naming the file if it is not a result file, if its
+    ``"name"`` is another result's, or if it breaks its schema (:mod:`fmask.experiment.records`).
     """
+    _check_name(name)
+    path = Path(results_dir) / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"result file {path} does not exist")
+    record = _read_record(path)
+    if record.get("name", name) != name:
+        raise _stray(path, record.get("name"))
+    check_values(name, record["values"], str(path))
+    return record
+
+
+def load_results(results_dir: str | os.PathLike[str], *, with_meta: bool = False,
+                 names: Iterable[str] | None = None) -> dict[str, Any]:
+    """The results in ``results_dir`` as ``{name: values}`` (or ``{name: record}`` with ``with_meta``).
+
+    A result's name is its file name: ``<name>.json`` holds result ``name``. With ``names``, exactly the files
+    ``<name>.json`` of those names are read (absent ones are left out), as the claims ledger does; without,
+    every ``*.json`` except :data:`NOT_RESULTS` (the claims ledger ``claims.json``).
+
+    Raises ``ValueError`` naming the file for a file that is not valid JSON or not a result file (with
+    ``names``: only among the files read), for a record that breaks its schema
+    (:func:`fmask.experiment.records.check_values`), and for a stray copy: a file whose ``"name"`` is a result
+    that is read (any result without ``names``, one of ``names`` with them) but whose file name is another,
+    e.g. ``table2_backup.json`` holding ``"name": "table2"`` (the message names both files). A missing
+    directory gives ``{}``.
+    """
+    wanted = None if names is None else [str(n) for n in names]
+    for n in wanted or ():
+        _check_name(n)
     root = Path(results_dir)
     out: dict[str, Any] = {}
     if not root.is_dir():
@@ -218,14 +271,20 @@ def load_results(results_dir: str | os.PathLike[str], *, with_meta: bool = False
     for path in sorted(root.glob("*.json")):
         if path.name in NOT_RESULTS:
             continue
+        expected = wanted is None or path.stem in wanted
         try:
-            with open(path, encoding="utf-8") as fh:
-                record = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"result file {path} is not valid JSON: {exc}") from exc
-        if not isinstance(record, dict) or "values" not in record:
-            raise ValueError(f"{path} is not an fmask result file (no 'values' entry)")
-        out[record.get("name", path.stem)] = record if with_meta else record["values"]
+            record = _read_record(path)
+        except ValueError:
+            if expected:
+                raise
+            continue  # not a result file and not one that is read
+        inner = record.get("name", path.stem)
+        if inner != path.stem and (wanted is None or inner in wanted):
+            raise _stray(path, inner)
+        if not expected:
+            continue
+        check_values(path.stem, record["values"], str(path))
+        out[path.stem] = record if with_meta else record["values"]
     return out
 
 
@@ -304,3 +363,29 @@ def profile_name(profile: str | os.PathLike[str]) -> str:
     if not s:
         raise ValueError("profile must be a non-empty name or YAML path")
     return Path(s).stem if s.endswith((".yml", ".yaml")) else s
+
+
+# ------------------------------------------------------------------------------------- paper values
+def paper_values(path: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """The paper's reference values (Tables 1-3), one dict per cell.
+
+    Each has ``table`` (result name), ``row``, ``column``, ``value`` (paper's number or ``None`` if it
+    could not be verified), ``unit`` (``percent`` or ``fraction``) and ``source`` (where in the paper).
+    """
+    p = Path(path) if path is not None else PAPER_VALUES_FILE
+    with open(p, encoding="utf-8") as fh:
+        doc = yaml.safe_load(fh)
+    entries = doc.get("values") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError(f"{p}: expected a top-level 'values' list")
+    out = []
+    for i, e in enumerate(entries):
+        missing = {"table", "row", "column", "value", "unit", "source"} - set(e)
+        if missing:
+            raise ValueError(f"{p}: entry {i} lacks {sorted(missing)}")
+        if e["unit"] not in ("percent", "fraction"):
+            raise ValueError(f"{p}: entry {i} has unit {e['unit']!r}; expected 'percent' or 'fraction'")
+        if e["value"] is not None and not isinstance(e["value"], (int, float)):
+            raise ValueError(f"{p}: entry {i} value must be a number or null; got {e['value']!r}")
+        out.append(dict(e))
+    return out
