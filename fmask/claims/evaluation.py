@@ -108,7 +108,7 @@ def write_claims(results_dir: str | os.PathLike[str], path: str | os.PathLike[st
     wrong length), and for a stray copy of a result under another file name (naming both files).
     """
     from fmask.experiment.results import NOT_RESULTS, load_results
-    from fmask.infra.store import atomic_write_json
+    from fmask.infra.atomic import atomic_write_json
 
     target = Path(path)
     if (target.suffix == ".json" and target.parent.resolve() == Path(results_dir).resolve()
