@@ -314,7 +314,7 @@ def _blue_shift(R: _Results) -> dict[str, Any]:
 
 
 def _table1_reps(R: _Results, regime: str) -> dict[str, Any] | None:
-    """The per-seed arrays ``table1.<regime>.replicates`` (chapter 4; :func:`fmask.analysis.masks.table1_replicates`)
+    """The per-seed arrays ``table1.<regime>.replicates`` (chapter 4; :func:`fmask.analysis.accuracy.table1_replicates`)
     as ``{"standard", "masked"}`` float arrays (k,), ``"n"`` / ``"correct"`` / ``"discordant"`` int lists or
     None, ``"k"``; None when absent or malformed (unequal lengths, non-finite values)."""
     rep = R.get("table1", regime, "replicates")
@@ -725,7 +725,7 @@ def _n_classes(R: _Results) -> int:
 
 
 def _probe_split(R: _Results, part: str) -> int | None:
-    """Probe train/test sizes: recorded, else from table3's metadata as fmask.analysis.masks.linear_probe splits
+    """Probe train/test sizes: recorded, else from table3's metadata as fmask.analysis.probe.linear_probe splits
     (n_train = int(n_masks * train_fraction), n_test = n_masks - n_train)."""
     for labels in ("true_labels", "random_labels"):
         n = R.count("table3", labels, f"n_{part}")

@@ -111,7 +111,7 @@ def band_profiles(profiles: Mapping[str, Mapping[str, object]]) -> BookFigure:
     """Per network, the radial-band profiles of the mask (mean M per band) and of the heat map (mean error
     per band), each scaled to [0, 1] by its own min and max so their *ranks* can be compared; the title gives
     Spearman ρ. ``profiles[k]`` holds ``mask_profile``, ``heat_profile`` (sequences, NaN allowed) and ``rho``
-    (as returned by :func:`fmask.analysis.heatmap.band_rank_agreement`)."""
+    (as returned by :func:`fmask.analysis.agreement.band_rank_agreement`)."""
     names = list(profiles)
     if not names:
         raise ValueError("nothing to draw (no networks)")
