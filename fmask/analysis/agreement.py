@@ -226,7 +226,7 @@ def band_rank_agreement(
 
 
 def agreement_verdict(lo: float, hi: float, rho: float) -> str:
-    """The rule chapter 9 states before its numbers: ``"agree"`` when the whole interval of ρ lies above 0
+    """The rule chapter 9 states ahead of its numbers: ``"agree"`` when the whole interval of ρ lies above 0
     (the mask keeps most where the heat map shows most sensitivity), ``"disagree"`` when it lies below 0,
     ``"undecided"`` when it contains 0. Without an interval (NaN bounds) the point estimate decides with the
     bar |ρ| >= 0.5; an undefined ρ is ``"undecided"``."""

@@ -82,7 +82,7 @@ def minmax_normalised_differences(diffs: Mapping[str, Tensor]) -> dict[str, Tens
     """The original's display of differences: joint min-max scaling to [0, 1], then ``- 0.5``.
 
     Kept only to show what it does: unless ``max == -min`` it moves zero difference away from 0, so a
-    colormap centred at 0 no longer shows "no change" as white. Returns the rescaled (H, W) tensors.
+    colormap centred at 0 does not show "no change" as white. Returns the rescaled (H, W) tensors.
     """
     if not diffs:
         raise ValueError("diffs is empty")
