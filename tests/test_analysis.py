@@ -368,3 +368,27 @@ def test_late_gain_summary_counts_last_epochs_and_calls_a_plateau():
         late_gain_summary([1, 2], [0.0], 5)
     with pytest.raises(ValueError, match="n_epochs"):
         late_gain_summary([1], [0.0], 0)
+
+
+def test_analysis_and_plots_modules_are_small_and_share_no_private_names():
+    """Every module of fmask.analysis and fmask.plots has at most 450 lines and neither imports a private name
+    (``from m import _x``) nor reads one of another module (``m._x``)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    files = sorted([*root.glob("fmask/analysis/*.py"), *root.glob("fmask/plots/*.py")])
+    assert len(files) > 10
+    long = {f.name: n for f in files if (n := len(f.read_text().splitlines())) > 450}
+    assert long == {}
+    private = []
+    for f in files:
+        tree = ast.parse(f.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                private += [f"{f.name}: from {node.module} import {a.name}" for a in node.names
+                            if a.name.startswith("_") and not a.name.startswith("__")]
+            elif (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                  and not (isinstance(node.value, ast.Name) and node.value.id == "self")):
+                private.append(f"{f.name}: {ast.unparse(node)}")
+    assert private == []
