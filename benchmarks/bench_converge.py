@@ -38,7 +38,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fmask.analysis import masks as analysis  # noqa: E402
+from fmask.analysis import bands  # noqa: E402
 from fmask.core.mask import complement, filter_images, pixel_offset  # noqa: E402
 from fmask.experiment.run import Run  # noqa: E402
 from fmask.infra.host import machine  # noqa: E402
@@ -83,7 +83,7 @@ def run_solver(name, over, model, images, targets, base, seed, n_bands):
         "converged": res.converged.numpy().astype(bool).tolist(),
         "objective": obj.tolist(),
         "mask_mean": res.masks.mean(dim=(1, 2, 3)).double().numpy().tolist(),
-        "low_half_share": analysis.low_frequency_share(res.masks, n_bands).tolist(),
+        "low_half_share": bands.low_frequency_share(res.masks, n_bands).tolist(),
         "prediction": pred.tolist(),
         "complement_prediction": comp.tolist(),
     }

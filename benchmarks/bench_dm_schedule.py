@@ -40,7 +40,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fmask.analysis import masks as analysis
+from fmask.analysis import bands
 from fmask.experiment.run import Run  # noqa: E402
 from fmask.experiment.profiles import load_profile  # noqa: E402
 
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                    "epochs_run": int(len(h["accuracy"])), "snapshot_epoch": int(h["snapshot_epoch"][0]),
                    "rule_held": bool(res.converged.all()), "mask_mean": float(res.masks.mean()),
                    "initial_accuracy": float(h["initial_accuracy"][0]), "final_accuracy": float(h["accuracy"][-1]),
-                   "low_share": float(analysis.low_frequency_share(res.masks, args.n_bands)[0]),
+                   "low_share": float(bands.low_frequency_share(res.masks, args.n_bands)[0]),
                    "sparsity_trace": [round(float(v), 4) for v in h["sparsity"]],
                    "model_val_acc": float(run.model(r).metrics.get("val_acc", float("nan")))}
             rows.setdefault(name, {})[r] = row

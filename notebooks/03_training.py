@@ -63,7 +63,8 @@ ch = chapter.open(profile=profile, data_root=data_root, artifacts_dir=artifacts_
 
 # %%
 from fmask import plots
-from fmask.analysis import masks as analysis
+from fmask.analysis import accuracy, diagnostics, stats
+from fmask.data.regimes import PAPER_LETTERS
 from fmask.training import attacks
 
 run = ch.run
@@ -95,7 +96,7 @@ if profile == "cpu" and int(ch.setting("train", "adv_steps")) == 1 and _adv:
         f"`--set train.adv_steps=5 train.adv_alpha=0.0034` restores multi-step PGD."))
 else:
     ch.glue("adv_choice", "")
-letters = analysis.PAPER_LETTERS
+letters = PAPER_LETTERS
 
 # %%
 with run.timed("03_training.models"):
@@ -131,31 +132,31 @@ rows = []
 clean, per_seed = {}, {}
 seeds = [run.replicate_seed(k) for k in range(run.n_replicates)]
 for r, v in reps.items():
-    accs = [analysis.accuracy(m.model, x_val, y_val) for m in v]
+    accs = [accuracy.accuracy(m.model, x_val, y_val) for m in v]
     epochs = [m.metrics.get("best_epoch") for m in v]
     secs = [m.metrics.get("seconds") for m in v]
-    gains = [analysis.late_gain(m.history.get("val_acc", [])) for m in v]
+    gains = [diagnostics.late_gain(m.history.get("val_acc", [])) for m in v]
     clean[r] = accs[0]
-    spread = analysis.replicate_spread(accs)
+    spread = stats.replicate_spread(accs)
     per_seed[r] = {"seed": seeds, "clean": accs, "best_epoch": epochs, "seconds": secs, "late_gain": gains,
                    "clean_mean": spread["mean"], "clean_interval": spread["interval"],
                    "clean_min": spread["min"], "clean_max": spread["max"]}
-    rows.append({"model": f"({letters[r]}) {r}", "validation accuracy (%)": analysis.spread_text(spread),
+    rows.append({"model": f"({letters[r]}) {r}", "validation accuracy (%)": stats.spread_text(spread),
                  "per seed (%)": ", ".join(f"{100 * a:.1f}" for a in accs),
                  "best epoch per seed": ", ".join("n/a" if e is None else str(e) for e in epochs),
                  "gain in the last 5 epochs (pp)": ", ".join("n/a" if g is None else f"{100 * g:+.1f}" for g in gains),
                  "training time (s, replicate 0)": secs[0]})
     ch.glue(f"clean_{r}", f"{100 * clean[r]:.1f}%")
 ch.table(rows, digits=1)
-_late = analysis.late_gain_summary([e for v in per_seed.values() for e in v["best_epoch"]],
+_late = diagnostics.late_gain_summary([e for v in per_seed.values() for e in v["best_epoch"]],
                                    [g for v in per_seed.values() for g in v["late_gain"]],
                                    int(ch.setting("train", "epochs")))
 _van = per_seed.get("vanilla")
 from fmask.claims import paper_value
 _paper_van = paper_value("table1", "vanilla", "standard")
 ch.glue("vanilla_target", "n/a" if _van is None else (
-    f"{'Every' if min(_van['clean']) >= analysis.VANILLA_TARGET else 'Not every'} vanilla seed reaches "
-    f"{100 * analysis.VANILLA_TARGET:.0f}%, the cpu profile's target "
+    f"{'Every' if min(_van['clean']) >= diagnostics.VANILLA_TARGET else 'Not every'} vanilla seed reaches "
+    f"{100 * diagnostics.VANILLA_TARGET:.0f}%, the cpu profile's target "
     f"(seeds: {', '.join(f'{100 * a:.1f}%' for a in _van['clean'])}; the paper's network: {_paper_van:g}%, paper Table 1)"))
 ch.glue("late_gain_text", (
     f"{_late['best_is_last']} of {_late['n_networks']} networks kept their last epoch as the best one; over the last "

@@ -40,10 +40,11 @@ ch = chapter.open(profile=profile, data_root=data_root, artifacts_dir=artifacts_
 
 # %%
 from fmask import plots
-from fmask.analysis import masks as analysis
+from fmask.analysis import accuracy, maps, stats
+from fmask.data.regimes import PAPER_LETTERS, REGIMES
 
 run = ch.run
-letters = analysis.PAPER_LETTERS
+letters = PAPER_LETTERS
 x_val, y_val = run.val_data()
 ch.glue("n_val", len(y_val), ",")
 
@@ -155,7 +156,7 @@ else:
 
 # %%
 titled = {f"({letters[r]}) {r}": masks[r].masks for r in masks}
-diffs = analysis.mask_differences({r: masks[r].masks for r in masks}, reference="vanilla")
+diffs = maps.mask_differences({r: masks[r].masks for r in masks}, reference="vanilla")
 titled_diffs = {f"({letters[r]}−A)": d for r, d in diffs.items()}
 ch.figure(plots.dataset_masks_figure(titled, titled_diffs), "fig-dataset-masks",
           "Dataset masks of the five networks (top, centred, DC in the middle) and their differences to the "
@@ -170,7 +171,7 @@ ch.figure(plots.dataset_masks_figure(titled, titled_diffs), "fig-dataset-masks",
 # 0), so regions where the masks agree would not appear white:
 
 # %%
-rescaled = analysis.minmax_normalised_differences(titled_diffs)
+rescaled = maps.minmax_normalised_differences(titled_diffs)
 stack = [d for d in diffs.values()]
 lo = min(float(d.min()) for d in stack)
 hi = max(float(d.max()) for d in stack)
@@ -186,7 +187,7 @@ ch.figure(plots.difference_grid(rescaled, vmax=0.5), "fig-original-rescaling",
 # Accuracy of each network on the {glue:text}`n_val` validation images as they are ("standard") and
 # filtered by its own dataset mask ("masked"), over the {glue:text}`n_replicates` training seeds (each seed's
 # network with its own mask): mean ± the half-width of the 95% Student-t interval of the mean over seeds, the
-# range of the seeds in brackets (`fmask.analysis.masks.replicate_spread`; one seed: its value). The per-seed values
+# range of the seeds in brackets (`fmask.analysis.stats.replicate_spread`; one seed: its value). The per-seed values
 # and counts (images right on $x$ only / on $M(x)$ only, which the claims ledger's paired intervals use) are
 # in `table1.json` (`replicates`).
 
@@ -195,13 +196,13 @@ table1, rows1 = {}, {}
 for r, v in rmasks.items():
     rows1[r] = []
     for k, res in enumerate(v):
-        row = analysis.table1_counts(reps[r][k].model, x_val, y_val, res.masks, space=res.params.get("space", "auto"))
+        row = accuracy.table1_counts(reps[r][k].model, x_val, y_val, res.masks, space=res.params.get("space", "auto"))
         row["mask_mean"] = float(res.masks.mean())
         rows1[r].append(row)
     table1[r] = rows1[r][0]  # replicate 0: the top-level entries (as before)
-rep1 = {r: analysis.table1_replicates(rows, seeds) for r, rows in rows1.items()}
-spread = {r: {q: analysis.replicate_spread(rep1[r][q]) for q in ("standard", "masked", "mask_mean")} |
-          {"difference": analysis.replicate_spread([m - s for s, m in zip(rep1[r]["standard"], rep1[r]["masked"])])}
+rep1 = {r: accuracy.table1_replicates(rows, seeds) for r, rows in rows1.items()}
+spread = {r: {q: stats.replicate_spread(rep1[r][q]) for q in ("standard", "masked", "mask_mean")} |
+          {"difference": stats.replicate_spread([m - s for s, m in zip(rep1[r]["standard"], rep1[r]["masked"])])}
           for r in rep1}
 ch.save("table1", {r: {**{k: v[k] for k in ("standard", "masked", "n", "correct", "discordant", "mask_mean")},
                        "replicates": rep1[r],
@@ -234,13 +235,13 @@ ch.save("dataset_masks", {r: {"mask_mean": v["mask_mean"], "steps": int(masks[r]
                           for r, v in table1.items()},
         meta={"space": space, "replicates": run.n_replicates})
 ch.table(
-    [{"model": f"({letters[r]}) {r}", "standard (%)": analysis.spread_text(sp["standard"]),
-      "masked (%)": analysis.spread_text(sp["masked"]),
-      "masked − standard (points)": analysis.spread_text(sp["difference"]),
-      "mean of M (%)": analysis.spread_text(sp["mask_mean"]),
+    [{"model": f"({letters[r]}) {r}", "standard (%)": stats.spread_text(sp["standard"]),
+      "masked (%)": stats.spread_text(sp["masked"]),
+      "masked − standard (points)": stats.spread_text(sp["difference"]),
+      "mean of M (%)": stats.spread_text(sp["mask_mean"]),
       "converged": f"{sum(converged[r])} of {len(converged[r])}"}
      for r, sp in spread.items()], digits=1)
-for r in analysis.REGIMES:  # "n/a" for regimes this profile does not train
+for r in REGIMES:  # "n/a" for regimes this profile does not train
     sp = spread.get(r)
     ch.glue(f"std_{r}", f"{100 * sp['standard']['mean']:.1f}%" if sp else "n/a")
     ch.glue(f"masked_{r}", f"{100 * sp['masked']['mean']:.1f}%" if sp else "n/a")

@@ -43,12 +43,13 @@ import numpy as np
 
 from fmask import plots
 
-from fmask.analysis import masks as analysis
+from fmask.analysis import bands, stats
+from fmask.data.regimes import PAPER_LETTERS, REGIMES
 
 run = ch.run
 n_bands = int(n_bands or ch.setting("analysis", "n_bands", 64))
 ch.glue("n_bands", str(n_bands))
-letters = analysis.PAPER_LETTERS
+letters = PAPER_LETTERS
 rmasks = {r: [res.masks for res in v] for r, v in run.replicate_dataset_masks().items()}  # chapter 4's artifacts
 masks = {r: v[0] for r, v in rmasks.items()}  # replicate 0 (seed of the profile): the table below
 size = tuple(masks["vanilla"].shape[-2:])
@@ -71,9 +72,9 @@ ch.figure(plots.band_partitions(size, n_bands), "fig-bands",
 # ## Energy differences to the vanilla mask (Fig. 4)
 
 # %%
-replicates = analysis.replicate_band_energies(rmasks, n_bands)  # regime -> {radial/angular share: (seeds, n_bands)}
-radial = analysis.band_difference_spread(replicates, "vanilla", "radial")
-angular = analysis.band_difference_spread(replicates, "vanilla", "angular")
+replicates = bands.replicate_band_energies(rmasks, n_bands)  # regime -> {radial/angular share: (seeds, n_bands)}
+radial = bands.band_difference_spread(replicates, "vanilla", "radial")
+angular = bands.band_difference_spread(replicates, "vanilla", "angular")
 label = {r: f"{letters[r]}−A ({r})" for r in radial}
 ch.figure(plots.band_energy_spread({label[r]: v for r, v in radial.items()},
                                    {label[r]: v for r, v in angular.items()}, ylabel="energy share difference"),
@@ -101,12 +102,12 @@ aniso_seeds = {r: rep["angular_share"].max(axis=1) / np.maximum(rep["angular_sha
                for r, rep in replicates.items()}
 ch.table(
     [{"model": f"({letters[r]}) {r}",
-      "energy in upper half of radii (%)": analysis.spread_text(analysis.replicate_spread(high_seeds[r]), digits=2),
-      "max/mean angular share": analysis.spread_text(analysis.replicate_spread(aniso_seeds[r]), 1.0, 2)}
+      "energy in upper half of radii (%)": stats.spread_text(stats.replicate_spread(high_seeds[r]), digits=2),
+      "max/mean angular share": stats.spread_text(stats.replicate_spread(aniso_seeds[r]), 1.0, 2)}
      for r in masks], digits=2)
 
 # %%
-for r in analysis.REGIMES:  # "n/a" for regimes this profile does not train
+for r in REGIMES:  # "n/a" for regimes this profile does not train
     ch.glue(f"high_{r}", f"{100 * high_share[r]:.1f}%" if r in masks else "n/a")
     ch.glue(f"aniso_{r}", f"{ang_spread[r]:.2f}" if r in masks else "n/a")
 

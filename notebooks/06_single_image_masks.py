@@ -58,7 +58,7 @@ import torch
 
 from fmask import plots
 
-from fmask.analysis import masks as analysis
+from fmask.analysis import accuracy, bands, complements
 
 from fmask.analysis import diagnostics
 
@@ -199,7 +199,7 @@ ch.figure(plots.class_masks_figure(torch.cat([class_masks[k].masks for k in _pre
 off = pixel_offset(models["vanilla"].model, sm["vanilla"].params.get("space", "auto"), channels=sel.images.shape[1])
 _ex = torch.sort(torch.randperm(len(y), generator=torch.Generator().manual_seed(run.seed))[:n_examples]).values
 Xe, XAe, Me = sel.images[_ex], sel.adv_images[_ex], sm["vanilla"].masks[_ex]
-Mc = analysis.complement_mask(Me)
+Mc = complements.complement_mask(Me)
 fig6 = {"(A) x": Xe, "(B) x_A": XAe, "(C) M": Me, "(D) M(x)": filter_images(Xe, Me, offset=off),
         "(E) M(x_A)": filter_images(XAe, Me, offset=off), "(F) M'": Mc, "(G) M'(x)": filter_images(Xe, Mc, offset=off)}
 ch.figure(plots.fig6_panels(fig6, col_titles=[names[int(y[i])] for i in _ex]), "fig-single-masks",
@@ -224,9 +224,9 @@ ch.figure(plots.fig6_panels(fig6, col_titles=[names[int(y[i])] for i in _ex]), "
 
 # %%
 t2_counts = {
-    "vanilla": analysis.table2_counts(models["vanilla"].model, sel.images, sel.labels, sm["vanilla"].masks,
+    "vanilla": accuracy.table2_counts(models["vanilla"].model, sel.images, sel.labels, sm["vanilla"].masks,
                                       sel.adv_images, space=sm["vanilla"].params.get("space", "auto")),
-    "adversarial": analysis.table2_counts(models["adversarial"].model, sel.images[pi], sel.labels[pi],
+    "adversarial": accuracy.table2_counts(models["adversarial"].model, sel.images[pi], sel.labels[pi],
                                           sm["adversarial"].masks, space=sm["adversarial"].params.get("space", "auto")),
 }
 ch.save("table2", t2_counts, meta={"n_images": int(len(sel.labels)), "n_images_adversarial": _np})
@@ -257,9 +257,9 @@ ch.glue("t2_reading", "the frequencies the mask keeps carry more of the decision
 # %%
 Mv = sm["vanilla"].masks
 _space = sm["vanilla"].params.get("space", "auto")
-_bin = analysis.binarize(Mv)
-_oc = analysis.correct_predictions(models["vanilla"].model, sel.adv_images, sel.labels, Mv, space=_space)
-_ob = analysis.correct_predictions(models["vanilla"].model, sel.adv_images, sel.labels, _bin, space=_space)
+_bin = complements.binarize(Mv)
+_oc = accuracy.correct_predictions(models["vanilla"].model, sel.adv_images, sel.labels, Mv, space=_space)
+_ob = accuracy.correct_predictions(models["vanilla"].model, sel.adv_images, sel.labels, _bin, space=_space)
 _a, _b = int((_oc & _ob).sum()), int((_oc & ~_ob).sum())
 _c, _d = int((~_oc & _ob).sum()), int((~_oc & ~_ob).sum())
 _n = len(_oc)
@@ -269,7 +269,7 @@ binarised = {
     "binary_minus_continuous": (_c - _b) / _n, "newcombe95_continuous_minus_binary": list(_iv),
     "continuous_only": _b, "binary_only": _c,
     "mask_mean_continuous": float(Mv.mean()), "mask_mean_binary": float(_bin.mean()),
-    "kept_fraction": float(np.mean(analysis.kept_fraction(Mv))),
+    "kept_fraction": float(np.mean(complements.kept_fraction(Mv))),
 }
 ch.glue_pct("bin_cont", int(_oc.sum()) / _n)
 ch.glue_pct("bin_bin", int(_ob.sum()) / _n)
@@ -351,10 +351,10 @@ ch.glue("conv_sig", ", ".join(_cell_names[c] for c in _sig) if _sig else "none o
 
 # %%
 Mvp = sm["vanilla"].masks[pi]  # the vanilla masks of the paired images
-dom_pr = analysis.band_dominance(sm["adversarial_pgd"].masks, Mvp, n_bands, "radial")
-dom_pa = analysis.band_dominance(sm["adversarial_pgd"].masks, Mvp, n_bands, "angular")
-dom_r = analysis.band_dominance(sm["adversarial"].masks, Mvp, n_bands, "radial")
-dom_a = analysis.band_dominance(sm["adversarial"].masks, Mvp, n_bands, "angular")
+dom_pr = bands.band_dominance(sm["adversarial_pgd"].masks, Mvp, n_bands, "radial")
+dom_pa = bands.band_dominance(sm["adversarial_pgd"].masks, Mvp, n_bands, "angular")
+dom_r = bands.band_dominance(sm["adversarial"].masks, Mvp, n_bands, "radial")
+dom_a = bands.band_dominance(sm["adversarial"].masks, Mvp, n_bands, "angular")
 ch.figure(plots.dominance_comparison({"paper: M_A,X_A vs M_N,X": (dom_pr, dom_pa),
                                       "original code: M_A,X vs M_N,X": (dom_r, dom_a)}), "fig-dominance-adv",
           "Per radial band (left) and angular sector (right): share of images whose adversarially trained "
@@ -367,8 +367,8 @@ ch.figure(plots.dominance_comparison({"paper: M_A,X_A vs M_N,X": (dom_pr, dom_pa
 # The same comparison between the vanilla network's masks of the adversarial and of the clean images:
 
 # %%
-pdom_r = analysis.band_dominance(sm["pgd"].masks, Mvp, n_bands, "radial")
-pdom_a = analysis.band_dominance(sm["pgd"].masks, Mvp, n_bands, "angular")
+pdom_r = bands.band_dominance(sm["pgd"].masks, Mvp, n_bands, "radial")
+pdom_a = bands.band_dominance(sm["pgd"].masks, Mvp, n_bands, "angular")
 ch.figure(plots.band_dominance_bars(pdom_r, pdom_a, ylabel="images with M(X_A) > M(X) (%)"), "fig-dominance-pgd",
           "The same comparison between the vanilla network's masks of the adversarial and of the clean images.",
           alt="Two bar charts of percentages with a dashed line at 50 %.")
@@ -381,17 +381,17 @@ ch.glue("dom_low_code", f"{100 * float(dom_r[:half].mean()):.0f}%")
 ch.glue("dom_high_code", f"{100 * float(dom_r[half:].mean()):.0f}%")
 # per-image quantities the claims ledger needs (fig5.masks_sparse, fig7, fig5.texture_like)
 per_image = {
-    "kept_fraction": {w: analysis.kept_fraction(res.masks).tolist() for w, res in sm.items()},
-    "low_share": {w: analysis.low_frequency_share(res.masks, n_bands).tolist() for w, res in sm.items()},
+    "kept_fraction": {w: complements.kept_fraction(res.masks).tolist() for w, res in sm.items()},
+    "low_share": {w: bands.low_frequency_share(res.masks, n_bands).tolist() for w, res in sm.items()},
     # the other kinds' row i belongs to selected image paired_indices[i] (fmask.experiment.run.Run.paired_subset)
     "paired_indices": pi.tolist(),
     # a constant filtered image (e.g. M' of a mask that keeps everything) shares no structure with x: its
     # undefined (NaN) correlation is recorded as 0
     "pixel_correlation": {
-        "masked": np.nan_to_num(analysis.pixel_correlation(
+        "masked": np.nan_to_num(complements.pixel_correlation(
             sel.images, filter_images(sel.images, Mv, offset=off)), nan=0.0).tolist(),
-        "complement": np.nan_to_num(analysis.pixel_correlation(
-            sel.images, filter_images(sel.images, analysis.complement_mask(Mv), offset=off)), nan=0.0).tolist(),
+        "complement": np.nan_to_num(complements.pixel_correlation(
+            sel.images, filter_images(sel.images, complements.complement_mask(Mv), offset=off)), nan=0.0).tolist(),
     },
 }
 ch.glue_pct("kept_vanilla_mean", float(np.mean(per_image["kept_fraction"]["vanilla"])))
@@ -417,7 +417,7 @@ ch.save(
         "binarised": binarised,
         "table2_conventions": t2_conv,
         "class_masks": {"mask_mean": {names[k]: float(class_masks[k].masks.mean()) for k in _present},
-                        "kept_fraction": {names[k]: float(analysis.kept_fraction(class_masks[k].masks)[0])
+                        "kept_fraction": {names[k]: float(complements.kept_fraction(class_masks[k].masks)[0])
                                           for k in _present}},
     },
 )

@@ -51,13 +51,13 @@ import math
 
 import torch
 
-from fmask.analysis import masks as analysis
+from fmask.data.regimes import PAPER_LETTERS, REGIMES
 
-from fmask.analysis import heatmap
+from fmask.analysis import agreement, heatmap, passband, planted
 from fmask.plots import heatmaps as hplots
 
 run = ch.run
-letters = analysis.PAPER_LETTERS
+letters = PAPER_LETTERS
 hs = ch.profile.heatmap  # the profile's `heatmap` section
 x_val, y_val = run.val_data()
 g = torch.Generator().manual_seed(ch.seed)
@@ -99,11 +99,11 @@ with ch.timed("09_heatmaps.heatmaps"):
         net = tm.model
         per_img = heatmap.fourier_heat_map(net, x_hm, y_hm, eps=hs.eps, frequencies=hs.stride, window=hs.window,
                                            batch_size=hs.batch_size, seed=ch.seed, progress=False, per_image=True)
-        low = heatmap.pass_band_accuracy(net, x_hm, y_hm, radii, "low", batch_size=hs.batch_size, progress=False)
-        high = heatmap.pass_band_accuracy(net, x_hm, y_hm, radii, "high", batch_size=hs.batch_size, progress=False)
-        agree = heatmap.band_rank_agreement(masks[r].masks, per_img, hs.n_bands, n_resamples=hs.n_bootstrap,
+        low = passband.pass_band_accuracy(net, x_hm, y_hm, radii, "low", batch_size=hs.batch_size, progress=False)
+        high = passband.pass_band_accuracy(net, x_hm, y_hm, radii, "high", batch_size=hs.batch_size, progress=False)
+        agree = agreement.band_rank_agreement(masks[r].masks, per_img, hs.n_bands, n_resamples=hs.n_bootstrap,
                                             seed=ch.seed)
-        agree["verdict"] = heatmap.agreement_verdict(agree["lo"], agree["hi"], agree["rho"])
+        agree["verdict"] = agreement.agreement_verdict(agree["lo"], agree["hi"], agree["rho"])
         results[r] = {"heat": per_img.mean(0), "low": low, "high": high, "clean": float(high[0]), **agree}
 
 # %% [markdown]
@@ -165,7 +165,7 @@ for k, names in verdicts.items():
     ch.glue(f"n_{k}", len(names))
     ch.glue(f"list_{k}", ", ".join(names) if names else "none")
 ch.glue("n_nets", len(results))
-for r in analysis.REGIMES:  # "n/a" for regimes this profile does not train
+for r in REGIMES:  # "n/a" for regimes this profile does not train
     v = results.get(r)
     ch.glue(f"rho_{r}", _fmt(v["rho"]) if v else "n/a")
     ch.glue(f"verdict_{r}", v["verdict"] if v else "n/a")
@@ -194,16 +194,16 @@ for r in analysis.REGIMES:  # "n/a" for regimes this profile does not train
 #
 # The class of a planted-frequency image (32 px, 4 classes; `fmask.data.synthetic.planted_frequency_dataset`)
 # lives only in one planted frequency per class (and its mirror), so the support of
-# {glue:text}`pl_k` entries is the ground truth. A small CNN (`fmask.analysis.heatmap.PlantedNet`, trained here in
+# {glue:text}`pl_k` entries is the ground truth. A small CNN (`fmask.analysis.planted.PlantedNet`, trained here in
 # seconds on {glue:text}`pl_train` images) reaches {glue:text}`pl_acc` test accuracy. On
 # {glue:text}`pl_test` test images we learn its dataset mask and, on the first {glue:text}`pl_hm_n` of them,
 # its full heat map ($\varepsilon = 4$, Yin et al.'s value for 32-px images), and ask how many planted
-# entries are among each tool's top $k$ (recall@$k$, `fmask.analysis.heatmap.recall_at_k`) for $k$ = the support
+# entries are among each tool's top $k$ (recall@$k$, `fmask.analysis.agreement.recall_at_k`) for $k$ = the support
 # size and multiples of it.
 
 # %%
 with ch.timed("09_heatmaps.planted"):
-    pl = heatmap.planted_benchmark(hs.planted_train, hs.planted_test, seed=ch.seed)
+    pl = planted.planted_benchmark(hs.planted_train, hs.planted_test, seed=ch.seed)
     from fmask.learners import learn_masks
 
     xt, yt = pl["test"]
@@ -216,8 +216,8 @@ with ch.timed("09_heatmaps.planted"):
 support = pl["support"]
 k0 = int(support.sum())
 ks = [k0, 2 * k0, 4 * k0, 8 * k0]
-recall = {"mask": {k: heatmap.recall_at_k(pl_mask, support, k) for k in ks},
-          "heat map": {k: heatmap.recall_at_k(pl_heat, support, k) for k in ks}}
+recall = {"mask": {k: agreement.recall_at_k(pl_mask, support, k) for k in ks},
+          "heat map": {k: agreement.recall_at_k(pl_heat, support, k) for k in ks}}
 ch.glue("pl_k", k0)
 ch.glue("pl_train", hs.planted_train, ",")
 ch.glue("pl_test", hs.planted_test, ",")

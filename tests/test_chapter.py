@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from fmask.analysis import masks as A
 from fmask.analysis import probe
 from fmask.book import chapter
 
@@ -110,7 +109,7 @@ def test_class_specificity_study_records_split_sizes_chance_and_null():
     assert (s["n_train"], s["n_test"], s["n_classes"], s["chance_uniform"]) == (34, 6, 4, 0.25)
     assert all(row["n_train"] == 34 and row["n_test"] == 6 for row in a.table3.values())
     assert s["null_permutations"] == 5 and len(s["null_train_accuracy"]) == 5
-    null = A.permutation_null(A.mask_features(masks), labels.numpy(), seed=3, n_permutations=5)
+    null = probe.permutation_null(probe.mask_features(masks), labels.numpy(), seed=3, n_permutations=5)
     assert s["null_test_accuracy"] == null["test"].tolist()
     assert probe.class_specificity_study(masks, labels, seed=3, umap_neighbors=5).summary()["null_permutations"] == 0
     with pytest.raises(ValueError, match="null_permutations"):

@@ -409,7 +409,7 @@ def test_geometry_rule():
     assert verdict(res(1.0, 100), cid) == N  # the probe memorises arbitrary labels
     assert verdict(res(0.2, 1000), cid) == R
     assert verdict(res(0.2, 10), cid) == I
-    # the split sizes can come from table3's metadata, as fmask.analysis.masks.linear_probe splits
+    # the split sizes can come from table3's metadata, as fmask.analysis.probe.linear_probe splits
     e = by_id(claims.evaluate_claims({"table3": {"values": {"random_labels": {"train": 1.0, "test": 0.25}},
                                                  "meta": {"n_masks": 128, "train_fraction": 0.85}}}))[cid]
     assert e["n"] == int(128 * 0.85) and e["verdict"] == N

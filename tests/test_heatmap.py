@@ -1,4 +1,4 @@
-"""fmask.analysis.heatmap: Fourier basis, Yin et al.'s heat map, pass-band curves, rank agreement and recall@k."""
+"""fmask.analysis.heatmap, passband and agreement: Fourier basis, Yin et al.'s heat map, pass-band curves, rank agreement and recall@k."""
 from __future__ import annotations
 
 import math
@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from fmask.analysis.heatmap import (band_mean, fourier_basis, fourier_heat_map, heatmap_frequencies, pass_band_accuracy,
-                           pass_band_mask, rank_agreement, recall_at_k)
+from fmask.analysis.agreement import band_mean, rank_agreement, recall_at_k
+from fmask.analysis.heatmap import fourier_basis, fourier_heat_map, heatmap_frequencies
+from fmask.analysis.passband import pass_band_accuracy, pass_band_mask
 from fmask.learners import learn_masks
 from fmask.core.mask import filter_images, pixel_offset
 from fmask.models.zoo import Normalized

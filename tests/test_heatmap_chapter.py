@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from fmask.analysis.heatmap import (agreement_verdict, band_rank_agreement, fourier_heat_map, planted_benchmark,
-                           rank_agreement, recall_at_k)
+from fmask.analysis.agreement import agreement_verdict, band_rank_agreement, rank_agreement, recall_at_k
+from fmask.analysis.heatmap import fourier_heat_map
+from fmask.analysis.planted import planted_benchmark
 from fmask.plots import heatmaps as hplots
 from fmask.plots.style import MAX_WIDTH_IN
 from fmask.experiment.profiles import HeatmapSection, load_profile

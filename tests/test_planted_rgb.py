@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from conftest import make_tiny_cnn
-from fmask.analysis.heatmap import fourier_heat_map, recall_at_k
+from fmask.analysis.agreement import recall_at_k
+from fmask.analysis.heatmap import fourier_heat_map
 from fmask.learners import learn_masks
 from fmask.core.mask import filter_images
 from fmask.data.synthetic import fit_in_memory, planted_frequency_dataset, planted_frequency_rgb_dataset

@@ -126,3 +126,18 @@ def test_no_pyplot_outside_the_plots_package():
     offenders = [str(p.relative_to(root)) for p in [*root.glob("fmask/**/*.py"), *root.glob("notebooks/*.py")]
                  if "matplotlib.pyplot" in p.read_text() and "fmask/plots" not in str(p)]
     assert offenders == []
+
+
+def test_display_mask_is_the_centred_channel_mean():
+    from fmask.plots.masks import display_mask
+
+    m = torch.zeros(1, 3, 4, 4)
+    m[0, :, 0, 0] = torch.tensor([0.3, 0.6, 0.9])  # DC in fft2 layout
+    m[0, 0, 0, 1] = 0.6
+    out = display_mask(m)
+    assert out.shape == (4, 4) and out.dtype == np.float32
+    assert out[2, 2] == pytest.approx(0.6) and out[2, 3] == pytest.approx(0.2)  # DC at (H//2, W//2)
+    assert out.sum() == pytest.approx(0.8)  # nothing else is kept
+    assert np.array_equal(display_mask(out, already_centered=True), out)
+    with pytest.raises(ValueError, match="single mask"):
+        display_mask(torch.zeros(2, 3, 4, 4))

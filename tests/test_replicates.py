@@ -10,7 +10,7 @@ import torch
 
 from fmask import plots
 
-from fmask.analysis import masks as analysis
+from fmask.analysis import accuracy, bands, stats
 
 from fmask import claims
 
@@ -99,9 +99,9 @@ def _radial_mask(size=16, power=1.0):
 
 def test_ring_averaged_keeps_radial_masks_and_rings_constant():
     radial = _radial_mask()
-    assert torch.allclose(analysis.ring_averaged(radial), radial, atol=1e-6)
+    assert torch.allclose(bands.ring_averaged(radial), radial, atol=1e-6)
     m = torch.rand(3, 2, 12, 12, generator=torch.Generator().manual_seed(0))
-    iso = analysis.ring_averaged(m)
+    iso = bands.ring_averaged(m)
     assert iso.shape == m.shape
     assert torch.allclose(iso.mean(dim=(-2, -1)), m.mean(dim=(-2, -1)), atol=1e-6)  # rings partition the plane
     c = torch.fft.fftshift(iso, dim=(-2, -1))
@@ -110,50 +110,50 @@ def test_ring_averaged_keeps_radial_masks_and_rings_constant():
     vals = [c[..., h + a, h + b] for a, b in ((1, 2), (2, -1), (-2, 1), (-1, -2))]
     assert all(torch.allclose(v, vals[0]) for v in vals)
     with pytest.raises(ValueError):
-        analysis.ring_averaged(torch.rand(12, 12, 3, 3, 3))
+        bands.ring_averaged(torch.rand(12, 12, 3, 3, 3))
 
 
 def test_replicate_band_energies_and_difference_spread():
     flat = torch.ones(1, 1, 16, 16)
     masks = {"vanilla": [flat * (1 - 0.01 * k) for k in range(3)],
              "adversarial": [_radial_mask(power=2.0 + 0.1 * k) for k in range(3)]}
-    rep = analysis.replicate_band_energies(masks, n_bands=8)
+    rep = bands.replicate_band_energies(masks, n_bands=8)
     for r in masks:
         for key in ("radial_share", "angular_share", "angular_share_isotropic"):
             assert rep[r][key].shape == (3, 8)
             assert np.allclose(rep[r][key].sum(axis=1), 1.0, atol=1e-5)
-    spread = analysis.band_difference_spread(rep, "vanilla", "radial")
+    spread = bands.band_difference_spread(rep, "vanilla", "radial")
     assert list(spread) == ["adversarial"]
     d = spread["adversarial"]
     assert np.allclose(d["per_seed"], rep["adversarial"]["radial_share"] - rep["vanilla"]["radial_share"])
     assert np.allclose(d["mean"], d["per_seed"].mean(axis=0))
     assert np.all(d["lo"] <= d["mean"] + 1e-12) and np.all(d["mean"] <= d["hi"] + 1e-12)
     assert np.any(d["hi"] > d["lo"])
-    one = analysis.band_difference_spread({r: {k: v[:1] for k, v in x.items()} for r, x in rep.items()})
+    one = bands.band_difference_spread({r: {k: v[:1] for k, v in x.items()} for r, x in rep.items()})
     assert np.array_equal(one["adversarial"]["lo"], one["adversarial"]["hi"])  # one seed: no band
     with pytest.raises(ValueError, match="same number"):
-        analysis.replicate_band_energies({"vanilla": masks["vanilla"], "scale": masks["vanilla"][:2]}, 8)
+        bands.replicate_band_energies({"vanilla": masks["vanilla"], "scale": masks["vanilla"][:2]}, 8)
     with pytest.raises(ValueError, match="reference"):
-        analysis.band_difference_spread(rep, "rotate")
-    fig = plots.band_energy_spread({"B−A": d}, analysis.band_difference_spread(rep, "vanilla", "angular"))
+        bands.band_difference_spread(rep, "rotate")
+    fig = plots.band_energy_spread({"B−A": d}, bands.band_difference_spread(rep, "vanilla", "angular"))
     assert len(fig.axes) == 2
     with pytest.raises(ValueError, match="mean"):
         plots.band_energy_spread({"B−A": {"mean": d["mean"]}})
 
 
 def test_replicate_spread_table1_replicates_and_text():
-    s = analysis.replicate_spread([0.8, 0.82, 0.84])
+    s = stats.replicate_spread([0.8, 0.82, 0.84])
     assert s["n"] == 3 and s["mean"] == pytest.approx(0.82) and s["min"] == 0.8 and s["max"] == 0.84
     lo, hi = s["interval"]
     assert lo < 0.8 and hi > 0.84  # t(0.975, 2) = 4.30: wider than the range of three seeds
-    assert analysis.spread_text(s) == f"82.0 ± {100 * (hi - lo) / 2:.1f} (80.0–84.0)"
-    assert analysis.spread_text(analysis.replicate_spread([0.5])) == "50.0"
+    assert stats.spread_text(s) == f"82.0 ± {100 * (hi - lo) / 2:.1f} (80.0–84.0)"
+    assert stats.spread_text(stats.replicate_spread([0.5])) == "50.0"
     rows = [{"standard": 0.5, "masked": 0.25, "n": 4, "correct": {"standard": 2, "masked": 1},
              "discordant": {"standard_only": 1, "masked_only": 0}, "mask_mean": 0.3}] * 2
-    t = analysis.table1_replicates(rows, [0, 1])
+    t = accuracy.table1_replicates(rows, [0, 1])
     assert t["seed"] == [0, 1] and t["correct"]["masked"] == [1, 1] and t["mask_mean"] == [0.3, 0.3]
     with pytest.raises(ValueError):
-        analysis.table1_replicates(rows, [0])
+        accuracy.table1_replicates(rows, [0])
 
 
 # ------------------------------------------------------------------------------------------------ claims
@@ -166,7 +166,7 @@ def test_fig4_claims_from_replicate_band_energies():
     van = [torch.clamp(torch.ones(1, 1, 16, 16) - 0.05 * torch.rand(1, 1, 16, 16, generator=gen), 0, 1)
            for _ in range(3)]
     adv = [_radial_mask(power=1.5 + 0.1 * k) for k in range(3)]
-    rep = analysis.replicate_band_energies({"vanilla": van, "adversarial": adv}, n_bands)
+    rep = bands.replicate_band_energies({"vanilla": van, "adversarial": adv}, n_bands)
     energies = {"n_bands": n_bands,
                 "radial_share": {r: v["radial_share"][0].tolist() for r, v in rep.items()},
                 "replicates": {r: {k: a.tolist() for k, a in v.items()} for r, v in rep.items()}}
@@ -184,7 +184,7 @@ def test_fig4_direction_claim_from_replicate_band_energies():
     stripe = torch.full((16, 16), 0.1)
     stripe[16 // 2 - 1:16 // 2 + 2, :] = 1.0  # |dy| <= 1 in the centred layout
     adv = [torch.fft.ifftshift(stripe * (1.0 - 0.02 * k)).view(1, 1, 16, 16) for k in range(3)]
-    rep = analysis.replicate_band_energies({"vanilla": van, "adversarial": adv}, 8)
+    rep = bands.replicate_band_energies({"vanilla": van, "adversarial": adv}, 8)
     energies = {"n_bands": 8, "replicates": {r: {k: a.tolist() for k, a in v.items()} for r, v in rep.items()}}
     e = by_id(claims.evaluate_claims({"energies": energies}))["fig4.adversarial_direction_dependent"]
     assert e["verdict"] == R and e["n"] == 3

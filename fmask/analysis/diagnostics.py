@@ -1,4 +1,4 @@
-"""Network and mask diagnostics shown beside the single-image masks (issue #9 §3).
+"""Network, training and mask diagnostics: whether a network is trained out and whether its masks collapsed.
 
 A weak network (low confidence, high loss) lets the mask objective drive many masks to a trivial solution --
 keep only the DC entry (the image's mean), or nothing at all -- because removing everything costs almost no
@@ -8,6 +8,9 @@ diagnostics make them visible:
 * :func:`network_diagnostics`: mean cross-entropy, mean max-softmax and accuracy of a network on images;
 * :func:`degenerate_masks`: how many masks keep at most the DC entry (``dc_only``) or nothing (``all_zero``)
   above a stated threshold.
+
+Whether training ran out (chapter 3): :func:`late_gain` (the gain of a run's last epochs) and
+:func:`late_gain_summary` over networks, with the targets :data:`VANILLA_TARGET` and :data:`LATE_GAIN_PLATEAU`.
 
 Images are (N, C, H, W) in [0, 1]; masks (N, C, H, W) in fft2 layout (DC at [0, 0]).
 """
@@ -19,10 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fmask.analysis.masks import COMPLEMENT_THRESHOLD
+from fmask.analysis.complements import COMPLEMENT_THRESHOLD
 from fmask.infra.runtime import model_device
 
-__all__ = ["DEGENERATE_THRESHOLDS", "network_diagnostics", "degenerate_masks"]
+__all__ = ["DEGENERATE_THRESHOLDS", "network_diagnostics", "degenerate_masks", "late_gain", "late_gain_summary",
+           "VANILLA_TARGET", "LATE_GAIN_PLATEAU"]
 
 #: thresholds for "kept": the paper's 1e-8 (its M' rule, Sec. 3.2) and 0.05 (5% of the maximal mask value;
 #: entries below it pass a negligible share of their frequency)
@@ -90,3 +94,44 @@ def degenerate_masks(masks: Tensor, threshold: float = COMPLEMENT_THRESHOLD) -> 
     for k in ("dc_only", "all_zero", "degenerate"):
         out[f"{k}_pct"] = 100.0 * out[k] / n
     return out
+
+
+def late_gain(val_acc: Sequence[float], window: int = 5) -> float | None:
+    """How much a training run still gained at its end: the validation accuracy of the last epoch minus the best
+    one up to ``window`` epochs before it (fractions; None when the run has ``window`` epochs or fewer).
+
+    A best epoch that is not the last one is a sign that a network is trained out; but with the
+    original's one-cycle schedule the learning rate anneals to ~0 at the end, so the last epoch is often the
+    best by a hair; a late gain near 0 (a plateau) says the same thing without that artefact, and a large one
+    says the network was still learning.
+    """
+    v = [float(a) for a in val_acc]
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    if len(v) <= window:
+        return None
+    return v[-1] - max(v[: len(v) - window])
+
+
+#: validation-accuracy target for the cpu profile's vanilla network (the paper's VGG11-bn reaches 89.56%, paper
+#: Table 1); chapter 3 says whether every seed reaches it
+VANILLA_TARGET = 0.80
+#: a :func:`late_gain` of at most this much (a fraction: 2 points) counts as a plateau
+LATE_GAIN_PLATEAU = 0.02
+
+
+def late_gain_summary(best_epochs: Sequence[int | None], gains: Sequence[float | None], n_epochs: int,
+                      plateau: float = LATE_GAIN_PLATEAU) -> dict[str, Any]:
+    """Summary over networks of whether training ran out: ``best_epochs`` and ``gains`` (:func:`late_gain`) are
+    per network (None where unknown / too short), ``n_epochs`` the schedule's length.
+
+    Returns ``{"n_networks", "best_is_last": networks whose best epoch is the last, "min_gain", "max_gain"
+    (None without any gain), "plateau": max gain <= ``plateau`` (None without any gain)}``."""
+    if len(best_epochs) != len(gains):
+        raise ValueError(f"best_epochs and gains must have one entry per network: {len(best_epochs)} vs {len(gains)}")
+    if int(n_epochs) < 1:
+        raise ValueError(f"n_epochs must be >= 1, got {n_epochs}")
+    g = [float(x) for x in gains if x is not None]
+    return {"n_networks": len(gains), "best_is_last": sum(e == int(n_epochs) for e in best_epochs),
+            "min_gain": min(g) if g else None, "max_gain": max(g) if g else None,
+            "plateau": (max(g) <= plateau) if g else None}

@@ -1,5 +1,5 @@
-"""Beyond the paper: Fourier heat maps (Yin et al., 2019), pass-band accuracy curves, and scores that compare
-what a Fourier mask finds with what a heat map finds.
+"""Beyond the paper: Fourier heat maps (Yin et al., 2019), the error rate of a network under Fourier-basis
+perturbations, per frequency.
 
 Conventions (as in the rest of fmask)
 -------------------------------------
@@ -23,119 +23,24 @@ re-implementation github:gatheluck/FourierHeatmap then clips to [0, 1] and adds 
 RGB channel, each channel with its own random sign). Because ``U_{i,j} = U_{-i,-j}``, only one frequency of
 every conjugate pair is evaluated and its value is written to both entries, so the map is conjugate-symmetric.
 
-Comparing the tools (chapter 9)
--------------------------------
-:func:`band_rank_agreement` ranks the radial bands by the mask's mean value and by the heat map's mean error
-and gives Spearman's ρ with a bootstrap interval over images (from ``fourier_heat_map(..., per_image=True)``);
-:func:`agreement_verdict` is the chapter's stated rule (agree / disagree / undecided). :func:`recall_at_k`
-scores either tool against a known support, e.g. the planted-frequency benchmark of
-:func:`planted_benchmark` (a small :class:`PlantedNet` trained in seconds on
-:func:`fmask.data.synthetic.planted_frequency_dataset`).
+Pass-band accuracy curves are in :mod:`~fmask.analysis.passband`, the scores that compare a heat map with a
+mask in :mod:`~fmask.analysis.agreement`, the planted-frequency benchmark in :mod:`~fmask.analysis.planted`.
 """
 from __future__ import annotations
 
-import copy
 import math
 from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from fmask.core.mask import filter_images, pixel_offset
-from fmask.infra.runtime import model_device, progress_bar, resolve_device
-from fmask.core.spectral import centered, radial_bands, uncentered
+from fmask.analysis.evaluation import EvalMode, check_images, check_int, check_labels, model_logits, predict_labels
+from fmask.infra.runtime import progress_bar
 
-__all__ = [
-    "fourier_basis",
-    "heatmap_frequencies",
-    "fourier_heat_map",
-    "pass_band_mask",
-    "pass_band_accuracy",
-    "band_mean",
-    "rank_agreement",
-    "recall_at_k",
-    "band_rank_agreement",
-    "agreement_verdict",
-    "PlantedNet",
-    "planted_benchmark",
-    "YIN_EPS",
-]
+__all__ = ["fourier_basis", "heatmap_frequencies", "fourier_heat_map", "YIN_EPS"]
 
 #: L2 norm ``v`` of the Fourier-basis perturbation used by Yin et al. (2019), for images in [0, 1].
 YIN_EPS: dict[str, float] = {"cifar10": 4.0, "imagenet": 15.7}
-
-_RANGE_TOL = 1e-4
-
-
-# --------------------------------------------------------------------------------------------- checks
-def _check_int(name: str, v, lo: int = 1) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
-    return int(v)
-
-
-def _check_images(images: Tensor, *, in_unit_range: bool) -> Tensor:
-    if not isinstance(images, Tensor):
-        raise ValueError(f"images must be a torch.Tensor (N, C, H, W), got {type(images).__name__}")
-    if images.dim() != 4:
-        raise ValueError(f"images must have shape (N, C, H, W), got shape {tuple(images.shape)}")
-    if images.numel() == 0:
-        raise ValueError(f"images is empty: shape {tuple(images.shape)}")
-    if images.is_complex() or not images.is_floating_point():
-        raise ValueError(f"images must be a real float tensor in [0, 1], got dtype {images.dtype}")
-    if not bool(torch.isfinite(images).all()):
-        raise ValueError("images contain NaN or inf values")
-    if in_unit_range:
-        lo, hi = float(images.min()), float(images.max())
-        if lo < -_RANGE_TOL or hi > 1 + _RANGE_TOL:
-            raise ValueError(f"images must lie in [0, 1] (pixel units), got range [{lo:.4g}, {hi:.4g}]")
-    return images
-
-
-def _check_labels(labels, n: int) -> Tensor:
-    t = torch.as_tensor(labels)
-    if t.dim() != 1 or t.shape[0] != n:
-        raise ValueError(f"labels must have shape ({n},) to match the images, got {tuple(t.shape)}")
-    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-        raise ValueError(f"labels must be integer class indices, got dtype {t.dtype}")
-    return t.long()
-
-
-def _logits(model: nn.Module, x: Tensor) -> Tensor:
-    out = model(x)
-    if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != x.shape[0]:
-        raise ValueError(f"model must return logits (B, n_classes) for a batch of {x.shape[0]} images, got "
-                         f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__}")
-    return out
-
-
-class _Eval:
-    """Context: the model on ``device`` in eval mode (a copy if it lives elsewhere); modes restored on exit."""
-
-    def __init__(self, model: nn.Module, device) -> None:
-        if not isinstance(model, nn.Module):
-            raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        self.model = model
-        self.device = model_device(model) if device is None else resolve_device(device)
-
-    def __enter__(self) -> tuple[nn.Module, torch.device]:
-        same = model_device(self.model) == self.device
-        net = self.model if same else copy.deepcopy(self.model).to(self.device)
-        self.modes = {m: m.training for m in self.model.modules()}
-        net.eval()
-        return net, self.device
-
-    def __exit__(self, *exc) -> None:
-        for m, t in self.modes.items():
-            m.training = t
-
-
-def _predict(net: nn.Module, images: Tensor, batch_size: int, device: torch.device) -> Tensor:
-    out = []
-    with torch.no_grad():
-        for s in range(0, images.shape[0], batch_size):
-            out.append(_logits(net, images[s:s + batch_size].to(device, torch.float32)).argmax(1).cpu())
-    return torch.cat(out)
 
 
 # --------------------------------------------------------------------------------------------- basis
@@ -167,7 +72,7 @@ def fourier_basis(h: int, w: int, i: int, j: int, dtype: torch.dtype = torch.flo
     ``U_{i,j} = U_{-i,-j}``. For a self-conjugate frequency (DC, or Nyquist along both axes) the single entry
     is used and the image has values ``±1/sqrt(h w)``. ``i``, ``j`` may be negative (taken modulo h, w).
     """
-    h, w = _check_int("h", h), _check_int("w", w)
+    h, w = check_int("h", h), check_int("w", w)
     for name, v in (("i", i), ("j", j)):
         if isinstance(v, bool) or not isinstance(v, int):
             raise ValueError(f"{name} must be an int frequency index, got {v!r}")
@@ -198,13 +103,13 @@ def heatmap_frequencies(h: int, w: int, frequencies: str | int | Sequence[Sequen
     Of every conjugate pair {k, -k} only the lexicographically smaller fft2 index is returned (the heat map
     value of -k equals that of k because ``U_k = U_{-k}``); duplicates are removed; the result is sorted.
     """
-    h, w = _check_int("h", h), _check_int("w", w)
+    h, w = check_int("h", h), check_int("w", w)
     if isinstance(frequencies, str):
         if frequencies != "all":
             raise ValueError(f"frequencies must be 'all', an int stride or a list of (i, j); got {frequencies!r}")
         cand = [(i, j) for i in range(h) for j in range(w)]
     elif isinstance(frequencies, int) and not isinstance(frequencies, bool):
-        k = _check_int("frequencies (stride)", frequencies)
+        k = check_int("frequencies (stride)", frequencies)
         cand = [(i, j) for i in range(h) for j in range(w) if _signed(i, h) % k == 0 and _signed(j, w) % k == 0]
     else:
         try:
@@ -220,7 +125,7 @@ def heatmap_frequencies(h: int, w: int, frequencies: str | int | Sequence[Sequen
                 raise ValueError(f"each frequency must be a pair of ints (i, j), got {p!r}")
             cand.append((p[0] % h, p[1] % w))
     if window is not None:
-        window = _check_int("window", window, lo=0)
+        window = check_int("window", window, lo=0)
         cand = [(i, j) for i, j in cand if max(abs(_signed(i, h)), abs(_signed(j, w))) <= window]
     reps = sorted({min((i, j), _mirror(i, j, h, w)) for i, j in cand})
     if not reps:
@@ -230,6 +135,8 @@ def heatmap_frequencies(h: int, w: int, frequencies: str | int | Sequence[Sequen
 
 # --------------------------------------------------------------------------------------------- heat map
 _CHANNEL_MODES = ("all", "each")
+
+
 _SIGN_MODES = ("per_channel", "per_image")
 
 
@@ -295,7 +202,7 @@ def fourier_heat_map(
         rate in [0, 1] at every evaluated frequency and its conjugate, NaN elsewhere; with ``per_image`` an
         (N, H, W) or (N, C, H, W) tensor of 0/1 errors (NaN where not evaluated).
     """
-    images = _check_images(images, in_unit_range=clamp)
+    images = check_images(images, in_unit_range=clamp)
     n, c, h, w = images.shape
     if channels not in _CHANNEL_MODES:
         raise ValueError(f"channels must be one of {_CHANNEL_MODES}, got {channels!r}")
@@ -304,7 +211,7 @@ def fourier_heat_map(
     eps = float(eps)
     if not math.isfinite(eps) or eps < 0:
         raise ValueError(f"eps must be a finite number >= 0, got {eps}")
-    batch_size = _check_int("batch_size", batch_size)
+    batch_size = check_int("batch_size", batch_size)
     freqs = heatmap_frequencies(h, w, frequencies, window)
     n_units = 1 if channels == "all" else c  # channel modes
     n_freq = freqs.shape[0]
@@ -323,11 +230,11 @@ def fourier_heat_map(
 
     wrong_all = torch.zeros(n_work, n, dtype=torch.bool)
     total = n_work * n
-    with _Eval(model, device) as (net, dev):
+    with EvalMode(model, device) as (net, dev):
         if labels is None:
-            labels_t = _predict(net, images, batch_size, dev)
+            labels_t = predict_labels(net, images, batch_size, dev)
         else:
-            labels_t = _check_labels(labels, n)
+            labels_t = check_labels(labels, n)
         x_dev = images.to(dev, torch.float32)
         y_dev = labels_t.to(dev)
         signs_dev = signs.to(dev)
@@ -342,7 +249,7 @@ def fourier_heat_map(
                 xb = x_dev[img].addcmul_(scale, basis[work - w_lo].unsqueeze(1))
                 if clamp:
                     xb = xb.clamp_(0.0, 1.0)
-                wrong = _logits(net, xb).argmax(1) != y_dev[img]
+                wrong = model_logits(net, xb).argmax(1) != y_dev[img]
                 wrong_all[work.cpu(), img.cpu()] = wrong.cpu()
                 bar.update(int(flat.numel()))
         bar.close()
@@ -359,362 +266,3 @@ def fourier_heat_map(
         out[:, :, mi, mj] = rate[:, :, f]
     out = out[:, 0] if channels == "all" else out
     return out if per_image else out[0]
-
-
-# --------------------------------------------------------------------------------------------- pass band
-def _radius_map(h: int, w: int) -> Tensor:
-    """Distance of each entry from the centre (h//2, w//2) of the centred layout, float64 (h, w), centred."""
-    dy = (torch.arange(h, dtype=torch.float64) - h // 2).view(h, 1)
-    dx = (torch.arange(w, dtype=torch.float64) - w // 2).view(1, w)
-    return torch.sqrt(dy * dy + dx * dx)
-
-
-def pass_band_mask(h: int, w: int, radius: float, kind: str = "low") -> Tensor:
-    """Ideal radial pass-band mask, float32 (h, w) in **fft2 layout** (ready for :func:`filter_images`).
-
-    ``kind="low"`` keeps the frequencies with radius ``< radius``; ``"high"`` keeps radius ``>= radius``
-    (complementary: the two masks sum to one). Radius as in :func:`fmask.core.spectral.radial_bands`: distance
-    from (h//2, w//2) in the centred layout, in frequency-index units. DC has radius 0, so a low-pass with
-    ``radius > 0`` keeps DC and a high-pass with ``radius > 0`` removes it.
-    """
-    h, w = _check_int("h", h), _check_int("w", w)
-    if kind not in ("low", "high"):
-        raise ValueError(f"kind must be 'low' or 'high', got {kind!r}")
-    r = float(radius)
-    if not math.isfinite(r) or r < 0:
-        raise ValueError(f"radius must be a finite number >= 0, got {radius!r}")
-    keep = _radius_map(h, w) < r
-    if kind == "high":
-        keep = ~keep
-    return uncentered(keep.to(torch.float32))
-
-
-def pass_band_accuracy(
-    model: nn.Module,
-    images: Tensor,
-    labels: Tensor | None,
-    radii: Sequence[float] | Tensor,
-    kind: str = "low",
-    *,
-    space: str = "auto",
-    batch_size: int = 256,
-    device: str | torch.device | None = None,
-    progress: bool = True,
-) -> Tensor:
-    """Accuracy of ``model`` on images low-pass (``kind="low"``: radius < r kept) or high-pass (``"high"``:
-    radius ≥ r kept) filtered, for every r in ``radii``.
-
-    The filter is :func:`fmask.core.mask.filter_images` with the ideal mask :func:`pass_band_mask` and the offset
-    :func:`fmask.core.mask.pixel_offset(model, space) <fmask.core.mask.pixel_offset>`, so it acts exactly where fmask's
-    learned masks act (``space="auto"``: on the normalised image for a model that declares its ``mean``,
-    e.g. :class:`fmask.models.zoo.Normalized`, as the original code; ``"pixel"``: on x in [0, 1]). In the
-    normalised space a filter that removes DC replaces each channel's mean by the model's ``mean``.
-
-    Args:
-        model: classifier on [0, 1] images → logits (B, K).
-        images: float (N, C, H, W) in [0, 1].
-        labels: int (N,); ``None`` → the model's clean predictions (accuracy = agreement with them).
-        radii: radii r ≥ 0 (frequency-index units, see :func:`fmask.core.spectral.radial_bands`).
-        kind: ``"low"`` or ``"high"``.
-        space: ``"auto"``, ``"normalised"`` or ``"pixel"`` (see :data:`fmask.core.mask.SPACES`).
-        batch_size: images per forward pass.
-        device, progress: as in :func:`fourier_heat_map`.
-
-    Returns:
-        float64 CPU tensor (len(radii),): accuracy in [0, 1] at each radius (same order as ``radii``).
-    """
-    images = _check_images(images, in_unit_range=False)
-    n, c, h, w = images.shape
-    if kind not in ("low", "high"):
-        raise ValueError(f"kind must be 'low' or 'high', got {kind!r}")
-    radii_t = torch.as_tensor(radii, dtype=torch.float64).reshape(-1) if not isinstance(radii, Tensor) \
-        else radii.detach().to(torch.float64).reshape(-1)
-    if radii_t.numel() == 0:
-        raise ValueError("radii is empty")
-    if not bool(torch.isfinite(radii_t).all()) or float(radii_t.min()) < 0:
-        raise ValueError(f"radii must be finite numbers >= 0, got {radii_t.tolist()}")
-    batch_size = _check_int("batch_size", batch_size)
-    offset = pixel_offset(model, space, channels=c)
-    if offset.numel() not in (1, c):
-        raise ValueError(f"the model declares {offset.numel()} channel means but the images have {c} channels")
-    acc = torch.zeros(radii_t.numel(), dtype=torch.float64)
-    with _Eval(model, device) as (net, dev):
-        y = _predict(net, images, batch_size, dev) if labels is None else _check_labels(labels, n)
-        off = offset.to(dev)
-        bar = progress_bar(total=radii_t.numel() * n, progress=progress, desc=f"{kind}-pass accuracy", unit="img")
-        with torch.no_grad():
-            for k, r in enumerate(radii_t.tolist()):
-                m = pass_band_mask(h, w, r, kind).to(dev)
-                correct = 0
-                for s in range(0, n, batch_size):
-                    xb = filter_images(images[s:s + batch_size].to(dev, torch.float32), m, off)
-                    correct += int((_logits(net, xb).argmax(1).cpu() == y[s:s + batch_size]).sum())
-                    bar.update(xb.shape[0])
-                acc[k] = correct / n
-        bar.close()
-    return acc
-
-
-# --------------------------------------------------------------------------------------------- scores
-def band_mean(values: Tensor, bands: str | Tensor = "radial", n_bands: int = 16) -> Tensor:
-    """NaN-ignoring mean of a frequency map over bands: (H, W) → (n_bands,), (C, H, W) → (C, n_bands).
-
-    ``values`` is in **fft2 layout** (e.g. a heat map); ``bands`` is ``"radial"`` (the
-    :func:`fmask.core.spectral.radial_bands` map with ``n_bands`` bands) or a LongTensor (H, W) band map in the
-    **centred** layout (then ``n_bands = bands.max() + 1``). A band with no finite value gets NaN. Use with
-    :func:`fmask.core.spectral.band_energy` of a mask to compare both per band (:func:`rank_agreement`).
-    """
-    if not isinstance(values, Tensor) or values.dim() not in (2, 3) or values.is_complex():
-        raise ValueError("values must be a real tensor (H, W) or (C, H, W) in fft2 layout, got "
-                         f"{type(values).__name__} {tuple(getattr(values, 'shape', ()))}")
-    h, w = values.shape[-2:]
-    if isinstance(bands, str):
-        if bands != "radial":
-            raise ValueError(f"bands must be 'radial' or a LongTensor (H, W), got {bands!r}")
-        bmap = radial_bands(h, w, _check_int("n_bands", n_bands))
-        nb = n_bands
-    elif isinstance(bands, Tensor):
-        if tuple(bands.shape) != (h, w) or bands.is_floating_point() or bands.dtype == torch.bool:
-            raise ValueError(f"band map must be an integer tensor of shape {(h, w)}, got "
-                             f"{bands.dtype} {tuple(bands.shape)}")
-        if int(bands.min()) < 0:
-            raise ValueError("band map values must be >= 0")
-        bmap = bands.long()
-        nb = int(bmap.max()) + 1
-    else:
-        raise ValueError(f"bands must be 'radial' or a LongTensor (H, W), got {type(bands).__name__}")
-    v = centered(values.to(torch.float64)).reshape(-1, h * w)
-    ok = torch.isfinite(v)
-    idx = bmap.reshape(1, -1).expand_as(v)
-    s = torch.zeros(v.shape[0], nb, dtype=torch.float64).scatter_add_(1, idx, torch.where(ok, v, 0.0))
-    cnt = torch.zeros(v.shape[0], nb, dtype=torch.float64).scatter_add_(1, idx, ok.double())
-    out = torch.where(cnt > 0, s / cnt.clamp_min(1), torch.full_like(s, float("nan")))
-    return out[0] if values.dim() == 2 else out
-
-
-def _average_ranks(v: Tensor) -> Tensor:
-    """Ranks 1..n with ties given their average rank (float64)."""
-    order = torch.argsort(v, stable=True)
-    sv = v[order]
-    ranks = torch.empty_like(v)
-    n = v.numel()
-    i = 0
-    while i < n:
-        j = i
-        while j + 1 < n and sv[j + 1] == sv[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return ranks
-
-
-def _spearman_own(a: Tensor, b: Tensor) -> float:
-    ra, rb = _average_ranks(a), _average_ranks(b)
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    den = float(ra.norm() * rb.norm())
-    return float((ra * rb).sum()) / den if den > 0 else float("nan")
-
-
-def rank_agreement(mask_energy_by_band, heatmap_by_band, *, method: str = "auto") -> float:
-    """Spearman rank correlation between two per-band profiles (e.g. a mask's band energy and a heat map's
-    band mean), in [-1, 1].
-
-    Both inputs are 1-D of equal length (tensors, arrays or sequences). Pairs where either value is NaN are
-    dropped (bands a heat map did not evaluate). Tied values get average ranks. Returns NaN when fewer than two
-    pairs remain or one side is constant (the correlation is undefined). ``method``: ``"auto"`` (scipy's
-    ``spearmanr`` when scipy is importable, else fmask's own implementation), ``"scipy"`` or ``"own"``.
-    """
-    if method not in ("auto", "scipy", "own"):
-        raise ValueError(f"method must be 'auto', 'scipy' or 'own', got {method!r}")
-    a = torch.as_tensor(mask_energy_by_band, dtype=torch.float64).detach().cpu()
-    b = torch.as_tensor(heatmap_by_band, dtype=torch.float64).detach().cpu()
-    if a.dim() != 1 or b.dim() != 1 or a.shape != b.shape:
-        raise ValueError(f"rank_agreement expects two 1-D profiles of equal length, got shapes "
-                         f"{tuple(a.shape)} and {tuple(b.shape)}")
-    keep = ~(torch.isnan(a) | torch.isnan(b))
-    a, b = a[keep], b[keep]
-    if not (bool(torch.isfinite(a).all()) and bool(torch.isfinite(b).all())):
-        raise ValueError("profiles must not contain inf")
-    if a.numel() < 2 or bool((a == a[0]).all()) or bool((b == b[0]).all()):
-        return float("nan")
-    if method in ("auto", "scipy"):
-        try:
-            from scipy.stats import spearmanr
-        except ImportError:
-            if method == "scipy":
-                raise
-        else:
-            return float(spearmanr(a.numpy(), b.numpy()).statistic)
-    return _spearman_own(a, b)
-
-
-def recall_at_k(score_map: Tensor, support: Tensor, k: int, *, exclude: Tensor | None = None) -> float:
-    """Fraction of the ``support`` entries found among the ``k`` highest entries of ``score_map``.
-
-    ``score_map`` (e.g. a mask or a heat map) and ``support`` (bool, e.g. planted frequencies) have the same
-    shape — (H, W) or (C, H, W), fft2 layout; ``exclude`` (bool, same shape, optional) removes entries from the
-    ranking and from the support (e.g. DC). NaN scores (frequencies a heat map did not evaluate) are never
-    selected, so a support entry with a NaN score counts as missed. Ties at the k-th value are resolved by
-    their expected value under uniform random tie-breaking (a mask of all ones scores ``k / #entries`` rather
-    than whatever order a sort happens to give), so the result is deterministic and unbiased. Returns
-    ``E|top-k ∩ support| / |support ∖ exclude|`` in [0, 1]; with ``k = |support|`` this is also the precision.
-    """
-    if not isinstance(score_map, Tensor) or not isinstance(support, Tensor):
-        raise ValueError("score_map and support must be tensors")
-    if score_map.is_complex() or score_map.dim() not in (2, 3):
-        raise ValueError(f"score_map must be real (H, W) or (C, H, W), got shape {tuple(score_map.shape)}")
-    if support.dtype != torch.bool or support.shape != score_map.shape:
-        raise ValueError(f"support must be a bool tensor shaped like score_map {tuple(score_map.shape)}, got "
-                         f"{support.dtype} {tuple(support.shape)}")
-    k = _check_int("k", k)
-    keep = torch.ones(score_map.shape, dtype=torch.bool)
-    if exclude is not None:
-        if not isinstance(exclude, Tensor) or exclude.dtype != torch.bool or exclude.shape != score_map.shape:
-            raise ValueError("exclude must be a bool tensor shaped like score_map")
-        keep = ~exclude.cpu()
-    n_sup = int((support.cpu() & keep).sum())
-    if n_sup == 0:
-        raise ValueError("support has no (non-excluded) entries")
-    valid = keep & ~torch.isnan(score_map.detach().cpu().double())
-    s = score_map.detach().cpu().double()[valid]
-    t = support.cpu()[valid]
-    if k >= s.numel():
-        return float(t.sum()) / n_sup
-    kth = torch.topk(s, k).values[-1]
-    above = s > kth
-    tied = s == kth
-    need = k - int(above.sum())
-    hits = float(t[above].sum()) + need * float(t[tied].sum()) / float(tied.sum())
-    return hits / n_sup
-
-
-def band_rank_agreement(
-    mask: Tensor,
-    per_image_errors: Tensor,
-    n_bands: int = 16,
-    *,
-    n_resamples: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> dict:
-    """Spearman ρ between a mask's and a heat map's radial-band profiles, with a bootstrap interval over images.
-
-    Both profiles are **band means** (:func:`band_mean`): the mean mask value of a band (the fraction of the
-    band the mask keeps) and the mean error rate of the band's evaluated frequencies. Means, not
-    :func:`fmask.core.spectral.band_energy` norms, so neither profile grows with the band's area.
-
-    Args:
-        mask: real (H, W) or (C, H, W) / (1, C, H, W) mask in fft2 layout (channels are averaged).
-        per_image_errors: (N, H, W) 0/1 errors from :func:`fourier_heat_map` with ``per_image=True``
-            (NaN at frequencies not evaluated); their mean over images is the heat map.
-        n_bands: radial bands (:func:`fmask.core.spectral.radial_bands`).
-        n_resamples: bootstrap resamples of the N images (0: no interval); the mask is fixed.
-        confidence: of the percentile interval.
-        seed: of ``numpy.random.default_rng`` (same inputs and seed → same interval).
-
-    Returns:
-        dict with ``rho`` (Spearman ρ of the two profiles, NaN if undefined), ``lo``/``hi`` (the percentile
-        interval of ρ over resamples whose ρ is defined; NaN without resamples), ``n_undefined`` (resamples
-        whose heat-map profile was constant), ``mask_profile`` and ``heat_profile`` (lists, NaN for a band
-        without evaluated frequency) and ``n_bands``.
-    """
-    import numpy as np
-
-    if not isinstance(per_image_errors, Tensor) or per_image_errors.dim() != 3:
-        raise ValueError("per_image_errors must be an (N, H, W) tensor (fourier_heat_map(..., per_image=True)), "
-                         f"got {tuple(getattr(per_image_errors, 'shape', ()))}")
-    m = torch.as_tensor(mask).detach().cpu().to(torch.float64)
-    while m.dim() > 3 and m.shape[0] == 1:
-        m = m[0]
-    if m.dim() == 3:
-        m = m.mean(0)
-    if m.dim() != 2 or tuple(m.shape) != tuple(per_image_errors.shape[-2:]):
-        raise ValueError(f"mask must be (H, W) or (C, H, W) with (H, W) = {tuple(per_image_errors.shape[-2:])}, "
-                         f"got {tuple(torch.as_tensor(mask).shape)}")
-    n_bands = _check_int("n_bands", n_bands, lo=2)
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 0:
-        raise ValueError(f"n_resamples must be an int >= 0, got {n_resamples!r}")
-    if not 0 < float(confidence) < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    mask_prof = band_mean(m, "radial", n_bands)
-    per_img = band_mean(per_image_errors.to(torch.float64), "radial", n_bands)  # (N, n_bands)
-    heat_prof = per_img.mean(0)
-    rho = rank_agreement(mask_prof, heat_prof)
-    lo = hi = float("nan")
-    n_undef = 0
-    if n_resamples > 0:
-        rng = np.random.default_rng(int(seed))
-        arr = per_img.numpy()
-        n = arr.shape[0]
-        stats = []
-        for _ in range(n_resamples):
-            r = rank_agreement(mask_prof, torch.from_numpy(arr[rng.integers(0, n, size=n)].mean(0)), method="own")
-            if r == r:
-                stats.append(r)
-            else:
-                n_undef += 1
-        if stats:
-            lo, hi = (float(v) for v in np.quantile(np.asarray(stats), [(1 - confidence) / 2, (1 + confidence) / 2]))
-    return {"rho": rho, "lo": lo, "hi": hi, "n_undefined": n_undef, "n_resamples": int(n_resamples),
-            "mask_profile": mask_prof.tolist(), "heat_profile": heat_prof.tolist(), "n_bands": n_bands}
-
-
-def agreement_verdict(lo: float, hi: float, rho: float) -> str:
-    """The rule chapter 9 states before its numbers: ``"agree"`` when the whole interval of ρ lies above 0
-    (the mask keeps most where the heat map shows most sensitivity), ``"disagree"`` when it lies below 0,
-    ``"undecided"`` when it contains 0. Without an interval (NaN bounds) the point estimate decides with the
-    bar |ρ| >= 0.5; an undefined ρ is ``"undecided"``."""
-    if rho != rho:
-        return "undecided"
-    if lo == lo and hi == hi:
-        return "agree" if lo > 0 else "disagree" if hi < 0 else "undecided"
-    return "agree" if rho >= 0.5 else "disagree" if rho <= -0.5 else "undecided"
-
-
-# --------------------------------------------------------------------------------------------- planted
-class PlantedNet(nn.Module):
-    """A few-thousand-parameter CNN for (N, 1, S, S) images in [0, 1] (the test suite's ``TinyCNN``).
-
-    It subtracts each image's mean first (ignores DC), then conv 5×5 → ReLU → max-pool → conv 3×3 → ReLU →
-    global average pool → linear. It takes [0, 1] images directly, declares no ``mean``, so masks act on
-    pixels (:func:`fmask.core.mask.pixel_offset`).
-    """
-
-    def __init__(self, in_ch: int = 1, n_classes: int = 4, width: int = 8) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(in_ch, width, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-            nn.Linear(2 * width, n_classes),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.body((x - x.mean(dim=(-2, -1), keepdim=True)) / 0.2)
-
-
-def planted_benchmark(n_train: int = 640, n_test: int = 256, *, size: int = 32, n_classes: int = 4,
-                      epochs: int = 6, seed: int = 0) -> dict:
-    """Train a :class:`PlantedNet` on :func:`fmask.data.synthetic.planted_frequency_dataset` (seconds on a CPU).
-
-    Train images use ``seed``, test images ``seed + 1`` (same planted frequencies, ``freq_seed=0``); Adam,
-    lr 1e-2, batches of 64, ``epochs`` epochs, all seeded (same arguments → same network). As
-    ``tests/conftest.py``'s ``planted`` fixture, which reaches ≥ 95 % test accuracy.
-
-    Returns:
-        dict with ``model`` (eval mode), ``train`` and ``test`` (images (n, 1, size, size), labels (n,)),
-        ``support`` (bool (size, size), fft2 layout: the planted frequencies and their mirrors) and
-        ``test_accuracy``.
-    """
-    from fmask.data.synthetic import fit_in_memory, planted_frequency_dataset
-
-    n_train, n_test, epochs = _check_int("n_train", n_train, 2), _check_int("n_test", n_test), \
-        _check_int("epochs", epochs)
-    x, y, support = planted_frequency_dataset(n_train, size=size, n_classes=n_classes, seed=seed)
-    xt, yt, _ = planted_frequency_dataset(n_test, size=size, n_classes=n_classes, seed=seed + 1)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = PlantedNet(1, n_classes)
-    fit_in_memory(model, x, y, epochs=epochs, seed=seed)
-    with torch.no_grad():
-        acc = float((model(xt).argmax(1) == yt).float().mean())
-    return {"model": model, "train": (x, y), "test": (xt, yt), "support": support, "test_accuracy": acc}

@@ -21,6 +21,8 @@ Methods (standard references):
   2x2 table of joint outcomes; the two Wilson intervals combined with the observed correlation.
 * :func:`bootstrap_interval` -- percentile bootstrap of any statistic of a sample (seeded).
 * :func:`replicate_summary` -- mean, sd and Student-t interval of replicates (e.g. one value per seed).
+* :func:`replicate_spread` -- the same as a JSON-ready record with the seeds' range and values;
+  :func:`spread_text` prints it as ``"mean ± h (min–max)"``.
 * :func:`permutation_null_summary` -- p-value of an observed statistic against null samples (e.g. label
   permutations), with the +1 correction of Phipson & Smyth (2010), and the null's central range.
 """
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -39,6 +41,8 @@ __all__ = [
     "paired_difference_interval",
     "bootstrap_interval",
     "replicate_summary",
+    "replicate_spread",
+    "spread_text",
     "permutation_null_summary",
 ]
 
@@ -204,6 +208,31 @@ def replicate_summary(values: Sequence[float] | np.ndarray, confidence: float = 
     sem = sd / math.sqrt(n)
     q = float(student_t.ppf(0.5 + c / 2.0, df=n - 1))
     return {"n": n, "mean": mean, "sd": sd, "sem": sem, "interval": (mean - q * sem, mean + q * sem)}
+
+
+def replicate_spread(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> dict:
+    """Mean ± spread over training-seed replicates of one quantity (e.g. a network's accuracy per seed).
+
+    Returns ``{"n", "mean", "sd", "interval", "min", "max", "values"}``: ``interval`` is the Student-t
+    interval of the mean over seeds (:func:`replicate_summary`; ``None`` with one seed), ``min``
+    / ``max`` the range of the seeds, ``values`` the per-seed values as floats.
+    """
+    x = np.asarray(values, dtype=float).reshape(-1)
+    s = replicate_summary(x, confidence)
+    iv = None if s["interval"] is None else [float(s["interval"][0]), float(s["interval"][1])]
+    return {"n": s["n"], "mean": s["mean"], "sd": s["sd"], "interval": iv, "min": float(x.min()),
+            "max": float(x.max()), "values": [float(v) for v in x]}
+
+
+def spread_text(spread: Mapping, scale: float = 100.0, digits: int = 1) -> str:
+    """A :func:`replicate_spread` as table text: ``"mean ± h (min–max)"`` with ``h`` the half-width of the
+    95% t interval over seeds, values times ``scale`` (100: percent); one seed: just the value."""
+    f = f"{{:.{int(digits)}f}}"
+    mean = f.format(scale * spread["mean"])
+    if spread.get("interval") is None:
+        return mean
+    half = scale * (spread["interval"][1] - spread["interval"][0]) / 2
+    return f"{mean} ± {f.format(half)} ({f.format(scale * spread['min'])}–{f.format(scale * spread['max'])})"
 
 
 def permutation_null_summary(

@@ -14,7 +14,7 @@ __all__ = ["specs"]
 
 
 def _table1_reps(R: Results, regime: str) -> dict[str, Any] | None:
-    """The per-seed arrays ``table1.<regime>.replicates`` (chapter 4; :func:`fmask.analysis.masks.table1_replicates`)
+    """The per-seed arrays ``table1.<regime>.replicates`` (chapter 4; :func:`fmask.analysis.accuracy.table1_replicates`)
     as ``{"standard", "masked"}`` float arrays (k,), ``"n"`` / ``"correct"`` / ``"discordant"`` int lists or
     None, ``"k"``; None when absent or malformed (unequal lengths, non-finite values)."""
     rep = R.get("table1", regime, "replicates")

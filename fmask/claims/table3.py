@@ -17,7 +17,7 @@ def _n_classes(R: Results) -> int:
 
 
 def _probe_split(R: Results, part: str) -> int | None:
-    """Probe train/test sizes: recorded, else from table3's metadata as fmask.analysis.masks.linear_probe splits
+    """Probe train/test sizes: recorded, else from table3's metadata as fmask.analysis.probe.linear_probe splits
     (n_train = int(n_masks * train_fraction), n_test = n_masks - n_train)."""
     for labels in ("true_labels", "random_labels"):
         n = R.count("table3", labels, f"n_{part}")

@@ -213,7 +213,7 @@ def fit_in_memory(model: torch.nn.Module, x: Tensor, y: Tensor, *, epochs: int, 
                   batch_size: int = 64) -> torch.nn.Module:
     """Train ``model`` in place on in-memory ``x`` (n, C, H, W) / ``y`` (n,): Adam(``lr``), cross-entropy,
     ``epochs`` passes over a permutation drawn from ``torch.Generator().manual_seed(seed)`` in batches of
-    ``batch_size``. The planted-frequency networks' trainer (:func:`fmask.analysis.heatmap.train_planted`, the tests'
+    ``batch_size``. The planted-frequency networks' trainer (:func:`fmask.analysis.planted.planted_benchmark`, the tests'
     planted fixtures): same arguments and initial weights -> same network. Returns ``model`` in eval mode."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)

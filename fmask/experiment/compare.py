@@ -11,7 +11,7 @@ sections, so the two never collide (``tests/test_compare.py`` checks it).
 For each run :func:`architecture_summary` computes, from cached stages only:
 
 * ``training``: best validation accuracy per regime and the training-time PGD accuracy (vanilla/adversarial);
-* ``table1``: accuracy on X and on M(X) with the network's own dataset mask (:func:`fmask.analysis.masks.table1_counts`);
+* ``table1``: accuracy on X and on M(X) with the network's own dataset mask (:func:`fmask.analysis.accuracy.table1_counts`);
 * ``energies``: radial energy shares of the dataset masks, differences to the vanilla mask (Fig. 4, radial),
   and Δ_low = low-half radial share minus the vanilla mask's (the claims ledger's quantity);
 * ``table2``: the vanilla network's per-image masks on a seeded class-balanced subset
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fmask.analysis import masks as analysis
+from fmask.analysis import accuracy, bands
 
 from fmask.analysis import stats
 from fmask.experiment.profiles import Profile, apply_overrides, profile_from_mapping
@@ -97,7 +97,7 @@ def radial_summary(masks: Mapping[str, Tensor], n_bands: int, reference: str = "
     reference's; low = the ``n_bands // 2`` bands nearest DC), as plain lists / floats."""
     if reference not in masks:
         raise ValueError(f"reference {reference!r} not among the masks {sorted(masks)}")
-    share = {r: analysis.band_energies(m, n_bands, "radial")[0].double().numpy() for r, m in masks.items()}
+    share = {r: bands.band_energies(m, n_bands, "radial")[0].double().numpy() for r, m in masks.items()}
     return {
         "n_bands": int(n_bands),
         "radial_share": {r: v.tolist() for r, v in share.items()},
@@ -116,7 +116,7 @@ def table2_subset(run, n_images: int, *, learn: bool) -> dict[str, Any]:
     ``learn=False``: the masks are the run's cached single-image masks of the whole selection
     (:meth:`fmask.experiment.run.Run.single_image_masks`, chapter 6), indexed; ``learn=True``: per-image masks are
     learned for the subset only (profile's ``single_mask`` section, targets as the pipeline's), cached in the
-    run's store under ``compare_single_image_masks``. Returns the :func:`fmask.analysis.masks.table2_counts`
+    run's store under ``compare_single_image_masks``. Returns the :func:`fmask.analysis.accuracy.table2_counts`
     entries (fractions, ``n``, ``correct``, ``discordant``) plus ``wilson`` intervals, ``idx`` (validation
     indices), ``criterion`` and the subset's class counts.
     """
@@ -141,7 +141,7 @@ def table2_subset(run, n_images: int, *, learn: bool) -> dict[str, Any]:
     else:
         res = run.single_image_masks(("vanilla",))["vanilla"]
         masks, space = res.masks[sub], res.params.get("space", "auto")
-    c = analysis.table2_counts(model.model, sel.images[sub], sel.labels[sub], masks, sel.adv_images[sub],
+    c = accuracy.table2_counts(model.model, sel.images[sub], sel.labels[sub], masks, sel.adv_images[sub],
                                space=space)
     c["wilson"] = {k: _wilson(v, c["n"]) for k, v in c["correct"].items()}
     c["idx"] = sel.idx[sub].tolist()
@@ -189,7 +189,7 @@ def architecture_summary(run, n_images: int, *, learn_single: bool) -> dict[str,
                                pgd_n=int(m["pgd_n"]))
     table1 = {}
     for r, res in masks.items():
-        t = analysis.table1_counts(models[r].model, x, y, res.masks, space=res.params.get("space", "auto"))
+        t = accuracy.table1_counts(models[r].model, x, y, res.masks, space=res.params.get("space", "auto"))
         t["mask_mean"] = float(res.masks.mean())
         t["converged"] = bool(res.converged[0])
         table1[r] = t

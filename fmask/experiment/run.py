@@ -43,7 +43,7 @@ import torch
 from torch import Tensor
 
 from fmask.experiment import results as report
-from fmask.analysis.masks import predict
+from fmask.analysis.accuracy import predict
 from fmask.training.attacks import PGDSettings, pgd_images, pgd_settings, robust_accuracy
 from fmask.learners import DatasetMask, MaskResult, PerImageMasks
 from fmask.experiment.profiles import Profile, load_profile, profile_from_mapping

@@ -25,7 +25,8 @@ import torch
 from torch import Tensor, nn
 
 from fmask.analysis import stats
-from fmask.analysis.masks import COMPLEMENT_THRESHOLD, binarize, complement_mask, correct_predictions
+from fmask.analysis.accuracy import correct_predictions
+from fmask.analysis.complements import COMPLEMENT_THRESHOLD, binarize, complement_mask
 from fmask.learners import DatasetMask, MaskResult, PerImageMasks
 from fmask.experiment.stages import MASK_RESULT_IO
 from fmask.experiment.selection import balanced_subset  # noqa: F401 - re-exported: the subset chapter 6 uses

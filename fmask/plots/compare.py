@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from fmask.plots.masks import MASK_CMAP, _to_display_mask
+from fmask.plots.masks import MASK_CMAP, display_mask
 from fmask.plots.style import BookFigure, styled
 
 __all__ = ["architecture_masks_grid", "architecture_band_curves", "architecture_accuracy_bars"]
@@ -35,7 +35,7 @@ def architecture_masks_grid(rows: Mapping[str, Mapping[str, Tensor]], *, panel_s
             raise ValueError(f"row {label!r} lacks the masks {missing}")
         for j, c in enumerate(cols):
             ax = axes[i, j]
-            im = ax.imshow(_to_display_mask(masks[c]), cmap=cmap, vmin=0.0, vmax=1.0)
+            im = ax.imshow(display_mask(masks[c]), cmap=cmap, vmin=0.0, vmax=1.0)
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fmask.plots.masks import MASK_CMAP, _to_display_mask
+from fmask.plots.masks import MASK_CMAP, display_mask
 from fmask.plots.style import BookFigure, styled
 from fmask.core.spectral import centered
 
@@ -78,7 +78,7 @@ def masks_heatmaps_passbands(
     im_m = im_h = None
     for j, k in enumerate(names):
         ax = axes[0, j]
-        im_m = ax.imshow(_to_display_mask(masks[k]), cmap=MASK_CMAP, vmin=0, vmax=1)
+        im_m = ax.imshow(display_mask(masks[k]), cmap=MASK_CMAP, vmin=0, vmax=1)
         ax.set_title(k)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -111,7 +111,7 @@ def band_profiles(profiles: Mapping[str, Mapping[str, object]]) -> BookFigure:
     """Per network, the radial-band profiles of the mask (mean M per band) and of the heat map (mean error
     per band), each scaled to [0, 1] by its own min and max so their *ranks* can be compared; the title gives
     Spearman ρ. ``profiles[k]`` holds ``mask_profile``, ``heat_profile`` (sequences, NaN allowed) and ``rho``
-    (as returned by :func:`fmask.analysis.heatmap.band_rank_agreement`)."""
+    (as returned by :func:`fmask.analysis.agreement.band_rank_agreement`)."""
     names = list(profiles)
     if not names:
         raise ValueError("nothing to draw (no networks)")
@@ -158,7 +158,7 @@ def planted_comparison(
     if sup.dtype != torch.bool or sup.dim() != 2:
         raise ValueError(f"support must be a bool (H, W) map, got {sup.dtype} {tuple(sup.shape)}")
     panels = [("planted", centered(sup.float()).numpy(), "Greys", None),
-              ("mask", _to_display_mask(mask), MASK_CMAP, None)]
+              ("mask", display_mask(mask), MASK_CMAP, None)]
     sub, extent = compact_heat_map(heatmap)
     panels.append(("heat map", sub, HEAT_CMAP, extent))
     for ax, (title, img, cmap, ext) in zip(axes[:3], panels):

@@ -24,6 +24,7 @@ __all__ = [
     "BookFigure",
     "MASK_CMAP",
     "DIFF_CMAP",
+    "display_mask",
     "mask_grid",
     "difference_grid",
     "dataset_masks_figure",
@@ -39,8 +40,10 @@ MASK_CMAP = "turbo"  # the original's colormap for masks
 DIFF_CMAP = "coolwarm"  # diverging; with a TwoSlopeNorm centred at 0, "no difference" is the middle colour
 
 
-def _to_display_mask(m: Tensor | np.ndarray, already_centered: bool = False) -> np.ndarray:
-    """(C, H, W) / (1, C, H, W) / (H, W) mask in fft2 layout -> (H, W) centred channel mean."""
+def display_mask(m: Tensor | np.ndarray, already_centered: bool = False) -> np.ndarray:
+    """What a mask figure draws: a (C, H, W) / (1, C, H, W) / (H, W) mask in fft2 layout -> the (H, W) float32
+    array of its channel mean with DC moved to the centre (:func:`fmask.core.spectral.centered`; skipped when
+    ``already_centered``). ``ValueError`` for a batch of several masks or another shape."""
     t = torch.as_tensor(m).detach().float().cpu()
     while t.dim() > 3:
         if t.shape[0] != 1:
@@ -95,7 +98,7 @@ def mask_grid(
 
     All panels share the colour range [0, 1]. One image per panel plus one shared colourbar.
     """
-    arrays = {title: _to_display_mask(m) for title, m in masks.items()}
+    arrays = {title: display_mask(m) for title, m in masks.items()}
     return _image_grid(arrays, ncols=ncols, panel_size=panel_size, colorbar=colorbar, label="mask value",
                        cmap=cmap, vmin=0.0, vmax=1.0)
 
@@ -151,7 +154,7 @@ def dataset_masks_figure(
     axes = fig.subplots(2, ncols, squeeze=False)
     im = None
     for j, (title, m) in enumerate(masks.items()):
-        im = axes[0, j].imshow(_to_display_mask(m), cmap=mask_cmap, vmin=0.0, vmax=1.0)
+        im = axes[0, j].imshow(display_mask(m), cmap=mask_cmap, vmin=0.0, vmax=1.0)
         axes[0, j].set_title(title)
     fig.colorbar(im, ax=list(axes[0, : len(masks)]), shrink=0.8, label="mask")
     arrays = {k: np.asarray(torch.as_tensor(v).detach().float().cpu()) for k, v in diffs.items()}
@@ -274,7 +277,7 @@ def image_grid(
         for j in range(ncols):
             ax = axes[i, j]
             if label in mask_rows:
-                mask_im = ax.imshow(_to_display_mask(imgs[j]), cmap=cmap_masks, vmin=0.0, vmax=1.0)
+                mask_im = ax.imshow(display_mask(imgs[j]), cmap=cmap_masks, vmin=0.0, vmax=1.0)
             else:
                 img = torch.as_tensor(imgs[j]).detach().float().cpu()
                 if label in rescale_rows:

@@ -4,7 +4,7 @@ the dataset masks' training traces.
 
 Inputs are the results of :func:`fmask.analysis.blueshift.activation_spectra` and :func:`fmask.analysis.blueshift.intermodulation`
 (one-sided magnitude spectra indexed by integer frequency, cycles per window), and of
-:func:`fmask.analysis.masks.band_difference_spread` (per band: mean and interval over seeds).
+:func:`fmask.analysis.bands.band_difference_spread` (per band: mean and interval over seeds).
 """
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def band_energy_spread(
     """Fig. 4 with spread: per band, the mean difference over seeds (line) and its interval (shaded band).
 
     ``radial`` / ``angular``: comparison name (e.g. ``"B−A (adversarial)"``) -> ``{"mean", "lo", "hi"}``,
-    each (n_bands,) (:func:`fmask.analysis.masks.band_difference_spread`; with one seed ``lo == hi == mean`` and
+    each (n_bands,) (:func:`fmask.analysis.bands.band_difference_spread`; with one seed ``lo == hi == mean`` and
     no band is drawn), optionally ``"per_seed"`` (k, n_bands), drawn as thin lines. One axis per
     partition with a zero line; ``band_label`` names the shaded band in the legend.
     """
