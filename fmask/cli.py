@@ -76,7 +76,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 @command("train")
 def _train_parser(sub) -> argparse.ArgumentParser:
-    from fmask.experiment.profiles import REGIMES
+    from fmask.data.regimes import REGIMES
 
     p = sub.add_parser(
         "train", formatter_class=argparse.RawDescriptionHelpFormatter,

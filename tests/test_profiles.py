@@ -12,8 +12,8 @@ import yaml
 
 from fmask import cli
 from fmask.learners import DatasetMask, PerImageMasks
-from fmask.experiment.profiles import (SECTIONS, TOP_LEVEL_KEYS, DatasetMaskSection, Profile, SingleMaskSection,
-                            list_profiles, load_profile, parse_override, profile_from_mapping)
+from fmask.experiment.profile_schema import SECTIONS, TOP_LEVEL_KEYS, DatasetMaskSection, Profile, SingleMaskSection
+from fmask.experiment.profiles import list_profiles, load_profile, parse_override, profile_from_mapping
 from fmask.data.regimes import REGIMES
 from fmask.experiment.selection import CRITERIA, select_images
 from fmask.experiment.stages import cached_stage
