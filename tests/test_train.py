@@ -101,6 +101,31 @@ def test_resume_equals_uninterrupted(setup, tmp_path):
         assert torch.equal(a, b), k
 
 
+def test_resumed_training_says_from_which_epoch(setup, tmp_path, capsys, monkeypatch):
+    """A training that picks up a stored train-state prints one line naming the epoch it resumes from, on the
+    progress bar's stream; a fresh training prints none."""
+    from fmask.infra.runtime import PROGRESS_FILE_ENV
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    monkeypatch.delenv(PROGRESS_FILE_ENV, raising=False)
+    prof, ds = setup
+    p = _with(prof, **{"train.epochs": 2, "train.robust_eval_regimes": []})
+    st = ArtifactStore(tmp_path)
+
+    class Stop(Exception):
+        pass
+
+    def stop(epoch, history):
+        raise Stop
+
+    with pytest.raises(Stop):
+        T.train_model("vanilla", p, store=st, datasets=ds, progress=True, callback=stop)
+    assert "resuming" not in capsys.readouterr().err
+    T.train_model("vanilla", p, store=st, datasets=ds, progress=True)
+    err = capsys.readouterr().err
+    assert err.count("resuming") == 1 and "train vanilla: resuming from epoch 1 of 2" in err
+
+
 def test_store_reuses_same_params_only(setup, tmp_path):
     prof, ds = setup
     st = ArtifactStore(tmp_path)
@@ -140,6 +165,12 @@ def test_precision_key_default_left_out_of_artifact_key(setup):
     dh = T.data_id(*ds)
     assert "precision" not in T.training_params("vanilla", prof, dh)["train"]  # the default stays out of the key
     assert T.training_params("vanilla", _with(prof, **{"train.precision": "bf16"}), dh)["train"]["precision"] == "bf16"
+    # one vocabulary (the learners' exact / fast); the key keeps its dtype spelling, so the same arithmetic
+    # written either way names the same model
+    for word, dtype in (("fast", "bf16"), ("exact", "fp32")):
+        same = [T.training_params("vanilla", _with(prof, **{"train.precision": w}), dh) for w in (word, dtype)]
+        assert same[0] == same[1] and same[0]["train"]["precision"] == dtype
+    assert _with(prof, **{"train.precision": "bf16"}).train.precision == "fast"
     with pytest.raises(ValueError, match="precision"):
         _with(prof, **{"train.precision": "fp16"})
     with pytest.raises(ValueError, match="precision"):
