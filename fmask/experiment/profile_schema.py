@@ -34,7 +34,7 @@ from fmask.core.objective import (DATASET_DEFAULTS, PER_IMAGE_DEFAULTS, check_co
                                   check_precision)
 from fmask.data.regimes import REGIMES
 from fmask.experiment.profile_fields import Section, setting
-from fmask.training.config import DataConfig, FitConfig, ModelConfig, TrainingConfig
+from fmask.training.config import KEY_PRECISION, DataConfig, FitConfig, ModelConfig, TrainingConfig
 
 __all__ = ["TOP_LEVEL_KEYS", "SECTIONS", "REQUIRED", "Profile", "DataSection", "ModelSection", "TrainSection",
            "DatasetMaskSection", "SingleMaskSection", "SelectionSection", "AnalysisSection", "HeatmapSection",
@@ -83,8 +83,8 @@ class ModelSection(Section):
         return {k: v for k, v in self.to_dict().items() if v is not None}
 
 
-#: the dtype names a train section may give its precision, read as the learners' words
-_DTYPE_NAMES = {"fp32": "exact", "bf16": "fast"}
+#: the dtype names a train section may give its precision (the artifact key's spelling), read as the learners' words
+_DTYPE_NAMES = {dtype: word for word, dtype in KEY_PRECISION.items()}
 
 
 @dataclass(frozen=True)

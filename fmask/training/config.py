@@ -8,7 +8,7 @@ choose which models to make, not how one is made), so the artifact key
 (:func:`fmask.training.fit.training_params`) is read off it.
 
 Precision (:data:`fmask.core.objective.PRECISIONS`, plus ``"auto"``: fp32 on CPU, bf16 autocast on CUDA):
-the key spells it as it always has, ``"exact"`` as ``"fp32"`` and ``"fast"`` as ``"bf16"``
+the artifact key spells it by its dtype, ``"exact"`` as ``"fp32"`` and ``"fast"`` as ``"bf16"``
 (:data:`KEY_PRECISION`), and leaves the default ``"auto"`` out.
 """
 from __future__ import annotations
