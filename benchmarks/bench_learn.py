@@ -272,6 +272,9 @@ def decide(model: nn.Module, images: torch.Tensor, exact, fast, exact_rate: floa
 
 
 def main(argv: list[str] | None = None) -> int:
+    from fmask.core.objective import PER_IMAGE_DEFAULTS
+    from fmask.core.schedule import ORIGINAL_SINGLE_IMAGE
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true",
                    help="vgg_small, 64x64, 64 images, cap 200, patience 20, batch 64 = the book's single-mask batch (~2 min on 2 cores)")
@@ -280,10 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=16, help="images (default 16)")
     p.add_argument("--steps", type=int, default=100, help="step cap per mask, the same for all (default 100)")
     p.add_argument("--patience", type=int, default=10,
-                   help="the stopping counter's patience (original 300; smaller so masks stop within the cap)")
+                   help="the stopping counter's patience (smaller than the original's so masks stop within the cap)")
     p.add_argument("--batch-size", type=int, default=16, help="fmask batch (masks learned at once)")
-    p.add_argument("--lam", type=float, default=0.07)
-    p.add_argument("--lr", type=float, default=0.2, help="max lr of the original schedule (default 0.2)")
+    p.add_argument("--lam", type=float, default=PER_IMAGE_DEFAULTS["lam"])
+    p.add_argument("--lr", type=float, default=ORIGINAL_SINGLE_IMAGE["lr"],
+                   help="max lr of the original schedule (default: the original's)")
     p.add_argument("--schedule", default="original", choices=["original", "constant"])
     p.add_argument("--seed", type=int, default=31)
     p.add_argument("--fit-steps", type=int, default=30,

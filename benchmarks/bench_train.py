@@ -5,7 +5,7 @@ In one process, on the same data, profile, seed and initial weights:
 * ``before`` -- :func:`legacy_epoch` / :func:`legacy_eval`: the loop of ``fmask/training/fit.py`` before issue #10,
   kept here as the reference (channels_last network, contiguous batches handed to PGD, a host sync per batch
   for the loss and accuracy sums, the validation images decoded and centre-cropped again every epoch);
-* ``now`` -- :func:`fmask.training.fit._train_epoch` + :func:`fmask.training.fit._eval_tensors` with ``precision`` fp32 (the
+* ``now`` -- :func:`fmask.training.loop.train_epoch` + :func:`fmask.training.loop.eval_tensors` with ``precision`` fp32 (the
   default on CPU) and, unless ``--no-bf16``, bf16 autocast.
 
 Measured: epoch throughput in training images per second, validation included (what one epoch of
@@ -46,10 +46,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fmask.training import fit as T
+from fmask.training import loop as L  # noqa: E402
 from fmask.training.attacks import PGD  # noqa: E402
 from fmask.experiment.profiles import load_profile  # noqa: E402
 from fmask.infra.atomic import atomic_write_json  # noqa: E402
 from fmask.infra.store import ArtifactStore  # noqa: E402
+
+#: the benchmark's path labels as the trainer's precision words
+_PRECISION = {"fp32": "exact", "bf16": "fast"}
 
 
 # ---------------------------------------------------------------- the loop before issue #10 (reference)
@@ -114,7 +118,7 @@ def run_epochs(path, prof, regime, train_ds, val_ds, device, epochs, max_batches
     if path != "before":
         t0 = time.perf_counter()
         xv, yv = val_ds.with_options(train=False).tensors()  # once per training, as fmask.training.fit._fit
-        xv = T._nhwc(xv)
+        xv = L.nhwc(xv)
         t_val += time.perf_counter() - t0
     for _ in range(epochs):
         t0 = time.perf_counter()
@@ -126,10 +130,10 @@ def run_epochs(path, prof, regime, train_ds, val_ds, device, epochs, max_batches
             t1 = time.perf_counter()
             ev = legacy_eval(model, val_ds, device)
         else:
-            _, _, n_img = T._train_epoch(model, opt, sched, batches, attack, device, path)
+            _, _, n_img = L.train_epoch(model, opt, sched, batches, attack, device, _PRECISION[path])
             t1 = time.perf_counter()
             model.eval()
-            ev = T._eval_tensors(model, xv, yv, device, 256, path)
+            ev = L.eval_tensors(model, xv, yv, device, 256, _PRECISION[path])
         t2 = time.perf_counter()
         t_train, t_val = t_train + t1 - t0, t_val + t2 - t1
         secs.append(t2 - t0)

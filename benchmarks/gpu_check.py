@@ -49,13 +49,15 @@ def rel(a: torch.Tensor, b: torch.Tensor, denom: torch.Tensor) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from fmask.core.objective import PER_IMAGE_DEFAULTS
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--arch", default="vgg_small")
     p.add_argument("--n", type=int, default=16, help="images (default 16)")
     p.add_argument("--size", type=int, default=64, help="image side (default 64)")
     p.add_argument("--steps", type=int, default=30, help="mask steps (default 30)")
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--lam", type=float, default=0.07)
+    p.add_argument("--lr", type=float, default=PER_IMAGE_DEFAULTS["lr"])
+    p.add_argument("--lam", type=float, default=PER_IMAGE_DEFAULTS["lam"])
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=31)
     p.add_argument("--compile", action="store_true", help="also check compile=True on CUDA")

@@ -76,7 +76,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 @command("train")
 def _train_parser(sub) -> argparse.ArgumentParser:
-    from fmask.experiment.profiles import REGIMES
+    from fmask.data.regimes import REGIMES
 
     p = sub.add_parser(
         "train", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -219,11 +219,11 @@ _DIST_OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
     ("--arch", str, None, "architecture, if the checkpoint does not store it"),
     ("--images", str, None, "torch file {'images': (N,C,H,W) in [0,1], 'targets': (N,)} (targets optional)"),
     ("--out", str, None, "output MaskResult file (written atomically by rank 0)"),
-    ("--lam", float, None, "λ (default: the paper's per-image 0.07)"),
-    ("--steps", int, None, "max steps per mask (default 20000)"),
+    ("--lam", float, None, "λ (default: the paper's per-image λ, fmask.core.objective.PER_IMAGE_DEFAULTS)"),
+    ("--steps", int, None, "max steps per mask (default: the paper's)"),
     ("--lr", float, None, "Adam learning rate (default: the learner's)"),
-    ("--batch-size", int, None, "images per chunk (default 64)"),
-    ("--patience", int, None, "stopping patience (default 300)"),
+    ("--batch-size", int, None, "images per chunk (default: the learner's)"),
+    ("--patience", int, None, "stopping patience (default: the original's)"),
     ("--seed", int, 31, "seed (default 31)"),
     ("--device", str, "cpu", "cpu | cuda | auto (default cpu)"),
     ("--schedule", str, None, "lr schedule: constant (default) or original (the original code's warm-up)"),
@@ -366,7 +366,7 @@ def _masks_parser(sub) -> argparse.ArgumentParser:
                      help="one mask shared by all colour channels (default: one mask channel per image channel)")
     own.add_argument("--no-labels", action="store_true",
                      help="target the model's own predictions even if the images carry labels")
-    own.add_argument("--lam", type=float, default=None, help="λ (default: 0.07 per image, 0.2 dataset, the paper's)")
+    own.add_argument("--lam", type=float, default=None, help="λ (default: the paper's, per image or dataset; fmask.core.objective)")
     own.add_argument("--steps", type=int, default=None, help="max steps per mask (epochs with --dataset)")
     own.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the learner's)")
     own.add_argument("--batch-size", type=int, default=None, help="images per chunk / batch")

@@ -11,7 +11,8 @@ import torch
 
 from fmask import cli
 from fmask.data import write_fake_imagenette
-from fmask.experiment.profiles import REQUIRED, TOP_LEVEL_KEYS, list_profiles, load_profile
+from fmask.experiment.profile_schema import REQUIRED, TOP_LEVEL_KEYS
+from fmask.experiment.profiles import list_profiles, load_profile
 
 
 def test_help_lists_commands_and_options(capsys):

@@ -18,7 +18,8 @@ from fmask.analysis.heatmap import fourier_heat_map
 from fmask.analysis.planted import planted_benchmark
 from fmask.plots import heatmaps as hplots
 from fmask.plots.style import MAX_WIDTH_IN
-from fmask.experiment.profiles import HeatmapSection, load_profile
+from fmask.experiment.profile_schema import HeatmapSection
+from fmask.experiment.profiles import load_profile
 
 from conftest import make_tiny_cnn
 

@@ -30,6 +30,42 @@ def _normalized_tiny(seed=0):
 
 
 # ------------------------------------------------------------------------------------------------ API
+def test_every_default_and_check_comes_from_core_objective():
+    """The learners, learn_masks, the profile sections and the dataset stopping rule read their defaults from
+    fmask.core.objective's one table; λ, counts and precision fail with the same message in a learner and in
+    a profile; the precision vocabulary is one (exact / fast, and auto resolved per device)."""
+    from fmask.core import objective as O
+    from fmask.experiment.profile_schema import DatasetMaskSection, SingleMaskSection
+    from fmask.experiment.profiles import load_profile
+    from fmask.learners import DEFAULTS
+
+    per = inspect.signature(PerImageMasks).parameters
+    ds = inspect.signature(DatasetMask).parameters
+    for key, value in O.PER_IMAGE_DEFAULTS.items():
+        assert DEFAULTS["per_image"][key] == value
+        if key != "lr":  # the learner's lr default depends on the schedule (None)
+            assert per[key].default == value == getattr(SingleMaskSection(), key)
+    for key, value in O.DATASET_DEFAULTS.items():
+        assert DEFAULTS["dataset"][key] == value
+        if key != "pct_start":
+            assert ds[key].default == value == getattr(DatasetMaskSection(), key)
+    assert O.DatasetStopping(50.0).patience == O.DATASET_DEFAULTS["patience"]
+    model = make_tiny_cnn(1, 3)
+    assert PerImageMasks(model).lr == O.PER_IMAGE_DEFAULTS["lr"]
+    for bad, msg in ((dict(lam=-0.5), "lam.* must be >= 0, got -0.5"), (dict(steps=0), "steps must be a positive integer"),
+                     (dict(precision="bf16"), r"precision must be one of \['auto', 'exact', 'fast'\]")):
+        with pytest.raises(ValueError, match=msg):
+            PerImageMasks(model, **bad)
+    with pytest.raises(ValueError, match=r"single_mask\.lam must be >= 0, got -0\.5"):
+        load_profile("smoke", {"single_mask.lam": -0.5})
+    with pytest.raises(ValueError, match=r"single_mask\.precision must be one of \['exact', 'fast'\]"):
+        load_profile("smoke", {"single_mask.precision": "auto"})  # a mask key names the arithmetic
+    with pytest.raises(ValueError, match=r"train\.precision must be one of \['auto', 'exact', 'fast'\]"):
+        load_profile("smoke", {"train.precision": "half"})
+    assert PerImageMasks(model, precision="auto", device="cpu").precision == "exact"
+    assert O.resolve_precision("auto", "cuda") == "fast" and O.resolve_precision("exact", "cuda") == "exact"
+
+
 def test_constructor_arguments_are_the_profile_keys_with_paper_defaults():
     per = inspect.signature(PerImageMasks).parameters
     ds = inspect.signature(DatasetMask).parameters

@@ -61,13 +61,24 @@ def _pyproject_reqs() -> dict[str, str]:
     return out
 
 
-def test_parsers():
-    assert _parse("Torch_Attacks >=3.5, <3.6") == ("torch-attacks", "<3.6,>=3.5")
-    assert _parse("jupyter-book>=1,<2") == ("jupyter-book", "<2,>=1")
-    assert _parse("numpy") == ("numpy", "")
-    assert _parse("jupytext>=1.16  # comment") == ("jupytext", ">=1.16")
-    assert _conda_parse("pytorch-cpu>=2.4") == ("pytorch-cpu", ">=2.4")
-    assert _conda_parse("python=3.11") == ("python", "=3.11")
+_SPEC = re.compile(r"^(==|>=|<=|!=|~=|<|>)[A-Za-z0-9.*+!]+$")
+_CONDA_SPEC = re.compile(r"^(=|==|>=|<=|!=|<|>)[A-Za-z0-9.*]+(,(=|==|>=|<=|!=|<|>)[A-Za-z0-9.*]+)*$")
+
+
+def test_every_declared_dependency_is_read_whole_by_the_checks():
+    """The checks below compare names and version bounds read by ``_parse`` / ``_conda_parse``; a dependency
+    they would misread (a direct URL ``name @ url``, a specifier they cannot split) must fail here rather than
+    slip through them."""
+    project = _pyproject()
+    for r in list(project["dependencies"]) + list(project["optional-dependencies"]["dev"]):
+        assert "@" not in r.split(";")[0], f"pyproject.toml: direct reference {r!r} has no version to compare"
+        name, spec = _parse(r)
+        assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name), (r, name)
+        assert all(_SPEC.match(s) for s in spec.split(",") if s), f"pyproject.toml: cannot read the bounds of {r!r}"
+    for d in _env()["dependencies"]:
+        if isinstance(d, str):
+            name, spec = _conda_parse(d)
+            assert spec == "" or _CONDA_SPEC.match(spec), f"environment.yml: cannot read the bounds of {d!r}"
 
 
 def test_environment_installs_fmask_from_pyproject_and_repeats_nothing():

@@ -12,8 +12,8 @@ import yaml
 
 from fmask import cli
 from fmask.learners import DatasetMask, PerImageMasks
-from fmask.experiment.profiles import (SECTIONS, TOP_LEVEL_KEYS, DatasetMaskSection, Profile, SingleMaskSection,
-                            list_profiles, load_profile, parse_override, profile_from_mapping)
+from fmask.experiment.profile_schema import SECTIONS, TOP_LEVEL_KEYS, DatasetMaskSection, Profile, SingleMaskSection
+from fmask.experiment.profiles import list_profiles, load_profile, parse_override, profile_from_mapping
 from fmask.data.regimes import REGIMES
 from fmask.experiment.selection import CRITERIA, select_images
 from fmask.experiment.stages import cached_stage
@@ -124,6 +124,22 @@ def test_yaml_exponent_without_dot_is_read_as_a_number(tmp_path):
     p = load_profile(path)
     assert p.dataset_mask.lr == 0.001 and isinstance(p.dataset_mask.lr, float)
     assert load_profile("smoke", dict([parse_override("single_mask.lr=2e-2")])).single_mask.lr == 0.02
+
+
+def test_a_quoted_number_is_refused_naming_the_key(tmp_path):
+    """A number key takes a YAML number: ``lr: "1e-3"`` (a string) is an error naming the key, in a file and
+    in an override, for float and int keys alike."""
+    path = tmp_path / "p.yaml"
+    text = yaml.safe_dump(load_profile("smoke").to_dict(), sort_keys=False)
+    path.write_text(text.replace("  lr: 0.001\n  epochs: 2", '  lr: "1e-3"\n  epochs: 2'))
+    with pytest.raises(ValueError, match=r"dataset_mask\.lr must be a number, got '1e-3' \(a string"):
+        load_profile(path)
+    with pytest.raises(ValueError, match=r"train\.lr must be a number, got '0.01'"):
+        load_profile("smoke", {"train.lr": "0.01"})
+    with pytest.raises(ValueError, match=r"train\.epochs must be a number, got '3'"):
+        load_profile("smoke", {"train.epochs": "3"})
+    with pytest.raises(ValueError, match=r"single_mask\.lr must be a number"):
+        load_profile("smoke", dict([parse_override('single_mask.lr="2e-2"')]))
 
 
 def test_mask_settings_are_checked_at_load_time(tmp_path):

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from fmask.training import fit as T
+from fmask.training import loop as L
 from fmask.data.fake import write_fake_imagenette
 from fmask.experiment.profiles import load_profile
 from fmask.infra.store import ArtifactStore
@@ -100,6 +101,31 @@ def test_resume_equals_uninterrupted(setup, tmp_path):
         assert torch.equal(a, b), k
 
 
+def test_resumed_training_says_from_which_epoch(setup, tmp_path, capsys, monkeypatch):
+    """A training that picks up a stored train-state prints one line naming the epoch it resumes from, on the
+    progress bar's stream; a fresh training prints none."""
+    from fmask.infra.runtime import PROGRESS_FILE_ENV
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    monkeypatch.delenv(PROGRESS_FILE_ENV, raising=False)
+    prof, ds = setup
+    p = _with(prof, **{"train.epochs": 2, "train.robust_eval_regimes": []})
+    st = ArtifactStore(tmp_path)
+
+    class Stop(Exception):
+        pass
+
+    def stop(epoch, history):
+        raise Stop
+
+    with pytest.raises(Stop):
+        T.train_model("vanilla", p, store=st, datasets=ds, progress=True, callback=stop)
+    assert "resuming" not in capsys.readouterr().err
+    T.train_model("vanilla", p, store=st, datasets=ds, progress=True)
+    err = capsys.readouterr().err
+    assert err.count("resuming") == 1 and "train vanilla: resuming from epoch 1 of 2" in err
+
+
 def test_store_reuses_same_params_only(setup, tmp_path):
     prof, ds = setup
     st = ArtifactStore(tmp_path)
@@ -125,7 +151,7 @@ def test_missing_data_path_is_clear(tmp_path):
         T.train_model("vanilla", prof, data_root=tmp_path / "nope", store=ArtifactStore(tmp_path), progress=False)
 
 
-# ---------------------------------------------------------------- speed paths (issue #10)
+# ---------------------------------------------------------------- speed paths
 def _with(prof, **over):
     return load_profile(prof["name"], {**_flat(prof), **over})
 
@@ -137,12 +163,18 @@ def _weights(model):
 def test_precision_key_default_left_out_of_artifact_key(setup):
     prof, ds = setup
     dh = T.data_id(*ds)
-    assert "precision" not in T.training_params("vanilla", prof, dh)["train"]  # old keys stay valid
+    assert "precision" not in T.training_params("vanilla", prof, dh)["train"]  # the default stays out of the key
     assert T.training_params("vanilla", _with(prof, **{"train.precision": "bf16"}), dh)["train"]["precision"] == "bf16"
+    # one vocabulary (the learners' exact / fast); the key keeps its dtype spelling, so the same arithmetic
+    # written either way names the same model
+    for word, dtype in (("fast", "bf16"), ("exact", "fp32")):
+        same = [T.training_params("vanilla", _with(prof, **{"train.precision": w}), dh) for w in (word, dtype)]
+        assert same[0] == same[1] and same[0]["train"]["precision"] == dtype
+    assert _with(prof, **{"train.precision": "bf16"}).train.precision == "fast"
     with pytest.raises(ValueError, match="precision"):
         _with(prof, **{"train.precision": "fp16"})
     with pytest.raises(ValueError, match="precision"):
-        T._autocast(torch.device("cpu"), "half")
+        L.autocast(torch.device("cpu"), "half")
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -177,7 +209,7 @@ def _reference_losses(model, batches, lr):
 def test_channels_last_fp32_matches_contiguous_training(channels):
     """fp32 channels_last (the trainer's layout) computes the contiguous network's training up to rounding:
     the first step's parameter gradients agree to 1e-4 relative (L2 over each tensor), and 4 Adam steps of
-    :func:`fmask.training.fit._train_epoch` give the same summed loss to 1e-4 relative. (Weights are not compared
+    :func:`fmask.training.loop.train_epoch` give the same summed loss to 1e-4 relative. (Weights are not compared
     entry by entry: Adam divides each gradient by its own RMS, so weights whose gradient is at rounding level
     -- e.g. conv biases before batch norm, exactly zero in exact arithmetic -- take lr-sized steps of random
     sign in either layout.)"""
@@ -209,7 +241,7 @@ def test_channels_last_fp32_matches_contiguous_training(channels):
     ref_losses = _reference_losses(ref, batches, 1e-3)
     opt = torch.optim.Adam(fast.parameters(), lr=1e-3)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    loss_sum, correct, n = T._train_epoch(fast, opt, sched, batches, None, torch.device("cpu"), "fp32")
+    loss_sum, correct, n = L.train_epoch(fast, opt, sched, batches, None, torch.device("cpu"), "exact")
     assert n == 32 and 0 <= correct <= 32
     want = sum(v * 8 for v in ref_losses)
     assert abs(loss_sum - want) <= 1e-4 * want, (loss_sum, want)
@@ -256,9 +288,10 @@ def test_eval_and_attack_helpers_leave_caller_model_alone(setup):
 
 
 @pytest.mark.parametrize("regime", ["vanilla", "adversarial", "rotate"])
-def test_new_loop_equals_the_previous_loop_bitwise(regime, setup):
-    """The current fp32 epoch loop + validation reproduce the loop before issue #10 (kept as the reference
-    in benchmarks/bench_train.py) bit for bit on grayscale images: same weights, same validation numbers."""
+def test_loop_equals_the_reference_loop_bitwise(regime, setup):
+    """The trainer's fp32 epoch loop + validation reproduce the plain reference loop (``legacy_epoch`` /
+    ``legacy_eval`` in benchmarks/bench_train.py) bit for bit on grayscale images: same weights, same
+    validation numbers."""
     import importlib.util
     from pathlib import Path
 
@@ -283,9 +316,9 @@ def test_new_loop_equals_the_previous_loop_bitwise(regime, setup):
                     loss, correct, n = B.legacy_epoch(model, opt, sched, batches, atk, cpu)
                     ev = B.legacy_eval(model, va, cpu)
                 else:
-                    loss, correct, n = T._train_epoch(model, opt, sched, batches, atk, cpu, "fp32")
+                    loss, correct, n = L.train_epoch(model, opt, sched, batches, atk, cpu, "exact")
                     model.eval()
-                    ev = T._eval_tensors(model, xv, yv, cpu)
+                    ev = L.eval_tensors(model, xv, yv, cpu)
         res.append((_weights(model), ev, correct, n, loss))
     (w0, ev0, c0, n0, l0), (w1, ev1, c1, n1, l1) = res
     for k in w0:

@@ -18,23 +18,38 @@ Stopping rules:
   updated mask equals the initial prediction, ``count += 1`` when ``|inv_t − inv_{t−1}| ≤ 1e-6`` and
   ``|sp_t − sp_{t−1}| ≤ 1e-5`` (``inv`` = squared CE difference, ``sp`` = mean(|M|), both from the forward
   pass of step t, i.e. before its update), else ``count = 0``; a step whose prediction differs from the initial
-  one leaves ``count`` unchanged (as in the original). Converged when ``count == patience`` (300); at most
-  ``steps`` (20000) steps. :func:`per_image_count` is that counter, for a vector of masks, on the device.
+  one leaves ``count`` unchanged (as in the original). Converged when ``count == patience``; at most
+  ``steps`` steps (:data:`PER_IMAGE_DEFAULTS`: 300 and 20000). :func:`per_image_count` is that counter, for a vector of masks, on the device.
 * **dataset mask** (``train_masks.py``): after every epoch the masked accuracy on the same data is measured.
   From the second epoch on, if masked/initial accuracy ≥ 0.99, the mask is snapshot and ``count += 1`` if the
   epoch mean of mean(|M|) changed by ≤ 1e-5 from the previous epoch, else ``count = 0``. Stop when
-  ``count == patience`` (7) or after ``epochs`` (100). :class:`DatasetStopping` is that rule.
+  ``count == patience`` or after ``epochs`` (:data:`DATASET_DEFAULTS`: 7 and 100). :class:`DatasetStopping` is
+  that rule.
+
+Defaults: :data:`PER_IMAGE_DEFAULTS` and :data:`DATASET_DEFAULTS` are the one table of the learners'
+hyper-parameters (the learners' signatures, :func:`fmask.learners.learn_masks` and the profile sections read
+them). :func:`check_lam`, :func:`check_count` and :func:`check_precision` are the one check of λ, of the
+step / epoch / patience counts and of the precision, for the learners and the profile files alike.
+
+Precision (the network's arithmetic, :data:`PRECISIONS`): ``"exact"`` -- float32; ``"fast"`` -- the network
+under bf16 autocast (the loss in float32); ``"auto"`` (where a caller offers it) -- ``"fast"`` on CUDA,
+``"exact"`` elsewhere (:func:`resolve_precision`).
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["TOL_INVARIANCE", "TOL_SPARSITY", "ACCURACY_RATIO", "invariance_loss", "sparsity",
-           "per_sample_objective", "per_image_count", "DatasetStopping"]
+__all__ = ["TOL_INVARIANCE", "TOL_SPARSITY", "ACCURACY_RATIO", "PER_IMAGE_DEFAULTS", "DATASET_DEFAULTS",
+           "PRECISIONS", "check_lam", "check_count", "check_precision", "resolve_precision", "invariance_loss",
+           "sparsity", "per_sample_objective", "per_image_count", "DatasetStopping"]
 
 #: |Δ invariance| tolerance of the per-image rule (original: 1e-6)
 TOL_INVARIANCE = 1e-6
@@ -42,6 +57,53 @@ TOL_INVARIANCE = 1e-6
 TOL_SPARSITY = 1e-5
 #: the dataset rule's accuracy criterion: masked accuracy ≥ 0.99 × initial accuracy
 ACCURACY_RATIO = 0.99
+
+#: per-image masks: λ 0.07 (the paper; the original's ``single_img_mask_decay``), at most 20000 steps and
+#: patience 300 (``train_single_img_masks.py``), Adam lr 0.01 with a constant schedule (the paper's text; the
+#: original's one-cycle never leaves its warm-up), 64 masks learned at once (memory, not the method)
+PER_IMAGE_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {"lam": 0.07, "lr": 0.01, "steps": 20000, "patience": 300, "batch_size": 64, "schedule": "constant"})
+#: dataset masks: λ 0.2 (the original's ``mask_decay``), Adam lr 1e-3 under OneCycleLR with pct_start 0.1, at
+#: most 100 epochs, patience 7 epochs, batch size 1 (``train_masks.py``)
+DATASET_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {"lam": 0.2, "lr": 1e-3, "epochs": 100, "patience": 7, "batch_size": 1, "schedule": "onecycle",
+     "pct_start": 0.1})
+#: the network's arithmetic while a mask learns (see the module docstring); ``"auto"`` resolves to one of these
+PRECISIONS: tuple[str, ...] = ("exact", "fast")
+
+
+def check_lam(lam: Any, name: str = "lam") -> float:
+    """λ as a float if it is a finite real number >= 0 (bools refused); else ``ValueError`` naming ``name``."""
+    if isinstance(lam, bool) or not isinstance(lam, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {lam!r}")
+    if not math.isfinite(lam):
+        raise ValueError(f"{name} must be a finite number, got {lam!r}")
+    if lam < 0:
+        raise ValueError(f"{name} must be >= 0, got {lam!r}")
+    return float(lam)
+
+
+def check_count(v: Any, name: str) -> int:
+    """``v`` if it is an int >= 1 (steps, epochs, patience, batch sizes; bools refused); else ``ValueError``."""
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def check_precision(precision: Any, name: str = "precision", auto: bool = False) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS` (or ``"auto"`` when ``auto``); else ``ValueError``."""
+    allowed = (("auto",) if auto else ()) + PRECISIONS
+    if precision not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {precision!r}")
+    return precision
+
+
+def resolve_precision(precision: str, device_type: str) -> str:
+    """``"exact"`` or ``"fast"``: ``"auto"`` is ``"fast"`` on CUDA and ``"exact"`` on every other device."""
+    check_precision(precision, auto=True)
+    if precision == "auto":
+        return "fast" if device_type == "cuda" else "exact"
+    return precision
 
 
 def invariance_loss(logits: Tensor, targets: Tensor, ref_ce: Tensor) -> tuple[Tensor, Tensor]:
@@ -89,7 +151,7 @@ class DatasetStopping:
     """
 
     initial_accuracy: float
-    patience: int = 7
+    patience: int = DATASET_DEFAULTS["patience"]
     count: int = 0
     sparsity: list[float] = field(default_factory=list)
 

@@ -33,7 +33,8 @@ from torch import Tensor
 from fmask.analysis import accuracy, bands
 
 from fmask.analysis import stats
-from fmask.experiment.profiles import Profile, apply_overrides, profile_from_mapping
+from fmask.experiment.profile_schema import Profile
+from fmask.experiment.profiles import apply_overrides, profile_from_mapping
 from fmask.data.regimes import PAPER_LETTERS, REGIMES
 from fmask.experiment.selection import balanced_subset  # noqa: F401 - re-exported: the subset chapter 11 uses
 

@@ -46,7 +46,8 @@ from fmask.experiment import results as report
 from fmask.analysis.accuracy import predict
 from fmask.training.attacks import PGDSettings, pgd_images, pgd_settings, robust_accuracy
 from fmask.learners import DatasetMask, MaskResult, PerImageMasks
-from fmask.experiment.profiles import Profile, load_profile, profile_from_mapping
+from fmask.experiment.profile_schema import Profile
+from fmask.experiment.profiles import load_profile, profile_from_mapping
 from fmask.data.regimes import REGIMES, check_regime
 from fmask.infra.runtime import resolve_device
 from fmask.experiment.selection import Selection, balanced_subset, select_images
@@ -72,7 +73,7 @@ _SINGLE_KIND_SOURCES: dict[str, tuple[str, str]] = {
 class Run:
     """One profile's run of the pipeline: where data, artifacts and results live, and the cached stages.
 
-    ``profile``: a :class:`fmask.experiment.profiles.Profile` or a plain dict (validated; missing sections: defaults);
+    ``profile``: a :class:`fmask.experiment.profile_schema.Profile` or a plain dict (validated; missing sections: defaults);
     ``data_root``: None -> ``data.root``, else ``$FMASK_DATA`` (:func:`fmask.data.find_data_root`);
     ``artifacts``: folder or store (None -> :func:`fmask.infra.store.default_root`: ``$FMASK_ARTIFACTS``, else
     ``<repo>/artifacts`` in a source checkout, else ``~/.cache/fmask/artifacts``); ``results_dir``: for

@@ -9,11 +9,12 @@ classifier, device, seeding, precision, memory format and where the mask acts (s
   arithmetic up to float rounding) and optionally ``torch.compile``-d.
 * **BN folding** (default): eval-mode BatchNorm after a convolution is folded into it on the private copy
   (same function up to float rounding; saves the BN passes).
-* **Precision**: ``"exact"`` -- everything float32; ``"fast"`` -- the network alone under bf16 autocast
-  (CPU or CUDA); masks, FFTs, the loss, Adam and the stopping statistics stay float32.
+* **Precision** (:data:`fmask.core.objective.PRECISIONS`): ``"exact"`` -- everything float32; ``"fast"`` -- the
+  network alone under bf16 autocast (CPU or CUDA); masks, FFTs, the loss, Adam and the stopping statistics stay
+  float32; ``"auto"`` -- ``"fast"`` on CUDA, ``"exact"`` elsewhere (resolved once, recorded resolved).
 * **Space** (where the mask acts): ``"normalised"`` -- like the original (``train_single_img_masks.py``,
   ``networks.MaskCore``), on the normalised image (x − μ)/σ: x̄ = Re F⁻¹(M ⊙ F x) + (1 − M[c,0,0])·μ_c in
-  pixel units (:func:`fmask.core.mask.pixel_offset`); ``"pixel"`` -- on x ∈ [0, 1] (fmask's old behaviour);
+  pixel units (:func:`fmask.core.mask.pixel_offset`); ``"pixel"`` -- on x ∈ [0, 1];
   ``"auto"`` -- normalised when the model declares its normalisation (:class:`fmask.models.zoo.Normalized`'s
   ``mean`` buffer), else pixel.
 """
@@ -28,11 +29,11 @@ import torch
 from torch import Tensor, nn
 
 from fmask.core.mask import SPACES, pixel_offset
+from fmask.core.objective import check_count, check_lam, check_precision, resolve_precision
 from fmask.infra.runtime import model_device, resolve_device
 
-__all__ = ["MaskLearner", "PRECISIONS", "check_images", "check_targets", "frozen"]
+__all__ = ["MaskLearner", "check_images", "check_targets", "frozen"]
 
-PRECISIONS: tuple[str, ...] = ("exact", "fast")
 _RANGE_TOL = 1e-4
 
 
@@ -106,12 +107,6 @@ def fuse_conv_bn(net: nn.Module) -> int:
     return folded
 
 
-def _positive_int(name: str, v: Any) -> int:
-    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {v!r}")
-    return v
-
-
 class MaskLearner:
     """Base of :class:`~fmask.learners.PerImageMasks` and :class:`~fmask.learners.DatasetMask` (see module doc).
 
@@ -123,27 +118,25 @@ class MaskLearner:
                  compile: bool, channels: int | None, channels_last: bool, fuse_bn: bool = True) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        lam, lr = float(lam), float(lr)
-        if not math.isfinite(lam) or lam < 0:
-            raise ValueError(f"lam (λ) must be a finite number >= 0, got {lam}")
+        lam, lr = check_lam(lam, "lam (λ)"), float(lr)
         if not math.isfinite(lr) or lr <= 0:
             raise ValueError(f"lr must be a finite number > 0, got {lr}")
         if space not in SPACES:
             raise ValueError(f"space must be one of {SPACES}, got {space!r}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        check_precision(precision, auto=True)
         if channels is not None:
-            _positive_int("channels", channels)
+            check_count(channels, "channels")
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ValueError(f"seed must be an int, got {seed!r}")
         self.model = model
         self.lam, self.lr = lam, lr
-        self.patience = _positive_int("patience", patience)
-        self.batch_size = _positive_int("batch_size", batch_size)
-        self.space, self.precision, self.seed = space, precision, int(seed)
+        self.patience = check_count(patience, "patience")
+        self.batch_size = check_count(batch_size, "batch_size")
+        self.space, self.seed = space, int(seed)
         self.device = model_device(model) if device is None else resolve_device(device)
         if self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())
+        self.precision = resolve_precision(precision, self.device.type)
         self.progress, self.compile = bool(progress), bool(compile)
         self.channels, self.channels_last, self.fuse_bn = channels, bool(channels_last), bool(fuse_bn)
         # where the mask acts, resolved once from the caller's model (ValueError for "normalised" without mean)

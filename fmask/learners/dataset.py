@@ -19,35 +19,36 @@ from fmask.core.mask import FourierMask
 from fmask.infra.runtime import progress_bar, seeded
 
 from fmask.learners.base import MaskLearner, check_images, check_targets
-from fmask.core.objective import ACCURACY_RATIO, TOL_SPARSITY, DatasetStopping, per_sample_objective
+from fmask.core.objective import (ACCURACY_RATIO, DATASET_DEFAULTS, TOL_SPARSITY, DatasetStopping, check_count,
+                                  per_sample_objective)
 from fmask.learners.result import MaskResult
 from fmask.core.schedule import SCHEDULES_DATASET, make_onecycle
 
 __all__ = ["DatasetMask"]
 
-DEFAULTS: dict[str, Any] = {"lam": 0.2, "lr": 1e-3, "epochs": 100, "patience": 7, "batch_size": 1,
-                            "schedule": "onecycle", "pct_start": 0.1}
+_D = DATASET_DEFAULTS
 _EVAL_BATCH = 256
 
 
 class DatasetMask(MaskLearner):
-    """One mask for a data set: ``DatasetMask(model, lam=0.2)(images, targets) -> MaskResult`` (1, C, H, W).
+    """One mask for a data set: ``DatasetMask(model)(images, targets) -> MaskResult`` (1, C, H, W).
 
-    Args (besides those of :class:`~fmask.learners.PerImageMasks`): ``epochs`` (≤ 100 in the paper),
-    ``patience`` (7 epochs), ``batch_size`` (1 like the original), ``schedule`` ``"onecycle"`` (the original's
-    OneCycleLR, max lr ``lr``, pct_start 0.1, over epochs × batches) or ``"constant"``.
+    Defaults: :data:`fmask.core.objective.DATASET_DEFAULTS` (the paper's and the original's).
+    Args (besides those of :class:`~fmask.learners.PerImageMasks`): ``epochs`` (max epochs), ``patience``
+    (epochs), ``batch_size``, ``schedule`` ``"onecycle"`` (the original's OneCycleLR, max lr ``lr``, its
+    pct_start, over epochs × batches) or ``"constant"``.
     ``images`` may also be a DataLoader/iterable of (images, targets) batches with ``len()`` (targets None).
     """
 
-    def __init__(self, model: nn.Module, *, lam: float = 0.2, lr: float = 1e-3, epochs: int = 100,
-                 patience: int = 7, batch_size: int = 1, schedule: str = "onecycle", space: str = "auto",
+    def __init__(self, model: nn.Module, *, lam: float = _D["lam"], lr: float = _D["lr"], epochs: int = _D["epochs"],
+                 patience: int = _D["patience"], batch_size: int = _D["batch_size"], schedule: str = _D["schedule"],
+                 space: str = "auto",
                  precision: str = "exact", seed: int = 0, device: str | torch.device | None = None,
                  progress: bool = True, compile: bool = False, channels: int | None = None,
                  channels_last: bool = True, fuse_bn: bool = True) -> None:
         if schedule not in SCHEDULES_DATASET:
             raise ValueError(f"dataset-mask schedule must be one of {SCHEDULES_DATASET}, got {schedule!r}")
-        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-            raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+        check_count(epochs, "epochs")
         super().__init__(model, lam=lam, lr=lr, patience=patience, batch_size=batch_size, space=space,
                          precision=precision, seed=seed, device=device, progress=progress, compile=compile,
                          channels=channels, channels_last=channels_last, fuse_bn=fuse_bn)
@@ -55,7 +56,7 @@ class DatasetMask(MaskLearner):
 
     def params(self) -> dict[str, Any]:
         return {"per_image": False, **self._params(), "epochs": self.epochs,
-                "schedule": self.schedule, "pct_start": DEFAULTS["pct_start"], "accuracy_ratio": ACCURACY_RATIO,
+                "schedule": self.schedule, "pct_start": _D["pct_start"], "accuracy_ratio": ACCURACY_RATIO,
                 "tol_sparsity": TOL_SPARSITY}
 
     # ------------------------------------------------------------------------------------------ data
@@ -111,7 +112,7 @@ class DatasetMask(MaskLearner):
                 targets = check_targets(targets, images.shape[0], n_classes)
             mask = FourierMask((h, w), 1, cm).to(dev)
             opt = torch.optim.Adam(mask.parameters(), lr=self.lr, fused=dev.type == "cuda")
-            sched = make_onecycle(opt, self.schedule, self.lr, self.epochs * n_batches, DEFAULTS["pct_start"])
+            sched = make_onecycle(opt, self.schedule, self.lr, self.epochs * n_batches, _D["pct_start"])
 
             def prepare(xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
                 if tuple(xb.shape[1:]) != (c, h, w):

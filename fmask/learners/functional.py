@@ -1,4 +1,5 @@
-""":func:`learn_masks`, the functional form kept for existing calls: a thin wrapper over the two learners."""
+""":func:`learn_masks`, the functional form: a thin wrapper over the two learners (:class:`PerImageMasks`,
+:class:`DatasetMask`) that picks one by ``per_image``."""
 from __future__ import annotations
 
 from typing import Iterable
@@ -8,15 +9,14 @@ from torch import Tensor, nn
 
 from fmask.infra.runtime import model_device, resolve_device
 
-from fmask.learners.dataset import DEFAULTS as DATASET_DEFAULTS
+from fmask.core.objective import DATASET_DEFAULTS, PER_IMAGE_DEFAULTS
 from fmask.learners.dataset import DatasetMask
-from fmask.learners.per_image import DEFAULTS as PER_IMAGE_DEFAULTS
 from fmask.learners.per_image import PerImageMasks
 from fmask.learners.result import MaskResult
 
 __all__ = ["learn_masks", "DEFAULTS"]
 
-#: the paper's defaults per mode (the learners' constructor defaults)
+#: the paper's defaults per mode as plain dicts (:data:`fmask.core.objective.PER_IMAGE_DEFAULTS`, ``DATASET_DEFAULTS``)
 DEFAULTS = {"per_image": dict(PER_IMAGE_DEFAULTS), "dataset": dict(DATASET_DEFAULTS)}
 
 
@@ -32,8 +32,8 @@ def learn_masks(model: nn.Module, images: Tensor | Iterable, targets: Tensor | N
     ``steps``: per-image max steps; for dataset masks the max epochs (``epochs`` is its alias there).
     ``schedule``: ``"default"`` (per-image ``"constant"``, dataset ``"onecycle"``), ``None``/``"constant"``,
     ``"onecycle"`` (dataset), ``"original"`` (per-image: the original's warm-up, lr default 0.2; dataset: same
-    as ``"onecycle"``). ``precision``: None → ``"fast"`` when ``amp`` and the device is CUDA (fmask's old
-    behaviour), else ``"exact"``. ``log_every`` applies to per-image masks.
+    as ``"onecycle"``). ``precision``: None → ``"auto"`` (``"fast"`` on CUDA, ``"exact"`` elsewhere) when ``amp``,
+    else ``"exact"``. ``log_every`` applies to per-image masks.
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -45,7 +45,7 @@ def learn_masks(model: nn.Module, images: Tensor | Iterable, targets: Tensor | N
         raise ValueError(f"schedule must be 'default', None, 'constant', 'onecycle' or 'original', got {schedule!r}")
     dev = model_device(model) if device is None else resolve_device(device)
     if precision is None:
-        precision = "fast" if (amp and dev.type == "cuda") else "exact"
+        precision = "auto" if amp else "exact"
     common = dict(seed=seed, device=dev, progress=progress, channels=channels, space=space, precision=precision)
     if per_image:
         if epochs is not None:

@@ -31,32 +31,33 @@ from fmask.core.mask import FourierMask
 from fmask.infra.runtime import progress_bar, seeded
 
 from fmask.learners.base import MaskLearner, check_images, check_targets
-from fmask.core.objective import TOL_INVARIANCE, TOL_SPARSITY, per_image_count, per_sample_objective
+from fmask.core.objective import (PER_IMAGE_DEFAULTS, TOL_INVARIANCE, TOL_SPARSITY, check_count, per_image_count,
+                                  per_sample_objective)
 from fmask.learners.result import MaskResult
 from fmask.core.schedule import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, ORIGINAL_SINGLE_IMAGE, SCHEDULES_PER_IMAGE, onecycle_tensor
 
 __all__ = ["PerImageMasks"]
 
-#: paper / original defaults (λ = 0.07, ≤ 20000 steps, patience 300; fmask's constant lr 0.01)
-DEFAULTS: dict[str, Any] = {"lam": 0.07, "lr": 0.01, "steps": 20000, "patience": 300, "batch_size": 64,
-                            "schedule": "constant"}
+_D = PER_IMAGE_DEFAULTS
 
 
 class PerImageMasks(MaskLearner):
-    """One mask per image: ``PerImageMasks(model, lam=0.07)(images, targets) -> MaskResult`` (N, C, H, W).
+    """One mask per image: ``PerImageMasks(model)(images, targets) -> MaskResult`` (N, C, H, W).
+
+    Defaults: :data:`fmask.core.objective.PER_IMAGE_DEFAULTS` (the paper's).
 
     Args:
         model: classifier Φ mapping images (B, C, H, W) in [0, 1] to logits (B, K); never modified.
-        lam: λ of the sparsity term (paper 0.07).
-        lr: Adam lr; None → 0.01 for ``schedule="constant"``, 0.2 (the original's flag, the one-cycle's max lr)
-            for ``schedule="original"``.
-        steps: max optimisation steps per mask (paper 20000).
-        patience: the stopping counter's target (original 300).
+        lam: λ of the sparsity term.
+        lr: Adam lr; None → the default lr for ``schedule="constant"``, the original's flag (the one-cycle's
+            max lr, :data:`fmask.core.schedule.ORIGINAL_SINGLE_IMAGE`) for ``schedule="original"``.
+        steps: max optimisation steps per mask.
+        patience: the stopping counter's target.
         batch_size: masks learned at once (memory bound).
         schedule: ``"constant"`` or ``"original"`` (the original's never-finished one-cycle warm-up, per mask;
             see :mod:`fmask.core.schedule`).
         space: ``"auto"`` | ``"normalised"`` | ``"pixel"`` (see :mod:`fmask.learners.base`).
-        precision: ``"exact"`` (float32) | ``"fast"`` (bf16 autocast for the network only).
+        precision: ``"exact"`` (float32) | ``"fast"`` (bf16 autocast for the network only) | ``"auto"``.
         seed: seeds torch inside the call (nothing in per-image learning is random; kept for uniformity).
         device: None → the model's device; ``"auto"``/``"cpu"``/``"cuda"``.
         progress: a terminal bar of masks done / remaining.
@@ -69,8 +70,9 @@ class PerImageMasks(MaskLearner):
             to float rounding).
     """
 
-    def __init__(self, model: nn.Module, *, lam: float = 0.07, lr: float | None = None, steps: int = 20000,
-                 patience: int = 300, batch_size: int = 64, schedule: str = "constant", space: str = "auto",
+    def __init__(self, model: nn.Module, *, lam: float = _D["lam"], lr: float | None = None, steps: int = _D["steps"],
+                 patience: int = _D["patience"], batch_size: int = _D["batch_size"], schedule: str = _D["schedule"],
+                 space: str = "auto",
                  precision: str = "exact", seed: int = 0, device: str | torch.device | None = None,
                  progress: bool = True, compile: bool = False, channels: int | None = None,
                  log_every: int = 50, compaction: bool = True, channels_last: bool = True,
@@ -78,13 +80,11 @@ class PerImageMasks(MaskLearner):
         if schedule not in SCHEDULES_PER_IMAGE:
             raise ValueError(f"per-image schedule must be one of {SCHEDULES_PER_IMAGE}, got {schedule!r}")
         if lr is None:
-            lr = ORIGINAL_SINGLE_IMAGE["lr"] if schedule == "original" else DEFAULTS["lr"]
+            lr = ORIGINAL_SINGLE_IMAGE["lr"] if schedule == "original" else _D["lr"]
         super().__init__(model, lam=lam, lr=lr, patience=patience, batch_size=batch_size, space=space,
                          precision=precision, seed=seed, device=device, progress=progress, compile=compile,
                          channels=channels, channels_last=channels_last, fuse_bn=fuse_bn)
-        for name, v in (("steps", steps), ("log_every", log_every)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+        steps, log_every = check_count(steps, "steps"), check_count(log_every, "log_every")
         self.steps, self.schedule, self.log_every, self.compaction = steps, schedule, log_every, bool(compaction)
 
     def params(self) -> dict[str, Any]:

@@ -27,8 +27,8 @@ class PGD:
     images (N, C, H, W) in [0, 1] on the images' device, detached. The model is put in eval mode during the
     attack and restored afterwards (torchattacks' default). Random starts use the global torch RNG.
 
-    The attack runs on a channels_last copy of the images (oneDNN's fast layout for the input gradients,
-    issue #10; for grayscale images the layouts coincide, so the result is the same bit for bit); the result
+    The attack runs on a channels_last copy of the images (oneDNN's fast layout for the input gradients;
+    for grayscale images the layouts coincide, so the result is the same bit for bit); the result
     has the images' layout. The model itself is never converted: a network built by :mod:`fmask.training.fit` is
     channels_last already, and a caller's model stays as the caller made it.
     """
@@ -93,7 +93,8 @@ def pgd_settings(train: Mapping[str, Any] | None, analysis: Mapping[str, Any] | 
     training attack ``train.adv_steps`` / ``adv_alpha``, else 10 steps; a null ``alpha`` is ε/8 (the paper's).
     (An ``alpha`` is never borrowed from another level: a 10-step evaluation attack does not inherit the
     larger step of a 5-step training attack.) ``train`` / ``analysis``: the profile sections (mappings or
-    :mod:`fmask.experiment.profiles` sections); None: not given.
+    :mod:`fmask.experiment.profile_schema` sections, or :meth:`fmask.training.config.FitConfig.as_dict`); None:
+    not given.
     """
     t = dict(train or {})
     a = dict(analysis or {})

@@ -27,20 +27,19 @@ processes on one store train a model once (the second waits and loads it). A sto
 verify (truncated, flipped bits) is moved aside by the store and retrained, never returned with its old
 metrics; :func:`load_checkpoint` verifies the file too and raises :class:`fmask.infra.store.ArtifactCorruptError`.
 
-Speed (issue #10; ``benchmarks/bench_train.py`` measures it against the previous loop): on every device the
-network the trainer builds and every batch are ``channels_last`` (NHWC; oneDNN's fast layout on CPU, also for
-the PGD input gradients of adversarial training); the validation images are decoded and centre-cropped once
-per training (not once per epoch) and evaluated as one NHWC tensor; the loss and accuracy sums stay on the
-device until the epoch ends (no host sync per batch). ``train.precision``: ``auto`` (default: fp32 on CPU,
-bf16 autocast on CUDA as before), ``fp32`` or ``bf16`` (autocast of the network; the loss is taken in fp32).
-For grayscale images none of this changes the arithmetic of the default ``auto`` path on CPU: the previous
-loop (kept in ``benchmarks/bench_train.py``) and this one give the same weights bit for bit
-(``tests/test_train.py::test_new_loop_equals_the_previous_loop_bitwise``); for RGB, channels_last = contiguous
-up to rounding. Same seed, same weights, in every precision.
+Speed: the network the trainer builds is ``channels_last`` like every batch (:mod:`fmask.training.loop`); the
+validation images are decoded and centre-cropped once per training and evaluated as one NHWC tensor.
+``benchmarks/bench_train.py`` measures this loop against a plain contiguous one; for grayscale images the
+default fp32 path gives the same weights bit for bit (``tests/test_train.py``), for RGB channels_last equals
+contiguous up to rounding. Precision (``fit.precision``, :data:`fmask.core.objective.PRECISIONS`): ``auto``
+(default: ``exact`` on CPU, ``fast`` on CUDA), ``exact`` (fp32) or ``fast`` (bf16 autocast of the network; the
+loss is taken in fp32). Same seed, same weights, in every precision.
 
-Everything is read with ``torch.load(..., weights_only=True)``. Profiles may be given as
-:class:`fmask.experiment.profiles.Profile` or as plain dicts (validated the same way). Device resolution and progress
-bars come from :mod:`fmask.infra.runtime`.
+The functions take a :class:`fmask.training.config.TrainingConfig` or a profile (anything with a
+``training_config()`` method, e.g. :class:`fmask.experiment.profile_schema.Profile`). Everything is read with
+``torch.load(..., weights_only=True)``; device resolution and progress bars come from :mod:`fmask.infra.runtime`.
+A resumed training says so in one line on its progress bar's stream (``train <regime>: resuming from epoch k of
+n``).
 """
 from __future__ import annotations
 
@@ -55,11 +54,12 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from fmask.training.attacks import PGD, pgd_settings, robust_accuracy
 from fmask.data import TensorImageDataset, load_split, resolve_classes
-from fmask.models.zoo import build_model
-from fmask.experiment.profiles import Profile, profile_from_mapping
 from fmask.data.regimes import REGIMES, check_regime
+from fmask.models.zoo import build_model
+from fmask.training.attacks import PGD, pgd_settings, robust_accuracy
+from fmask.training.config import DataConfig, FitConfig, TrainingConfig, as_training_config
+from fmask.training.loop import eval_tensors, nhwc, train_epoch
 from fmask.infra.runtime import progress_bar, resolve_device, seeded
 from fmask.infra.store import ArtifactStore, read_artifact, versions
 
@@ -78,9 +78,6 @@ __all__ = [
 ]
 
 STATE_KIND, MODEL_KIND = "train-state", "model"
-_NOT_IN_KEY = ("regimes", "replicates")  # train-section keys that choose what to run, not how a model is made
-_DEFAULT_OMITTED = {"precision": "auto"}  # keys added later: left out of the key at their default (old keys stay valid)
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -107,32 +104,22 @@ class TrainedModel:
         return self.params
 
 
-def _profile(profile: Mapping[str, Any]) -> Profile:
-    """A validated :class:`fmask.experiment.profiles.Profile` (dicts are checked; missing sections take defaults)."""
-    return profile_from_mapping(profile, strict=False)
-
-
 def load_datasets(
-    profile: Mapping[str, Any], data_root=None, store: ArtifactStore | None = None, progress: bool = True
+    config: TrainingConfig | Any, data_root=None, store: ArtifactStore | None = None, progress: bool = True
 ) -> tuple[TensorImageDataset, TensorImageDataset]:
-    """(train, val) datasets for the profile's ``data`` section (train with the vanilla transform).
-
-    ``data.max_per_class`` limits both splits; ``data.max_per_class_val`` (null: the same) overrides it for val.
+    """(train, val) datasets of ``config.data`` (a :class:`TrainingConfig` or a profile; train with the vanilla
+    transform). ``max_per_class`` limits both splits; ``max_per_class_val`` (None: the same) overrides it for val.
     """
-    p = _profile(profile)
-    d = p.data
+    cfg = as_training_config(config)
+    d: DataConfig = cfg.data
     root = data_root if data_root is not None else d.root
     common = dict(
-        root=root, classes=d["classes"], image_size=d.image_size, channels=d.channels,
-        seed=p.seed, skip_corrupt=d.skip_corrupt, store=store, progress=progress,
+        root=root, classes=d.classes, image_size=d.image_size, channels=d.channels,
+        seed=cfg.seed, skip_corrupt=d.skip_corrupt, store=store, progress=progress,
     )
     train = load_split("train", max_per_class=d.max_per_class, train=True, **common)
-    val = load_split("val", max_per_class=_val_limit(d), train=False, **common)
+    val = load_split("val", max_per_class=d.val_limit, train=False, **common)
     return train, val
-
-
-def _val_limit(d) -> int | None:
-    return d.max_per_class_val if d.max_per_class_val is not None else d.max_per_class
 
 
 def data_id(train: TensorImageDataset, val: TensorImageDataset) -> str:
@@ -140,63 +127,28 @@ def data_id(train: TensorImageDataset, val: TensorImageDataset) -> str:
     return hashlib.sha256(f"{train.fingerprint()}:{val.fingerprint()}".encode()).hexdigest()[:16]
 
 
-def training_params(regime: str, profile: Mapping[str, Any], data_hash: str) -> dict:
+def training_params(regime: str, config: TrainingConfig | Any, data_hash: str) -> dict:
     """The parameters that define a trained model (the store key): regime, seed, data identity and subset,
-    model section (unset options left out) and train section (minus ``regimes``)."""
+    model (unset options left out) and the fit settings (:meth:`fmask.training.config.FitConfig.key`)."""
     check_regime(regime)
-    p = _profile(profile)
-    d = p.data
+    cfg = as_training_config(config)
+    d = cfg.data
     return {
         "stage": "train",
         "version": 1,
         "regime": regime,
-        "seed": p.seed,
+        "seed": cfg.seed,
         "data": {
             "content": data_hash,
-            "classes": resolve_classes(d["classes"]),
+            "classes": resolve_classes(d.classes),
             "image_size": d.image_size,
             "channels": d.channels,
             "max_per_class": d.max_per_class,
-            "max_per_class_val": _val_limit(d),
+            "max_per_class_val": d.val_limit,
         },
-        "model": p.model.build_kwargs(),
-        "train": {k: v for k, v in p.train.to_dict().items()
-                  if k not in _NOT_IN_KEY and _DEFAULT_OMITTED.get(k, object()) != v},
+        "model": cfg.model.build_kwargs(),
+        "train": cfg.fit.key(),
     }
-
-
-def _autocast(device: torch.device, precision: str = "auto"):
-    """The autocast context of ``precision`` (:data:`PRECISIONS`): ``auto`` is bf16 on CUDA and nothing on
-    CPU (fp32), ``fp32`` nothing, ``bf16`` bf16 autocast on the device (CPU included)."""
-    import contextlib
-
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def _nhwc(x: torch.Tensor) -> torch.Tensor:
-    """``x`` (N, C, H, W) in channels_last layout (same values and shape; a copy only if not already)."""
-    return x.contiguous(memory_format=torch.channels_last)
-
-
-@torch.no_grad()
-def _eval_tensors(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
-                  batch_size: int = 256, precision: str = "auto") -> dict:
-    """Accuracy / mean CE of ``model`` (mode left to the caller) on images ``x`` (N, C, S, S) and labels ``y``
-    (N,), in batches of ``batch_size``, sums kept on the device (one host sync at the end)."""
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    for s in range(0, len(y), batch_size):
-        xb, yb = _nhwc(x[s : s + batch_size].to(device)), y[s : s + batch_size].to(device)
-        with _autocast(device, precision):
-            out = model(xb)
-        loss_sum += nn.functional.cross_entropy(out.float(), yb, reduction="sum").double()
-        correct += (out.argmax(1) == yb).sum()
-    n = len(y)
-    return {"acc": int(correct) / n, "loss": float(loss_sum) / n, "n": n}
 
 
 def evaluate(model: nn.Module, ds: TensorImageDataset, device: torch.device | str = "cpu", batch_size: int = 256,
@@ -215,37 +167,9 @@ def evaluate(model: nn.Module, ds: TensorImageDataset, device: torch.device | st
     was = model.training
     model.eval()
     try:
-        return _eval_tensors(model, x, y, device, batch_size, precision)
+        return eval_tensors(model, x, y, device, batch_size, precision)
     finally:
         model.train(was)
-
-
-def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, sched, batches, attack, device: torch.device,
-                 precision: str = "auto") -> tuple[float, float, int]:
-    """One pass over ``batches`` ((x, y) pairs: x (B, C, S, S) in [0, 1]); PGD-replaced first when ``attack``.
-
-    Returns (summed loss, correct, n) with one host sync per epoch. Each step: channels_last input, forward
-    under :func:`_autocast`, fp32 cross-entropy, Adam step, one-cycle step (per batch, as the original).
-    """
-    model.train()
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    n = 0
-    for x, y in batches:
-        x = _nhwc(x)
-        if attack is not None:
-            x = _nhwc(attack(x, y))
-        with _autocast(device, precision):
-            out = model(x)
-        loss = nn.functional.cross_entropy(out.float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        loss_sum += loss.detach().double() * len(y)
-        correct += (out.detach().argmax(1) == y).sum()
-        n += len(y)
-    return float(loss_sum), float(correct), n
 
 
 def _build(params: Mapping[str, Any], device: torch.device) -> nn.Module:
@@ -284,7 +208,7 @@ def _trained(model: nn.Module, params: dict, payload: Mapping, meta: Mapping, pa
 
 def load_model(
     regime: str,
-    profile: Mapping[str, Any],
+    config: TrainingConfig | Any,
     *,
     data_root=None,
     store: ArtifactStore | None = None,
@@ -292,17 +216,17 @@ def load_model(
     datasets: tuple[TensorImageDataset, TensorImageDataset] | None = None,
     progress: bool = True,
 ) -> TrainedModel | None:
-    """The finished model of ``regime`` for ``profile`` from the store, or ``None`` if not trained yet.
-
-    The data are loaded (or taken from ``datasets``) because their content hash is part of the key.
+    """The finished model of ``regime`` for ``config`` (a :class:`TrainingConfig` or a profile) from the store,
+    or ``None`` if not trained yet. The data are loaded (or taken from ``datasets``): their hash is in the key.
     """
+    cfg = as_training_config(config)
     store = store if store is not None else ArtifactStore()
-    train_ds, val_ds = datasets if datasets is not None else load_datasets(profile, data_root, store, progress)
-    params = training_params(regime, profile, data_id(train_ds, val_ds))
+    train_ds, val_ds = datasets if datasets is not None else load_datasets(cfg, data_root, store, progress)
+    params = training_params(regime, cfg, data_id(train_ds, val_ds))
     found = store.load(MODEL_KIND, params)
     if found is None:
         return None
-    dev = resolve_device(device if device is not None else _profile(profile).device)
+    dev = resolve_device(device if device is not None else cfg.device)
     return _trained(_build(params, dev), params, found[0], found[1], store.path(MODEL_KIND, params))
 
 
@@ -327,7 +251,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device | None = "cpu")
 
 def train_model(
     regime: str,
-    profile: Mapping[str, Any],
+    config: TrainingConfig | Any,
     *,
     data_root=None,
     store: ArtifactStore | None = None,
@@ -337,19 +261,17 @@ def train_model(
     datasets: tuple[TensorImageDataset, TensorImageDataset] | None = None,
     callback: Callable[[int, dict], None] | None = None,
 ) -> TrainedModel:
-    """Train (or reuse / resume) the ``regime`` model of ``profile``; returns it in eval mode.
+    """Train (or reuse / resume) the ``regime`` model of ``config``; returns it in eval mode.
 
     Args:
         regime: one of :data:`REGIMES`.
-        profile: dict from :func:`fmask.experiment.profiles.load_profile` (uses ``seed``, ``device``, ``data``, ``model``,
-            ``train``: ``epochs``, ``batch_size``, ``lr``, ``pct_start``, ``weight_decay``, ``adv_eps``,
-            ``adv_steps``, ``adv_alpha``, ``robust_eval_regimes``, ``robust_eval_n``, optional
-            ``robust_eval_steps`` / ``robust_eval_alpha`` for the evaluation attack, default: the training one;
-            see :func:`fmask.training.attacks.pgd_settings`).
+        config: a :class:`fmask.training.config.TrainingConfig` (``seed``, ``device``, ``data``, ``model``,
+            ``fit``) or a profile (:func:`fmask.experiment.profiles.load_profile`), whose
+            ``training_config()`` is used.
         data_root: Imagenette folder (else the profile's ``data.root``, else ``$FMASK_DATA``, else download).
         store: artifact store (default: ``ArtifactStore()``: ``$FMASK_ARTIFACTS``, else ``<repo>/artifacts`` in
             a source checkout, else ``~/.cache/fmask/artifacts``; :func:`fmask.infra.store.default_root`).
-        device: overrides the profile's ``device`` (``auto``: CUDA if present; bf16 autocast on CUDA).
+        device: overrides the config's ``device`` (``auto``: CUDA if present).
         reuse: return the finished model from the store when it exists (else retrain and overwrite). A stored
             model that fails verification counts as absent (moved aside with a warning, then retrained).
         datasets: ``(train, val)`` :class:`fmask.data.TensorImageDataset` to use instead of loading Imagenette
@@ -363,14 +285,13 @@ def train_model(
     ``robust_eval_n`` val images (all when null).
     """
     check_regime(regime)
-    profile = _profile(profile)
-    t = profile.train
-    seed = profile.seed
+    cfg = as_training_config(config)
+    seed = cfg.seed
     store = store if store is not None else ArtifactStore()
-    train_ds, val_ds = datasets if datasets is not None else load_datasets(profile, data_root, store, progress)
+    train_ds, val_ds = datasets if datasets is not None else load_datasets(cfg, data_root, store, progress)
     train_ds = train_ds.with_options(train=True, regime=regime)
-    params = training_params(regime, profile, data_id(train_ds, val_ds))
-    dev = resolve_device(device if device is not None else profile.device)
+    params = training_params(regime, cfg, data_id(train_ds, val_ds))
+    dev = resolve_device(device if device is not None else cfg.device)
 
     def stored() -> TrainedModel | None:
         found = store.load(MODEL_KIND, params) if reuse else None
@@ -387,14 +308,15 @@ def train_model(
         if tm is not None:
             return tm
         with seeded(seed, dev):  # the caller's global random state is left as it was
-            return _fit(regime, t, seed, params, train_ds, val_ds, store, dev, progress, callback)
+            return _fit(regime, cfg.fit, seed, params, train_ds, val_ds, store, dev, progress, callback)
 
 
-def _fit(regime: str, t, seed: int, params: dict, train_ds: TensorImageDataset, val_ds: TensorImageDataset,
-         store: ArtifactStore, dev: torch.device, progress: bool, callback) -> TrainedModel:
+def _fit(regime: str, t: FitConfig, seed: int, params: dict, train_ds: TensorImageDataset,
+         val_ds: TensorImageDataset, store: ArtifactStore, dev: torch.device, progress: bool,
+         callback) -> TrainedModel:
     """The training loop of :func:`train_model` (global RNGs already seeded with ``seed``; resumes from the
-    stored state when there is one)."""
-    epochs, bs, lr = t.epochs, t.batch_size, t.lr  # validated by the profile
+    stored state when there is one, and says so on the progress bar's stream)."""
+    epochs, bs, lr = t.epochs, t.batch_size, t.lr
     precision = t.precision
     model = _build(params, dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=t.weight_decay)
@@ -404,7 +326,7 @@ def _fit(regime: str, t, seed: int, params: dict, train_ds: TensorImageDataset, 
     )
     gen = torch.Generator().manual_seed(seed)
     xv, yv = val_ds.with_options(train=False).tensors()  # decoded + centre-cropped once, not every epoch
-    xv, yv = _nhwc(xv.to(dev)), yv.to(dev)
+    xv, yv = nhwc(xv.to(dev)), yv.to(dev)
     attack = PGD(model, eps=t.adv_eps, alpha=t.adv_alpha, steps=t.adv_steps) if regime == "adversarial" else None
 
     history: dict[str, list] = {"train_loss": [], "train_acc": [], "val_acc": [], "val_loss": [], "lr": [], "seconds": []}
@@ -421,13 +343,15 @@ def _fit(regime: str, t, seed: int, params: dict, train_ds: TensorImageDataset, 
         best_state, best_epoch, start = st["best_state"], int(st["best_epoch"]), int(st["epoch"])
 
     bar = progress_bar(range(start, epochs), progress=progress, initial=start, total=epochs, desc=f"train {regime}")
+    if prev is not None and not bar.disable:
+        bar.write(f"train {regime}: resuming from epoch {start} of {epochs} (the stored train-state)", file=bar.fp)
     for epoch in bar:
         t0 = time.time()
         inner = progress_bar(train_ds.batches(bs, gen, dev), progress=progress, total=steps_per_epoch, leave=False,
                              desc=f"epoch {epoch + 1}")
-        loss_sum, correct, n = _train_epoch(model, opt, sched, inner, attack, dev, precision)
+        loss_sum, correct, n = train_epoch(model, opt, sched, inner, attack, dev, precision)
         model.eval()
-        ev = _eval_tensors(model, xv, yv, dev, 256, precision)
+        ev = eval_tensors(model, xv, yv, dev, 256, precision)
         history["train_loss"].append(loss_sum / n)
         history["train_acc"].append(correct / n)
         history["val_acc"].append(ev["acc"])
@@ -469,7 +393,7 @@ def _fit(regime: str, t, seed: int, params: dict, train_ds: TensorImageDataset, 
         if k is not None and k < len(y):  # a seeded random subset (val is sorted by class)
             idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:k].sort().values
             x, y = x[idx], y[idx]
-        r = robust_accuracy(model, x, y, pgd_settings(t), seed=seed, progress=progress)
+        r = robust_accuracy(model, x, y, pgd_settings(t.as_dict()), seed=seed, progress=progress)
         metrics.update({f"pgd_{k2}": v for k2, v in r.items()})
     meta = {
         "regime": regime, "seed": seed, "epoch": best_epoch, "metrics": metrics, "history": history,
@@ -482,7 +406,7 @@ def _fit(regime: str, t, seed: int, params: dict, train_ds: TensorImageDataset, 
     return TrainedModel(model, regime, params, metrics, history, path, meta)
 
 
-def get_or_train(regime: str, profile: Mapping[str, Any], **kw) -> TrainedModel:
+def get_or_train(regime: str, config: TrainingConfig | Any, **kw) -> TrainedModel:
     """The finished model from the store if present, else train it (resuming an interrupted run)."""
     kw.setdefault("reuse", True)
-    return train_model(regime, profile, **kw)
+    return train_model(regime, config, **kw)
