@@ -15,12 +15,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from fmask.learners.distributed import (
-    learn_masks_distributed,
-    load_model_checkpoint,
-    merge_results,
-    shard_bounds,
-)
+from fmask.learners.distributed import learn_masks_distributed, load_model_checkpoint
+from fmask.learners.distributed_shards import merge_results, shard_bounds
 from fmask.learners import MaskResult, learn_masks
 from fmask.models.zoo import build_model
 
