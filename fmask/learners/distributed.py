@@ -268,9 +268,11 @@ def _load(path: str, what: str, load: Any) -> Any:
         return load()
     except pickle.UnpicklingError as exc:
         raise pickle.UnpicklingError(f"{path}: {exc}") from exc
-    except (EOFError, RuntimeError) as exc:  # truncated or not a torch file
-        head = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise ValueError(f"{path}: cannot read the {what} file ({head})") from exc
+    except (ValueError, OSError):  # already one line naming the file
+        raise
+    except Exception as exc:  # truncated or not a torch file: torch.load fails with many exception types
+        head = (str(exc).splitlines() or [""])[0]
+        raise ValueError(f"{path}: cannot read the {what} file; is it a torch.save file? ({type(exc).__name__}: {head})") from exc
 
 
 def check_inputs(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor, torch.Tensor | None]:
@@ -298,12 +300,16 @@ def check_inputs(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor, tor
                       lr=args.lr, schedule=args.schedule or "constant", space=args.space or "auto",
                       precision=args.precision or "exact", seed=args.seed, log_every=args.log_every,
                       device=args.device, progress=False)
-    except ValueError as exc:
-        raise ValueError(f"bad option: {exc} (see fmask distribute --help)") from exc
+    except ValueError as exc:  # name the flag: "batch_size must be ..." -> "--batch-size must be ..."
+        text = str(exc)
+        word = text.split(" ", 1)[0]
+        if word in ("lam", "lr", "steps", "patience", "batch_size", "log_every", "seed", "space", "precision"):
+            text = f"--{word.replace('_', '-')}{text[len(word):]}"
+        raise ValueError(f"{text} (see fmask distribute --help)") from exc
     try:
         with torch.no_grad():
             logits = model(images[:1])
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:
         head = (str(exc).splitlines() or [""])[0]
         raise ValueError(f"{args.checkpoint}: the model does not take the images of {args.images} (shape "
                          f"{tuple(images.shape)}): {head}") from exc
