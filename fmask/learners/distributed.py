@@ -49,6 +49,7 @@ __all__ = [
     "learn_masks_distributed",
     "load_model_checkpoint",
     "check_inputs",
+    "build_worker_parser",
     "run_worker",
     "main",
 ]
@@ -318,7 +319,7 @@ def check_inputs(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor, tor
     return model, images, targets
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def build_worker_parser() -> argparse.ArgumentParser:
     """The worker's parser: the same options as ``fmask distribute`` (:func:`add_distribute_arguments`) without
     ``--nproc``; one definition, so the launcher's and the ranks' command lines cannot drift apart."""
     p = argparse.ArgumentParser(
@@ -391,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     An expected failure (bad input, a file error, a rank that timed out) is one line
     ``fmask: error: rank R: ...`` on stderr and exit status 2 (``FMASK_DEBUG=1``: the traceback).
     """
-    args = _build_parser().parse_args(argv)
+    args = build_worker_parser().parse_args(argv)
     try:
         return run_worker(args)
     except (ValueError, OSError, pickle.UnpicklingError) as exc:  # TimeoutError is an OSError
