@@ -66,6 +66,17 @@ def reference() -> MaskResult:
 
 
 # ------------------------------------------------------------------------------------------ pure parts
+def test_learners_never_import_the_cli():
+    import ast
+
+    offenders = []
+    for f in sorted((ROOT / "fmask" / "learners").rglob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{f.name}: {n}" for n in names if n == "fmask.cli" or n.startswith("fmask.cli.")]
+    assert not offenders, offenders
+    assert not (ROOT / "fmask" / "book" / "__main__.py").exists()  # floor 7 never imports the cli (floor 8)
 
 
 def test_shard_bounds_cover_contiguously():

@@ -383,19 +383,6 @@ def test_distribute_passes_space_and_precision_to_the_learner(tmp_path, monkeypa
     assert res.params["space"] == "pixel" and res.params["precision"] == "exact"
 
 
-def test_learners_never_import_the_cli():
-    import ast
-
-    offenders = []
-    for f in sorted((ROOT / "fmask" / "learners").rglob("*.py")):
-        for node in ast.walk(ast.parse(f.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            offenders += [f"{f.name}: {n}" for n in names if n == "fmask.cli" or n.startswith("fmask.cli.")]
-    assert not offenders, offenders
-    assert not (ROOT / "fmask" / "book" / "__main__.py").exists()  # floor 7 never imports the cli (floor 8)
-
-
 def test_python_dash_m_distributed_uses_the_shared_parser():
     proc = subprocess.run([sys.executable, "-m", "fmask.learners.distributed", "--help"], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
