@@ -225,3 +225,59 @@ def test_failed_chapter_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
     rc = cli.main(["book", "--profile", "smoke", "--out", str(tmp_path / "o"), "--no-build", "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("fmask: error:") == 1 and "deliberate" in err and "01_x.failed.ipynb" in err
+
+
+# ------------------------------------------------------------------ fmask distribute: inputs checked first
+def _distribute_files(tmp_path, images=None, targets=None, raw=None):
+    from fmask.models.zoo import build_model
+
+    torch.manual_seed(0)
+    ck, im = tmp_path / "model.pt", tmp_path / "images.pt"
+    torch.save({"arch": "vgg_small", "state_dict": build_model("vgg_small", in_channels=1, num_classes=5,
+                                                               width_div=16).state_dict()}, ck)
+    if raw is not None:
+        im.write_bytes(raw)
+    else:
+        x = torch.rand(4, 1, 32, 32) if images is None else images
+        torch.save({"images": x} if targets is None else {"images": x, "targets": targets}, im)
+    return ck, im
+
+
+@pytest.mark.parametrize("case, extra, needles", [
+    ("rgb images for a grey model", [], ["model.pt", "images.pt", "does not take"]),
+    ("targets beyond the classes", [], ["images.pt", "targets", "[0, 5)"]),
+    ("targets of the wrong length", [], ["images.pt", "targets", "(4,)"]),
+    ("pixels in 0..255", [], ["images.pt", "[0, 1]"]),
+    ("not a torch file", [], ["images.pt", "cannot read"]),
+    ("no 'images' key", [], ["images.pt", "'images'"]),
+    ("missing checkpoint", [], ["nope.pt", "no such"]),
+    ("zero steps", ["--steps", "0"], ["--steps must", ">= 1"]),
+    ("negative lambda", ["--lam", "-1"], ["--lam", ">= 0"]),
+    ("zero timeout", ["--timeout", "0"], ["--timeout", "> 0"]),
+    ("zero batch", ["--batch-size", "0"], ["--batch-size must", ">= 1"]),
+])
+def test_distribute_bad_input_is_one_line_before_any_rank_starts(tmp_path, monkeypatch, capsys, case, extra,
+                                                                   needles):
+    import subprocess as sp
+
+    kw = {"rgb images for a grey model": dict(images=torch.rand(4, 3, 32, 32)),
+          "targets beyond the classes": dict(targets=torch.tensor([0, 1, 2, 7])),
+          "targets of the wrong length": dict(targets=torch.tensor([0, 1])),
+          "pixels in 0..255": dict(images=torch.rand(4, 1, 32, 32) * 255),
+          "not a torch file": dict(raw=b"this is not a torch file"),
+          "no 'images' key": dict(images=None)}.get(case, {})
+    ck, im = _distribute_files(tmp_path, **kw)
+    if case == "no 'images' key":
+        torch.save({"pictures": torch.rand(4, 1, 32, 32)}, im)
+    if case == "missing checkpoint":
+        ck = tmp_path / "nope.pt"
+
+    def no_ranks(*a, **k):
+        raise AssertionError(f"a rank was started for bad input ({case})")
+
+    monkeypatch.setattr(sp, "Popen", no_ranks)
+    monkeypatch.setattr(sp, "call", no_ranks)
+    rc = cli.main(["distribute", "--nproc", "2", "--checkpoint", str(ck), "--images", str(im),
+                   "--out", str(tmp_path / "o.pt"), *extra])
+    _assert_one_line_error(capsys, rc, *needles)
+    assert not (tmp_path / "o.pt").exists()

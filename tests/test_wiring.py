@@ -343,15 +343,16 @@ def test_atomic_write_failure_names_the_target_not_the_temp_file(tmp_path, monke
 
 def test_distribute_has_one_parser_with_space_and_precision(monkeypatch, tmp_path):
     from fmask.learners import distributed
+    from fmask.learners.distributed_args import distribute_argv
 
-    worker = {a.dest for a in distributed._build_parser()._actions} - {"help"}
+    worker = {a.dest for a in distributed.build_worker_parser()._actions} - {"help"}
     sub = next(a for a in cli.build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
     front = {a.dest for a in sub.choices["distribute"]._actions} - {"help", "nproc"}
     assert worker == front and {"space", "precision"} <= worker
     args = cli.build_parser().parse_args(["distribute", "--nproc", "2", "--checkpoint", "c.pt", "--images", "i.pt",
                                           "--out", "o.pt", "--space", "pixel", "--precision", "exact",
                                           "--steps", "5"])
-    back = distributed._build_parser().parse_args(cli.distribute_argv(args))
+    back = distributed.build_worker_parser().parse_args(distribute_argv(args))
     for k in worker:
         assert getattr(back, k) == getattr(args, k), k
 

@@ -8,7 +8,7 @@
 * :mod:`fmask.book.findings` -- the numbers behind the report chapter's "text vs code" section;
 * :mod:`fmask.book.html` -- the headless-Chromium check of a built book.
 
-The command line is ``fmask book`` (:mod:`fmask.cli`); ``python -m fmask.book`` is an alias.
+The command line is ``fmask book`` (:mod:`fmask.cli`).
 """
 from __future__ import annotations
 

@@ -8,23 +8,30 @@ rank runs :func:`fmask.learners.learn_masks` on its slice and the pieces are gat
 Works under ``torchrun --nproc_per_node=K`` (``env://`` initialisation; gloo on CPU, nccl on CUDA) and in a
 plain single process (world size 1, no process group needed).
 
+Before the shares are gathered, the ranks wait for each other through ``done`` flags in the process group's
+TCP store (:mod:`fmask.learners.distributed_wait`): rank 0 reports every ``--heartbeat`` seconds which ranks
+are done and which it waits for, and a rank that waits longer than ``--timeout`` (default: scaled to the
+work) fails in one line naming the missing ranks.
+
 Command line (rank 0 writes the gathered result atomically)::
 
     torchrun --nproc_per_node=2 -m fmask.learners.distributed \\
         --checkpoint model.pt --images images.pt --out masks.pt --steps 20000 --lam 0.07
 
-The options are those of ``fmask distribute`` (one table, :func:`fmask.cli.add_distribute_arguments`),
+The options are those of ``fmask distribute`` (one table, :mod:`fmask.learners.distributed_args`),
 including ``--space`` (where the mask acts; default ``auto`` = the normalised image when the model declares
 its normalisation) and ``--precision`` (``exact`` / ``fast``), which are passed to the learner.
+:func:`check_inputs` loads and checks the files and options once, before any rank starts.
 
 ``images.pt`` holds ``{"images": (N, C, H, W) float in [0, 1], "targets": (N,) int64}``.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
+import pickle
 import sys
+import time
 from datetime import timedelta
 from typing import Any, Sequence
 
@@ -32,34 +39,20 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from fmask.learners.distributed_shards import gather_results, merge_results, shard_bounds
+from fmask.learners.distributed_args import HEARTBEAT_S, add_distribute_arguments
+from fmask.learners.distributed_wait import GRACE_S, StoreSync, default_timeout, wait_for_ranks
+
 __all__ = [
-    "shard_bounds",
     "world_info",
     "init_distributed",
-    "gather_results",
-    "merge_results",
     "learn_masks_distributed",
     "load_model_checkpoint",
+    "check_inputs",
+    "build_worker_parser",
     "run_worker",
     "main",
 ]
-
-
-def shard_bounds(n: int, world_size: int, rank: int) -> tuple[int, int]:
-    """Contiguous slice ``[start, stop)`` of ``n`` items owned by ``rank`` of ``world_size``.
-
-    The first ``n % world_size`` ranks get one extra item; ranks beyond ``n`` get an empty slice.
-    """
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    if world_size < 1:
-        raise ValueError(f"world_size must be >= 1, got {world_size}")
-    if not 0 <= rank < world_size:
-        raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
-    base, extra = divmod(n, world_size)
-    start = rank * base + min(rank, extra)
-    stop = start + base + (1 if rank < extra else 0)
-    return start, stop
 
 
 def world_info() -> tuple[int, int, int]:
@@ -105,77 +98,13 @@ def _rank_device(device: str | torch.device, local_rank: int) -> torch.device:
     return dev
 
 
-def _to_cpu(obj: Any) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.replace(obj, **{f.name: _to_cpu(getattr(obj, f.name)) for f in dataclasses.fields(obj)})
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_to_cpu(v) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_to_cpu(v) for v in obj)
-    return obj
-
-
-def _merge_values(values: list[Any], sizes: list[int], name: str) -> Any:
-    """Merge one field across shards: per-image tensors/lists are concatenated, the rest must agree."""
-    live = [(v, s) for v, s in zip(values, sizes) if s > 0] or [(values[0], sizes[0])]
-    first = live[0][0]
-    if isinstance(first, torch.Tensor):
-        if first.ndim >= 1 and all(v.ndim >= 1 and v.shape[0] == s for v, s in live):
-            if all(v.shape[1:] == first.shape[1:] for v, _ in live):
-                return torch.cat([v for v, _ in live], dim=0)
-            # per-image histories of different length (e.g. (n_i, T_i)): pad with NaN to the longest
-            width = max(v.shape[1] for v, _ in live)
-            padded = []
-            for v, _ in live:
-                pad = torch.full((v.shape[0], width - v.shape[1], *v.shape[2:]), float("nan"), dtype=v.dtype)
-                padded.append(torch.cat([v, pad], dim=1) if v.is_floating_point() else v)
-            return torch.cat(padded, dim=0)
-        if all(torch.equal(v, first) for v, _ in live):
-            return first
-        raise ValueError(f"field {name!r} is not per-image and differs between shards")
-    if isinstance(first, list) and all(isinstance(v, list) and len(v) == s for v, s in live):
-        return [item for v, _ in live for item in v]
-    if isinstance(first, dict) and all(isinstance(v, dict) and v.keys() == first.keys() for v, _ in live):
-        return {k: _merge_values([v[k] for v, _ in live], [s for _, s in live], f"{name}.{k}") for k in first}
-    return first  # run metadata (parameters, versions): identical on every rank by construction
-
-
-def merge_results(parts: Sequence[Any], sizes: Sequence[int]) -> Any:
-    """Concatenate per-shard results (in rank order) into one result of the same type.
-
-    ``sizes[i]`` is the number of images of shard i. Tensor fields whose first dimension is the shard size
-    are concatenated along dim 0, lists of that length are chained, dicts are merged key by key, other
-    fields (metadata) are taken from the first non-empty shard.
-    """
-    if len(parts) != len(sizes) or not parts:
-        raise ValueError("merge_results needs one size per part and at least one part")
-    first = next((p for p, s in zip(parts, sizes) if s > 0), parts[0])
-    if dataclasses.is_dataclass(first) and not isinstance(first, type):
-        merged = {
-            f.name: _merge_values([getattr(p, f.name) for p in parts], list(sizes), f.name)
-            for f in dataclasses.fields(first)
-            if f.init
-        }
-        return type(first)(**merged)
-    return _merge_values(list(parts), list(sizes), "result")
-
-
-def gather_results(local: Any, n_local: int) -> tuple[list[Any], list[int]]:
-    """All-gather each rank's (CPU) result object and its image count, in rank order."""
-    payload = (_to_cpu(local), int(n_local))
-    out: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(out, payload)
-    return [p[0] for p in out], [p[1] for p in out]
-
-
 def learn_masks_distributed(
     model: nn.Module,
     images: torch.Tensor,
     targets: torch.Tensor | None,
+    *,
+    timeout: float | None = None,
+    heartbeat: float = HEARTBEAT_S,
     **learn_kwargs: Any,
 ) -> Any:
     """Per-image :func:`fmask.learners.learn_masks`, sharded across ranks; returns the gathered ``MaskResult``.
@@ -186,6 +115,11 @@ def learn_masks_distributed(
     gathered result (masks (N, C, H, W) on CPU). ``per_image`` is forced to True (dataset masks cannot be
     sharded this way). With world size 1 (no torchrun) this is just ``learn_masks``.
     A process group created here (from torchrun's env vars) is destroyed before returning.
+
+    With world size > 1 a rank that has learned its share waits for the others
+    (:func:`fmask.learners.distributed_wait.wait_for_ranks`): rank 0 prints a line to stderr every ``heartbeat``
+    seconds, and a rank raises :class:`TimeoutError` when the others are not done after ``timeout`` seconds
+    (None: :func:`fmask.learners.distributed_wait.default_timeout`, scaled to the work).
     """
     from fmask.learners import learn_masks
 
@@ -213,11 +147,23 @@ def learn_masks_distributed(
         start, stop = shard_bounds(images.shape[0], world, rank)
         if world == 1:
             return learn_masks(model, images, targets, **learn_kwargs)
+        print(f"fmask distribute: rank {rank} of {world} (pid {os.getpid()}) learns the masks of images "
+              f"[{start}, {stop})", file=sys.stderr, flush=True)
+        sync = StoreSync(rank)
+        t0 = time.monotonic()
         if stop > start:
             local_res = learn_masks(model, images[start:stop], None if targets is None else targets[start:stop],
                                     **learn_kwargs)
         else:  # more ranks than images: contribute nothing (learn one image to keep the result type)
             local_res = learn_masks(model, images[:1], None if targets is None else targets[:1], **learn_kwargs)
+        sync.mark_done()
+        limit = timeout
+        if limit is None:
+            sizes = [b - a for a, b in (shard_bounds(images.shape[0], world, r) for r in range(world))]
+            limit = default_timeout(sizes, rank, int(local_res.params["steps"]), int(local_res.params["batch_size"]),
+                                    own_steps=int(local_res.steps.sum()), own_seconds=time.monotonic() - t0)
+        wait_for_ranks(sync.is_done, rank, world, limit if rank == 0 else limit + GRACE_S, heartbeat=heartbeat,
+                       log=(lambda line: print(line, file=sys.stderr, flush=True)) if rank == 0 else None)
         parts, sizes = gather_results(local_res, stop - start)
         return merge_results(parts, sizes)
     finally:
@@ -236,11 +182,15 @@ def _load_images(path: str) -> tuple[torch.Tensor, torch.Tensor | None]:
     if isinstance(data, dict):
         if "images" not in data:
             raise ValueError(f"{path}: expected a dict with 'images' (and optionally 'targets'), got keys {sorted(data)}")
-        t = data.get("targets")
-        return data["images"].float(), (None if t is None else t.long())
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        return data[0].float(), data[1].long()
-    raise ValueError(f"{path}: expected {{'images': (N,C,H,W), 'targets': (N,)}}")
+        x, t = data["images"], data.get("targets")
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        x, t = data
+    else:
+        raise ValueError(f"{path}: expected {{'images': (N,C,H,W), 'targets': (N,)}}")
+    for name, v in (("images", x), ("targets", t)):
+        if v is not None and not isinstance(v, torch.Tensor):
+            raise ValueError(f"{path}: '{name}' must be a tensor, got {type(v).__name__}")
+    return x.float(), (None if t is None else t)
 
 
 def _find_key(obj: Any, key: str, depth: int = 0) -> Any:
@@ -281,27 +231,83 @@ def load_model_checkpoint(path: str, arch: str | None = None) -> nn.Module:
     return load(path, arch=arch)
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    """The worker's parser: the same options as ``fmask distribute`` (:func:`fmask.cli.add_distribute_arguments`)
-    without ``--nproc``; one definition, so the CLI and torchrun's per-rank command line cannot drift apart."""
-    from fmask.cli import add_distribute_arguments
+def _load(path: str, what: str, load: Any) -> Any:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(2, f"no such {what} file", path)
+    try:
+        return load()
+    except pickle.UnpicklingError as exc:
+        raise pickle.UnpicklingError(f"{path}: {exc}") from exc
+    except (ValueError, OSError):  # already one line naming the file
+        raise
+    except Exception as exc:  # truncated or not a torch file: torch.load fails with many exception types
+        head = (str(exc).splitlines() or [""])[0]
+        raise ValueError(f"{path}: cannot read the {what} file; is it a torch.save file? ({type(exc).__name__}: {head})") from exc
 
+
+def check_inputs(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor, torch.Tensor | None]:
+    """Load and check everything the ranks need, once, before any rank starts; returns (model, images, targets).
+
+    Checks: both files exist and load (``weights_only``), the images are (N, C, H, W) floats in [0, 1]
+    (:func:`fmask.learners.base.check_images`), the model takes them (one forward of the first image), the
+    targets are (N,) class indices below the model's number of classes, and the hyper-parameters, device,
+    ``--timeout`` and ``--heartbeat`` are valid for :class:`fmask.learners.PerImageMasks`. Every failure is a
+    ``ValueError`` / ``OSError`` / ``pickle.UnpicklingError`` whose one-line message names the file or option.
+    """
+    from fmask.learners.base import check_images, check_targets
+    from fmask.learners.per_image import DEFAULTS, PerImageMasks
+
+    model = _load(args.checkpoint, "checkpoint", lambda: load_model_checkpoint(args.checkpoint, arch=args.arch))
+    images, targets = _load(args.images, "images", lambda: _load_images(args.images))
+    check_images(images, name=f"{args.images}: images")
+    for flag in ("timeout", "heartbeat"):
+        v = getattr(args, flag, None)
+        if v is not None and not v > 0:
+            raise ValueError(f"--{flag} must be > 0 seconds, got {v}")
+    try:
+        PerImageMasks(model, **{k: DEFAULTS[k] if getattr(args, k) is None else getattr(args, k)
+                                for k in ("lam", "steps", "patience", "batch_size")},
+                      lr=args.lr, schedule=args.schedule or "constant", space=args.space or "auto",
+                      precision=args.precision or "exact", seed=args.seed, log_every=args.log_every,
+                      device=args.device, progress=False)
+    except ValueError as exc:  # name the flag: "batch_size must be ..." -> "--batch-size must be ..."
+        text = str(exc)
+        word = text.split(" ", 1)[0]
+        if word in ("lam", "lr", "steps", "patience", "batch_size", "log_every", "seed", "space", "precision"):
+            text = f"--{word.replace('_', '-')}{text[len(word):]}"
+        raise ValueError(f"{text} (see fmask distribute --help)") from exc
+    try:
+        with torch.no_grad():
+            logits = model(images[:1])
+    except (RuntimeError, ValueError) as exc:
+        head = (str(exc).splitlines() or [""])[0]
+        raise ValueError(f"{args.checkpoint}: the model does not take the images of {args.images} (shape "
+                         f"{tuple(images.shape)}): {head}") from exc
+    if targets is not None:
+        targets = check_targets(targets, images.shape[0], int(logits.shape[-1]), name=f"{args.images}: targets")
+    return model, images, targets
+
+
+def build_worker_parser() -> argparse.ArgumentParser:
+    """The worker's parser: the same options as ``fmask distribute`` (:func:`add_distribute_arguments`) without
+    ``--nproc``; one definition, so the launcher's and the ranks' command lines cannot drift apart."""
     p = argparse.ArgumentParser(
         prog="python -m fmask.learners.distributed",
         description="Learn per-image Fourier masks, sharded over torchrun ranks; rank 0 writes the result. "
-                    "Same options as `fmask distribute` (which starts torchrun with them).",
+                    "Same options as `fmask distribute` (which starts the ranks with them).",
     )
     return add_distribute_arguments(p)
 
 
-def run_worker(args: argparse.Namespace) -> int:
+def run_worker(args: argparse.Namespace, inputs: tuple[nn.Module, torch.Tensor, torch.Tensor | None] | None = None
+               ) -> int:
     """Learn this rank's share of the masks from parsed ``fmask distribute`` options; rank 0 writes ``args.out``.
 
-    ``args.space`` / ``args.precision`` (None: the learner's defaults: ``space="auto"``, precision ``fast`` on
-    CUDA with AMP, else ``exact``) are passed to :func:`fmask.learners.learn_masks`.
+    ``inputs``: ``(model, images, targets)`` as :func:`check_inputs` returns them (None: loaded and checked
+    here). ``args.space`` / ``args.precision`` (None: the learner's defaults: ``space="auto"``, precision
+    ``fast`` on CUDA with AMP, else ``exact``) are passed to :func:`fmask.learners.learn_masks`.
     """
-    model = load_model_checkpoint(args.checkpoint, arch=args.arch)
-    images, targets = _load_images(args.images)
+    model, images, targets = check_inputs(args) if inputs is None else inputs
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -327,6 +333,8 @@ def run_worker(args: argparse.Namespace) -> int:
             amp=not args.no_amp,
             schedule=args.schedule,
             log_every=args.log_every,
+            timeout=getattr(args, "timeout", None),
+            heartbeat=getattr(args, "heartbeat", None) or HEARTBEAT_S,
             **extra,
         )
         rank, world, _ = world_info()
@@ -348,8 +356,20 @@ def run_worker(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m fmask.learners.distributed`` (what torchrun starts on every rank)."""
-    return run_worker(_build_parser().parse_args(argv))
+    """Entry point of ``python -m fmask.learners.distributed`` (what every rank runs).
+
+    An expected failure (bad input, a file error, a rank that timed out) is one line
+    ``fmask: error: rank R: ...`` on stderr and exit status 2 (``FMASK_DEBUG=1``: the traceback).
+    """
+    args = build_worker_parser().parse_args(argv)
+    try:
+        return run_worker(args)
+    except (ValueError, OSError, pickle.UnpicklingError) as exc:  # TimeoutError is an OSError
+        if os.environ.get("FMASK_DEBUG"):
+            raise
+        text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"fmask: error: rank {world_info()[0]}: {text}", file=sys.stderr, flush=True)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,8 +1,7 @@
-"""Command line: ``fmask <command> ...`` (also ``python -m fmask``).
+"""The commands ``fmask train | book | check-determinism | masks | profiles`` (parsers and handlers).
 
-Commands are registered in :data:`COMMANDS` by the :func:`command` decorator: a function that receives the
-subparsers object, adds its parser and sets ``func``. Heavy modules are imported inside the handlers, so
-``fmask --help`` stays fast and a command whose module is missing fails only when it is used.
+Each ``@command(name)`` function adds its sub-parser and sets ``func``; :func:`fmask.cli.build_parser` calls
+them. Heavy modules are imported inside the handlers, so ``fmask --help`` stays fast.
 
 * ``fmask train``: train (or reuse / resume) the models of a profile's regimes.
 * ``fmask masks``: learn (or load) the dataset and single-image masks (:class:`fmask.experiment.run.Run`); with
@@ -10,17 +9,11 @@ subparsers object, adds its parser and sets ``func``. Heavy modules are imported
 * ``fmask book``: execute the chapters and build the Jupyter Book (:func:`fmask.book.run_book`).
 * ``fmask check-determinism``: run chapters twice (fresh outputs, fresh stores, pinned threads) and compare
   every result file (:func:`fmask.book.determinism.check_determinism`); exit status 1 when they differ.
-* ``fmask distribute``: learn per-image masks sharded over torchrun ranks (:mod:`fmask.learners.distributed`; its
-  ``python -m fmask.learners.distributed`` entry point uses the same option table, :func:`add_distribute_arguments`).
-
-Commands that write check first (:meth:`fmask.infra.store.ArtifactStore.check_writable`, or a probe in ``--out``'s
-folder), so an unwritable store or output folder fails in one line before any training or learning.
 * ``fmask profiles``: list the shipped profiles or print one (after overrides) as YAML.
 
-Errors: :func:`main` turns every expected failure (file-system errors, YAML syntax errors in a profile,
-refused pickles, bad values, a failed chapter) into ONE line ``fmask: error: ...`` on stderr naming the file
-and what to do, and exit status 2; no traceback (set ``FMASK_DEBUG=1`` to get it). An error about an atomic
-write's temporary file (``.<name>.<pid>-<hex>.tmp``) names the file being written instead.
+Commands that write check first (:meth:`fmask.infra.store.ArtifactStore.check_writable`, or
+:func:`fmask.cli.common.check_out_folder`), so an unwritable store or output folder fails in one line before
+any training or learning.
 """
 from __future__ import annotations
 
@@ -28,28 +21,13 @@ import argparse
 import errno
 import json
 import os
-import pickle
-import sys
-from typing import Any, Callable, Sequence
+from typing import Any
 
-__all__ = ["COMMANDS", "command", "build_parser", "main", "add_distribute_arguments", "distribute_argv",
-           "ARTIFACTS_HELP"]
+from fmask.cli.common import ARTIFACTS_HELP, command
+from fmask.cli.common import check_out_folder as _check_out_folder
 
-#: the one help text of ``--artifacts`` (the truth is :func:`fmask.infra.store.default_root`)
-ARTIFACTS_HELP = ("artifact store root for models/masks/caches (default: $FMASK_ARTIFACTS, else <repo>/artifacts "
-                  "when fmask runs from a source checkout, else ~/.cache/fmask/artifacts)")
+__all__: list[str] = []
 
-COMMANDS: dict[str, Callable[[Any], argparse.ArgumentParser]] = {}
-
-
-def command(name: str):
-    """Register ``fn(subparsers) -> parser`` as the sub-command ``name`` (the parser must set ``func``)."""
-
-    def deco(fn: Callable[[Any], argparse.ArgumentParser]):
-        COMMANDS[name] = fn
-        return fn
-
-    return deco
 
 
 def _profile_args(p: argparse.ArgumentParser, default: str = "cpu") -> None:
@@ -156,15 +134,13 @@ def _book_parser(sub) -> argparse.ArgumentParser:
 
 def _cmd_book(args: argparse.Namespace) -> int:
     from fmask import book
-    from fmask.book import runner
-    from fmask.infra.store import ArtifactStore
-
     from fmask.infra.runtime import book_threads
+    from fmask.infra.store import ArtifactStore
 
     book_threads(args.threads)  # a bad --threads fails before the store is touched (run_book checks it too)
     if not args.fresh:  # --fresh with --artifacts: run_book refuses it before any chapter
         # the chapters write models and masks to the store: fail in one line now, not after a chapter ran
-        ArtifactStore(runner._resolve_artifacts(args.artifacts)).check_writable()
+        ArtifactStore(args.artifacts).check_writable()  # None: fmask.infra.store.default_root(), as run_book
     book.run_book(profile=args.profile, out=args.out, data=args.data, artifacts=args.artifacts, only=args.only,
                   build=not args.no_build, progress=not args.no_progress, quiet_kernel=not args.verbose_kernel,
                   threads=args.threads, fresh=args.fresh, log=lambda s: print(s, flush=True))
@@ -209,112 +185,6 @@ def _cmd_check_determinism(args: argparse.Namespace) -> int:
                             against=args.against, log=lambda s: print(s, flush=True))
     print(rep.format(), flush=True)
     return 0 if rep.identical else 1
-
-
-# (flag, type, default, help) of every option the distributed worker takes; `fmask distribute` and
-# `python -m fmask.learners.distributed` (what torchrun starts per rank) are built from this one table.
-_DIST_OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
-    ("--checkpoint", str, None, "model checkpoint {'arch', 'state_dict'} or an fmask model artifact "
-                                "(see fmask.learners.distributed.load_model_checkpoint)"),
-    ("--arch", str, None, "architecture, if the checkpoint does not store it"),
-    ("--images", str, None, "torch file {'images': (N,C,H,W) in [0,1], 'targets': (N,)} (targets optional)"),
-    ("--out", str, None, "output MaskResult file (written atomically by rank 0)"),
-    ("--lam", float, None, "λ (default: the paper's per-image λ, fmask.core.objective.PER_IMAGE_DEFAULTS)"),
-    ("--steps", int, None, "max steps per mask (default: the paper's)"),
-    ("--lr", float, None, "Adam learning rate (default: the learner's)"),
-    ("--batch-size", int, None, "images per chunk (default: the learner's)"),
-    ("--patience", int, None, "stopping patience (default: the original's)"),
-    ("--seed", int, 31, "seed (default 31)"),
-    ("--device", str, "cpu", "cpu | cuda | auto (default cpu)"),
-    ("--schedule", str, None, "lr schedule: constant (default) or original (the original code's warm-up)"),
-    ("--space", str, None, "where the mask acts: auto (default: the normalised image when the model declares "
-                           "mean/std, as the original code), normalised, or pixel"),
-    ("--precision", str, None, "exact (float32 everywhere) or fast (bf16 network on CUDA); default: fast on "
-                               "CUDA unless --no-amp, else exact"),
-    ("--log-every", int, 50, "steps between host syncs (default 50)"),
-)
-_DIST_CHOICES = {"--schedule": ["constant", "original"], "--space": ["auto", "normalised", "pixel"],
-                 "--precision": ["exact", "fast"]}
-_DIST_REQUIRED = ("--checkpoint", "--images", "--out")
-
-
-def add_distribute_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the distributed mask learner's options to ``p`` (shared by ``fmask distribute`` and
-    ``python -m fmask.learners.distributed``, so the two never drift apart); returns ``p``."""
-    for flag, typ, default, what in _DIST_OPTIONS:
-        p.add_argument(flag, type=typ, default=default, required=flag in _DIST_REQUIRED,
-                       choices=_DIST_CHOICES.get(flag), help=what)
-    p.add_argument("--no-amp", action="store_true", help="on CUDA, run the network in float32 (default bf16 autocast)")
-    return p
-
-
-def distribute_argv(args: argparse.Namespace) -> list[str]:
-    """The ``python -m fmask.learners.distributed`` arguments that reproduce ``args`` (options left at None omitted)."""
-    argv: list[str] = []
-    for flag, _, _, _ in _DIST_OPTIONS:
-        v = getattr(args, flag[2:].replace("-", "_"))
-        if v is not None:
-            argv += [flag, str(v)]
-    if args.no_amp:
-        argv.append("--no-amp")
-    return argv
-
-
-@command("distribute")
-def _distribute_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        "distribute", help="learn per-image masks sharded over torchrun ranks (rank 0 writes the result)",
-        description="Learn per-image Fourier masks for a file of images with a model checkpoint, sharded over "
-                    "--nproc processes (torch.distributed, gloo on 127.0.0.1). With --nproc 1 it runs in this "
-                    "process. `python -m fmask.learners.distributed` (which torchrun starts per rank) takes the same "
-                    "options but --nproc.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  fmask distribute --nproc 2 --checkpoint model.pt --images images.pt --out masks.pt "
-               "--steps 2000 --space normalised --precision exact",
-    )
-    p.add_argument("--nproc", type=int, default=1, help="processes (ranks) on this machine (default 1)")
-    add_distribute_arguments(p)
-    p.set_defaults(func=_cmd_distribute)
-    return p
-
-
-def _check_out_folder(out: str | os.PathLike) -> None:
-    """Fail now (naming the folder) if ``out``'s folder cannot be created or written, before any compute."""
-    from pathlib import Path
-
-    from fmask.infra.integrity import StoreError
-
-    folder = Path(out).expanduser().absolute().parent
-    folder.mkdir(parents=True, exist_ok=True)
-    probe = folder / f".fmask-write-probe.{os.getpid()}"
-    try:
-        probe.write_bytes(b"")
-    except OSError as e:
-        raise StoreError(e.errno, f"cannot write the output file {out} ({e.strerror or e})", str(folder)) from e
-    finally:
-        probe.unlink(missing_ok=True)
-
-
-def _cmd_distribute(args: argparse.Namespace) -> int:
-    import subprocess
-
-    for path in (args.checkpoint, args.images):
-        if not os.path.isfile(path):
-            raise FileNotFoundError(errno.ENOENT, "no such file", path)
-    if args.nproc < 1:
-        raise ValueError(f"--nproc must be >= 1; got {args.nproc}")
-    _check_out_folder(args.out)
-    if args.nproc == 1:
-        from fmask.learners import distributed
-
-        try:
-            return int(distributed.run_worker(args) or 0)
-        except pickle.UnpicklingError as exc:
-            raise pickle.UnpicklingError(f"{args.checkpoint} or {args.images}: {exc}") from exc
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--node_rank=0",
-           f"--nproc_per_node={args.nproc}", "--master_addr=127.0.0.1", "-m", "fmask.learners.distributed",
-           *distribute_argv(args)]
-    return subprocess.call(cmd)
 
 
 @command("masks")
@@ -460,90 +330,3 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
     else:
         print(yaml.safe_dump(load_profile(args.show, _overrides(args)), sort_keys=False), end="")
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``fmask`` argument parser with every registered command."""
-    from fmask import __version__
-
-    parser = argparse.ArgumentParser(
-        prog="fmask",
-        description="Fourier masks (Karantzas et al., 2022): train classifiers, learn masks, build the book.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  fmask train --profile smoke\n  fmask book --profile smoke --only 1,2\n"
-               "  fmask COMMAND --help    # options and an example for each command",
-    )
-    parser.add_argument("--version", action="version", version=f"fmask {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    for fn in COMMANDS.values():
-        fn(sub)
-    return parser
-
-
-_OS_HINTS = {
-    errno.EACCES: "permission denied; fix the permissions or choose another folder",
-    errno.EPERM: "operation not permitted; fix the permissions or choose another folder",
-    errno.EROFS: "read-only file system; choose a writable folder (e.g. --out / --artifacts)",
-    errno.ENOSPC: "disk full; free some space or choose a folder on another disk",
-    errno.EDQUOT: "disk quota exceeded; free some space or choose another folder",
-    errno.ENOENT: "no such file or folder; check the path",
-}
-
-
-def _one_line(text: str) -> str:
-    return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
-
-
-def error_message(exc: BaseException) -> str:
-    """The one-line description :func:`main` prints for an expected failure ``exc``."""
-    import yaml
-
-    if isinstance(exc, OSError):
-        text = exc.strerror or str(exc)
-        hint = _OS_HINTS.get(exc.errno or 0)
-        if hint and not any(w in text for w in ("choose", "check", "fix")):
-            text = f"{text} ({hint})"
-        where = exc.filename
-        if where is not None:  # an atomic write's temporary file: name the file being written
-            import re
-            from pathlib import Path
-
-            m = re.match(r"^\.(.+)\.\d+-[0-9a-f]{16}\.tmp$", Path(str(where)).name)
-            if m:
-                where = str(Path(str(where)).with_name(m.group(1)))
-        if where is not None and str(where) not in text:
-            text = f"{where}: {text}"
-        return _one_line(text)
-    if isinstance(exc, yaml.YAMLError):
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        return _one_line(f"YAML syntax error in {where}{problem}; fix the profile file")
-    if isinstance(exc, pickle.UnpicklingError):
-        head = str(exc).splitlines()[0] if str(exc) else ""
-        return _one_line(f"refused to load a file that holds arbitrary Python objects (torch.load weights_only=True): "
-                         f"{head}; re-create it with fmask, or load it yourself only if you trust it")
-    return _one_line(str(exc))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``fmask`` console script; returns the exit status (2 for expected failures)."""
-    import yaml
-
-    from fmask.book.errors import BookError
-    from fmask.infra.integrity import ArtifactCorruptError
-
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (OSError, yaml.YAMLError, pickle.UnpicklingError, ValueError, BookError, RuntimeError,
-            ArtifactCorruptError) as exc:
-        if os.environ.get("FMASK_DEBUG"):
-            raise
-        print(f"fmask: error: {error_message(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as exc:
-        print(f"fmask: interrupted{': ' + _one_line(str(exc)) if str(exc) else ''}", file=sys.stderr)
-        return 130
