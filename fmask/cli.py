@@ -164,7 +164,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
     book_threads(args.threads)  # a bad --threads fails before the store is touched (run_book checks it too)
     if not args.fresh:  # --fresh with --artifacts: run_book refuses it before any chapter
         # the chapters write models and masks to the store: fail in one line now, not after a chapter ran
-        ArtifactStore(runner._resolve_artifacts(args.artifacts)).check_writable()
+        ArtifactStore(runner.resolve_artifacts(args.artifacts)).check_writable()
     book.run_book(profile=args.profile, out=args.out, data=args.data, artifacts=args.artifacts, only=args.only,
                   build=not args.no_build, progress=not args.no_progress, quiet_kernel=not args.verbose_kernel,
                   threads=args.threads, fresh=args.fresh, log=lambda s: print(s, flush=True))
