@@ -286,7 +286,7 @@ def _run_book(profile, root, book_dir, results_dir, data_root, artifacts_dir, na
 
     (book_dir / "_generated").mkdir(parents=True, exist_ok=True)
     buildinfo.write_build_info(book_dir, repo_root=REPO_ROOT, profile=profile_name, data_root=data_root,
-                               notebooks_dir=src)
+                               notebooks_dir=src, threads=n_threads)
     if build:
         t0 = time.perf_counter()
         run.html_dir = build_book(root, profile=profile_name, log=log)
