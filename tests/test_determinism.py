@@ -250,7 +250,7 @@ def _machine(kind):
 
 def _results(root, kind, values, claims=None):
     """A synthetic results folder: ``{name: values}`` result files whose meta records the machine ``kind``
-    (None: no machine, as in a folder written before the machine was recorded) and an optional ledger."""
+    (None: no machine record, like the committed book/results) and an optional ledger."""
     root.mkdir(parents=True)
     for name, v in values.items():
         meta = {"profile": "cpu", "seed": 0, "time": "2026-01-01T00:00:00+00:00"}

@@ -446,17 +446,17 @@ def test_bare_build_fallback_writes_missing_generated_pages_only(tmp_path, monke
     monkeypatch.delenv("FMASK_DATA", raising=False)
     (tmp_path / "book").mkdir()
     config = SimpleNamespace(myst_substitutions={"profile": "(set by fmask book)"})
-    site._ensure_generated_pages(tmp_path, config)
+    site.ensure_generated_pages(tmp_path, config)
     gen = tmp_path / "book" / ledger.GENERATED_DIR
     info = (gen / buildinfo.BUILD_INFO).read_text()
     assert "Built without `fmask book`" in info and "profile | not recorded" in info  # placeholder not shown
     assert "not found" in (gen / ledger.CLAIMS_TABLE).read_text()
     # a later bare build refreshes its own fallback pages ...
-    site._ensure_generated_pages(tmp_path, SimpleNamespace(myst_substitutions={"profile": "smoke"}))
+    site.ensure_generated_pages(tmp_path, SimpleNamespace(myst_substitutions={"profile": "smoke"}))
     assert "| profile | `smoke`" in (gen / buildinfo.BUILD_INFO).read_text()
     # ... but keeps what the runner wrote
     buildinfo.write_build_info(tmp_path / "book", repo_root=ROOT, profile="cpu")
     runner = {p.name: p.read_text() for p in gen.iterdir()}
-    site._ensure_generated_pages(tmp_path, SimpleNamespace(myst_substitutions={"profile": "smoke"}))
+    site.ensure_generated_pages(tmp_path, SimpleNamespace(myst_substitutions={"profile": "smoke"}))
     assert {p.name: p.read_text() for p in gen.iterdir()} == runner
     assert not any(t.startswith(site.FALLBACK_MARK) for t in runner.values())
