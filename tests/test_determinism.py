@@ -17,6 +17,7 @@ import torch
 from fmask import book, cli
 
 from fmask.book import determinism as D
+from fmask.book.drift import UNKNOWN_KIND
 from fmask.infra.runtime import DEFAULT_BOOK_THREADS, THREADS_ENV, book_threads, pin_threads, thread_env
 
 
@@ -323,9 +324,16 @@ def test_against_other_kind_reports_drift_within_the_spread_and_passes(tmp_path,
     bare = _results(tmp_path / "bare", None, _values(), _claims())
     rep = D.compare_with_reference(_results(tmp_path / "same", None, _values(), _claims()), bare, threads=2,
                                    run_kind="K2")
-    assert rep.reference_kind == D.UNKNOWN_KIND and rep.run_kind == "K2" and rep.drift is not None
+    assert rep.reference_kind == UNKNOWN_KIND and rep.run_kind == "K2" and rep.drift is not None
     assert rep.case().startswith("case: OTHER CPU KIND -- the reference records no machine (unknown kind)")
     assert rep.passed
+    # a reference of this kind in which one result file records no machine is not bitwise comparable either
+    part = _results(tmp_path / "part", "K2", _values(), _claims())
+    doc = json.loads((part / "table2.json").read_text())
+    del doc["meta"]["machine"]
+    (part / "table2.json").write_text(json.dumps(doc))
+    assert D.compare_with_reference(_results(tmp_path / "k2", "K2", _values(), _claims()), part,
+                                    threads=2).reference_kind == f"mixed kinds (K2; {UNKNOWN_KIND})"
 
 
 def test_against_other_kind_fails_on_a_changed_verdict_or_a_value_beyond_its_spread(tmp_path, monkeypatch,

@@ -44,7 +44,8 @@ def _load(path: Path) -> Any:
 def results_kind(results_dir: str | Path, files: Sequence[str] | None = None) -> str:
     """The CPU kind that computed a results folder: the ``meta["machine"]["kind"]`` its result files
     (``files``, relative paths; default every ``*.json`` below it) record. :data:`UNKNOWN_KIND` when none
-    records one; ``"mixed kinds (a; b)"`` when they disagree (files without a machine are not counted)."""
+    records one; ``"mixed kinds (a; b)"`` when they disagree, a file whose ``meta`` records no machine
+    counting as :data:`UNKNOWN_KIND` (files without ``meta``, such as ``claims.json``, are not counted)."""
     root = Path(results_dir)
     paths = [root / f for f in files] if files is not None else sorted(root.rglob("*.json"))
     kinds: list[str] = []
@@ -54,11 +55,14 @@ def results_kind(results_dir: str | Path, files: Sequence[str] | None = None) ->
         except (OSError, ValueError):
             continue
         meta = doc.get("meta") if isinstance(doc, dict) else None
-        m = meta.get(MACHINE_KEY) if isinstance(meta, dict) else None
+        if not isinstance(meta, dict):
+            continue
+        m = meta.get(MACHINE_KEY)
         kind = m.get("kind") if isinstance(m, dict) else None
-        if isinstance(kind, str) and kind not in kinds:
+        kind = kind if isinstance(kind, str) and kind else UNKNOWN_KIND
+        if kind not in kinds:
             kinds.append(kind)
-    if not kinds:
+    if not kinds or kinds == [UNKNOWN_KIND]:
         return UNKNOWN_KIND
     return kinds[0] if len(kinds) == 1 else f"mixed kinds ({'; '.join(sorted(kinds))})"
 

@@ -187,7 +187,7 @@ def run_book(
     ``$FMASK_ARTIFACTS``, else ``<repo>/artifacts`` in a source checkout, else ``~/.cache/fmask/artifacts``).
     ``only``: chapters to run (numbers ``4``/``04``, names ``04_dataset_masks`` or ``dataset_masks``,
     comma-separated or a list). ``build=False`` skips ``jupyter-book build``. ``progress``: papermill's
-    per-cell bar. ``quiet_kernel``: filter the kernel's stderr through :data:`BENIGN_KERNEL_NOISE`.
+    per-cell bar. ``quiet_kernel``: filter the kernel's stderr through :data:`fmask.book.execute.BENIGN_KERNEL_NOISE`.
     ``threads``: torch threads of every kernel (default :func:`fmask.infra.runtime.book_threads`). ``fresh``: run on
     a new empty artifact store (a temporary folder, removed afterwards; not with ``artifacts``), so every
     model and mask is computed by this code.
