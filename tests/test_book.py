@@ -363,10 +363,10 @@ def test_default_artifacts_are_the_store_default_root(tmp_path, monkeypatch):
 
     monkeypatch.delenv("FMASK_ARTIFACTS", raising=False)
     monkeypatch.chdir(tmp_path)  # wherever it runs from
-    assert runner._resolve_artifacts(None) == str(default_root())
+    assert runner.resolve_artifacts(None) == str(default_root())
     monkeypatch.setenv("FMASK_ARTIFACTS", str(tmp_path / "store"))
-    assert runner._resolve_artifacts(None) == str(tmp_path / "store")
-    assert runner._resolve_artifacts(tmp_path / "x") == str((tmp_path / "x").resolve())
+    assert runner.resolve_artifacts(None) == str(tmp_path / "store")
+    assert runner.resolve_artifacts(tmp_path / "x") == str((tmp_path / "x").resolve())
 
 
 def test_stage_progress_reaches_the_terminal_not_the_page(tmp_path, capsys):

@@ -39,6 +39,26 @@ def test_open_glues_profile_and_bookkeeping_returns_none(tmp_path, displayed):
     assert ch.setting("train", "epochs") == 1 and ch.setting("train", "nope", 7) == 7
 
 
+def test_open_fails_at_once_on_an_unwritable_artifact_store(tmp_path, displayed, monkeypatch):
+    from fmask.infra.integrity import StoreError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")  # a folder below a regular file cannot be created, even by root
+    store = blocker / "artifacts"
+    with pytest.raises(StoreError, match="not writable") as err:
+        chapter.open(profile="smoke", artifacts_dir=store, results_dir=tmp_path / "r")
+    msg = str(err.value)
+    assert str(store) in msg and "\n" not in msg
+    _, glued = displayed
+    assert "profile" not in glued  # failed before anything else happened
+    monkeypatch.setenv("FMASK_ARTIFACTS", str(store))  # the default store is checked too
+    with pytest.raises(StoreError, match="not writable"):
+        chapter.open(profile="smoke", results_dir=tmp_path / "r")
+    ok = tmp_path / "store"
+    assert chapter.open(profile="smoke", artifacts_dir=ok, results_dir=tmp_path / "r").artifacts_dir == ok
+    assert ok.is_dir()
+
+
 def test_figure_sends_hidpi_png_with_size_and_caption_metadata(tmp_path, displayed):
     from fmask import plots
 

@@ -1,6 +1,7 @@
-"""Run twice -> identical result files (issue #9 §5): the comparison logic of fmask.book.determinism, the thread
+"""Run twice -> identical result files: the comparison logic of fmask.book.determinism, the thread
 count's effect on training (why the book runner pins it), the runner's pinning and fresh store, and the
-check end to end (a real smoke chapter twice; a deliberately non-deterministic chapter caught)."""
+check end to end (a real smoke chapter twice; a deliberately non-deterministic chapter caught), and the
+comparison with a reference computed on the same or another CPU kind."""
 from __future__ import annotations
 
 import json
@@ -16,6 +17,7 @@ import torch
 from fmask import book, cli
 
 from fmask.book import determinism as D
+from fmask.book.drift import UNKNOWN_KIND
 from fmask.infra.runtime import DEFAULT_BOOK_THREADS, THREADS_ENV, book_threads, pin_threads, thread_env
 
 
@@ -137,6 +139,7 @@ _PROBE = textwrap.dedent('''\
     artifacts_dir: str = ""
     # %%
     import json, os, pathlib, random, torch
+    from fmask.infra import host
     from fmask.infra.runtime import apply_thread_env
     pinned = apply_thread_env()
     store = pathlib.Path(artifacts_dir) / "probe"
@@ -145,7 +148,7 @@ _PROBE = textwrap.dedent('''\
     value = random.SystemRandom().random() if __NOISY__ else 0.5
     pathlib.Path(results_dir).mkdir(exist_ok=True)
     doc = {"name": "probe", "values": {"threads": torch.get_num_threads(), "pinned": pinned,
-            "env": os.environ.get("OMP_NUM_THREADS"), "value": value}}
+            "env": os.environ.get("OMP_NUM_THREADS"), "value": value}, "meta": {"machine": host.machine()}}
     (pathlib.Path(results_dir) / "probe.json").write_text(json.dumps(doc))
     ''')
 
@@ -215,6 +218,7 @@ def test_against_runs_once_and_compares_with_a_committed_results_folder(tmp_path
     rep = D.check_determinism("smoke", threads=1, workdir=tmp_path / "w", src_dir=src, against=committed,
                               log=lines.append)
     assert rep.identical and len(rep.seconds) == 1 and rep.against == committed.resolve()
+    assert rep.same_kind and rep.format().startswith("case: SAME CPU KIND")
     assert "reproduction check" in rep.format() and "IDENTICAL" in rep.format()
     assert not (tmp_path / "w" / "run-b").exists() and (tmp_path / "w" / "store-a").is_dir()  # ran once
     # a committed value that a fresh run does not reproduce is reported, and the CLI exits 1
@@ -238,3 +242,116 @@ def test_against_runs_once_and_compares_with_a_committed_results_folder(tmp_path
     assert not any(d.kind == "only_b" for d in rep.comparison.differences)
     with pytest.raises(FileNotFoundError, match="compare against"):
         real("smoke", workdir=tmp_path / "w5", src_dir=src, against=tmp_path / "missing", log=lambda s: None)
+
+
+# ------------------------------------------------------------------------------- against another CPU kind
+def _machine(kind):
+    return {"kind": kind, "cpu": {"model": kind, "vendor": "v", "flags": []}, "torch": "2", "threads": 2}
+
+
+def _results(root, kind, values, claims=None):
+    """A synthetic results folder: ``{name: values}`` result files whose meta records the machine ``kind``
+    (None: no machine record, like the committed book/results) and an optional ledger."""
+    root.mkdir(parents=True)
+    for name, v in values.items():
+        meta = {"profile": "cpu", "seed": 0, "time": "2026-01-01T00:00:00+00:00"}
+        if kind is not None:
+            meta["machine"] = _machine(kind)
+        (root / f"{name}.json").write_text(json.dumps({"name": name, "values": v, "meta": meta}))
+    if claims is not None:
+        (root / "claims.json").write_text(json.dumps({"claims": claims, "counts": {}, "results_dir": "."}))
+    return root
+
+
+def _claims(low=0.45, per_kind=0.01, blue=0.16, verdict="reproduced"):
+    return [
+        {"id": "fig4.low", "verdict": verdict, "ours": low, "interval": [0.40, 0.50], "details": {}},
+        {"id": "table1.match", "verdict": "reproduced", "ours": {"vanilla": per_kind, "rotate": -0.003},
+         "interval": [-0.02, 0.02],
+         "details": {"vanilla": {"seed_interval": [0.0, 0.02], "interval": [-0.1, 0.1]},
+                     "rotate": {"interval": [-0.01, 0.004]}}},
+        {"id": "fig1.blue", "verdict": "reproduced", "ours": {"relu": blue}, "interval": None, "details": {}},
+    ]
+
+
+def _values(scale=1.0):
+    return {"table1": {"acc": [0.5 * scale + i * 1e-3 for i in range(1000)], "n": 1973},
+            "table2": {"kept": 0.9975, "curve": [0.1 * scale, 0.2]}}
+
+
+def _report_via_cli(monkeypatch, capsys, rep):
+    monkeypatch.setattr(D, "check_determinism", lambda *a, **kw: rep)
+    status = cli.main(["check-determinism", "--profile", "cpu", "--against", str(rep.against)])
+    return status, capsys.readouterr().out
+
+
+def test_against_same_kind_and_identical_is_bitwise_and_passes(tmp_path, monkeypatch, capsys):
+    run = _results(tmp_path / "run", "K", _values(), _claims())
+    ref = _results(tmp_path / "ref", "K", _values(), _claims())
+    rep = D.compare_with_reference(run, ref, threads=2, chapters=["04_x"])
+    assert rep.reference_kind == rep.run_kind == "K" and rep.same_kind and rep.identical and rep.passed
+    status, out = _report_via_cli(monkeypatch, capsys, rep)
+    assert status == 0 and out.splitlines()[0].startswith("case: SAME CPU KIND") and "IDENTICAL" in out
+
+
+def test_against_same_kind_and_differing_fails_on_the_last_bit(tmp_path, monkeypatch, capsys):
+    run = _results(tmp_path / "run", "K", _values(1.0 + 2 ** -50), _claims())
+    ref = _results(tmp_path / "ref", "K", _values(), _claims())
+    rep = D.compare_with_reference(run, ref, threads=2)
+    assert rep.same_kind and not rep.identical and not rep.passed and rep.drift is None
+    status, out = _report_via_cli(monkeypatch, capsys, rep)
+    assert status == 1 and out.splitlines()[0].startswith("case: SAME CPU KIND")
+    assert "DIFFERENT" in out and "table1.json: values.acc[0]" in out
+
+
+def test_against_other_kind_reports_drift_within_the_spread_and_passes(tmp_path, monkeypatch, capsys):
+    run = _results(tmp_path / "run", "K2", _values(1.0 + 1e-4), _claims(low=0.46, per_kind=0.015, blue=0.17))
+    ref = _results(tmp_path / "ref", "K1", _values(), _claims())
+    rep = D.compare_with_reference(run, ref, threads=2)
+    assert (rep.reference_kind, rep.run_kind) == ("K1", "K2") and not rep.same_kind
+    assert not rep.identical and rep.passed  # drift, but no verdict changed and nothing beyond its spread
+    status, out = _report_via_cli(monkeypatch, capsys, rep)
+    lines = out.splitlines()
+    assert status == 0 and lines[0].startswith("case: OTHER CPU KIND") and "K1" in lines[0] and "K2" in lines[0]
+    assert len(lines) < 25  # a summary, not one line per differing value (table1 has 1000)
+    assert "PASS" in out and "table1.json: 1000 value(s) differ; largest relative difference 0.0001" in out
+    assert "verdicts: 0 changed" in out
+    assert "fig4.low: 0.45 -> 0.46 (change +0.01); within the spread (half-width 0.05" in out
+    assert "table1.match[vanilla]: 0.01 -> 0.015 (change +0.005); within the spread (half-width 0.01" in out
+    assert "fig1.blue[relu]: 0.16 -> 0.17 (change +0.01); no spread available" in out
+    assert "ledger values: 3 changed, 1 unchanged" in out
+    # a reference that records no machine is of unknown kind: compared by drift, never bitwise
+    bare = _results(tmp_path / "bare", None, _values(), _claims())
+    rep = D.compare_with_reference(_results(tmp_path / "same", None, _values(), _claims()), bare, threads=2,
+                                   run_kind="K2")
+    assert rep.reference_kind == UNKNOWN_KIND and rep.run_kind == "K2" and rep.drift is not None
+    assert rep.case().startswith("case: OTHER CPU KIND -- the reference records no machine (unknown kind)")
+    assert rep.passed
+    # a reference of this kind in which one result file records no machine is not bitwise comparable either
+    part = _results(tmp_path / "part", "K2", _values(), _claims())
+    doc = json.loads((part / "table2.json").read_text())
+    del doc["meta"]["machine"]
+    (part / "table2.json").write_text(json.dumps(doc))
+    assert D.compare_with_reference(_results(tmp_path / "k2", "K2", _values(), _claims()), part,
+                                    threads=2).reference_kind == f"mixed kinds (K2; {UNKNOWN_KIND})"
+
+
+def test_against_other_kind_fails_on_a_changed_verdict_or_a_value_beyond_its_spread(tmp_path, monkeypatch,
+                                                                                      capsys):
+    ref = _results(tmp_path / "ref", "K1", _values(), _claims())
+    run = _results(tmp_path / "run", "K2", _values(), _claims(low=0.455, verdict="not reproduced"))
+    rep = D.compare_with_reference(run, ref, threads=2)
+    assert not rep.passed and [v.describe() for v in rep.drift.verdicts] == ["fig4.low: reproduced -> not reproduced"]
+    status, out = _report_via_cli(monkeypatch, capsys, rep)
+    assert status == 1 and out.splitlines()[0].startswith("case: OTHER CPU KIND")
+    assert "FAIL: 1 verdict(s) changed, 0 ledger value(s) beyond their spread" in out
+    assert "fig4.low: reproduced -> not reproduced" in out
+    # same verdicts, but a ledger value moved further than the seed-to-seed spread allows
+    run2 = _results(tmp_path / "run2", "K2", _values(), _claims(per_kind=0.031))
+    rep = D.compare_with_reference(run2, ref, threads=2)
+    assert not rep.passed and not rep.drift.verdicts
+    assert [d.key for d in rep.drift.beyond] == ["vanilla"] and "BEYOND the spread" in rep.format()
+    # a claim missing from the run is a changed verdict
+    run3 = _results(tmp_path / "run3", "K2", _values(), _claims()[:2])
+    rep = D.compare_with_reference(run3, ref, threads=2)
+    assert [v.describe() for v in rep.drift.verdicts] == ["fig1.blue: reproduced -> absent"] and not rep.passed

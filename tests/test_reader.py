@@ -224,11 +224,34 @@ def test_build_info_contents_and_rendering(tmp_path):
         buildinfo.profile_info("")
 
 
+def test_build_info_names_the_machine_that_computed_the_numbers(tmp_path):
+    from fmask.infra import host
+
+    info = buildinfo.build_info(tmp_path, None, None, threads=3)
+    m = info["machine"]
+    assert m["cpu"] == host.cpu_info() and m["threads"] == 3 and m["kind"].endswith("|3 threads")
+    assert m["torch"].split("+")[0] == info["versions"]["torch"].split("+")[0]
+    text = buildinfo.render_build_info(info)
+    assert f"| machine | {m['cpu']['model']}" in text and "3 torch threads" in text and f"`{m['kind']}`" in text
+    fake = {"cpu": {"model": "Intel Xeon Platinum 8480", "vendor": "GenuineIntel",
+                    "flags": ["avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"]},
+            "torch": "2.9.0+cpu", "blas": "mkl", "mkl": "2025.0", "onednn": "3.7.1", "cpu_capability": "AVX512",
+            "threads": 1, "kind": "k"}
+    line = buildinfo.render_machine(fake)
+    for needle in ("Intel Xeon Platinum 8480", "kernel flags avx2, avx512f, avx512_bf16, amx_bf16, amx_tile",
+                   "(no avx512_vnni)", "dispatches to AVX512", "torch 2.9.0+cpu", "BLAS mkl (MKL 2025.0)",
+                   "oneDNN 3.7.1", "1 torch thread"):
+        assert needle in line, needle
+    bare = buildinfo.render_machine({"cpu": {"model": "m", "vendor": "v", "flags": []}, "torch": "2", "threads": 2})
+    assert "none of avx2" in bare and "BLAS" not in bare
+
+
 def test_write_build_info_writes_both_generated_pages(tmp_path):
     book_dir = tmp_path / "book"
-    info = buildinfo.write_build_info(book_dir, repo_root=ROOT, profile="cpu", data_root=None)
+    info = buildinfo.write_build_info(book_dir, repo_root=ROOT, profile="cpu", data_root=None, threads=5)
     gen = book_dir / ledger.GENERATED_DIR
     assert (gen / buildinfo.BUILD_INFO).read_text() == buildinfo.render_build_info(info)
+    assert info["machine"]["threads"] == 5 and "5 torch threads" in (gen / buildinfo.BUILD_INFO).read_text()
     assert "not found" in (gen / ledger.CLAIMS_TABLE).read_text()
 
 
@@ -423,17 +446,17 @@ def test_bare_build_fallback_writes_missing_generated_pages_only(tmp_path, monke
     monkeypatch.delenv("FMASK_DATA", raising=False)
     (tmp_path / "book").mkdir()
     config = SimpleNamespace(myst_substitutions={"profile": "(set by fmask book)"})
-    site._ensure_generated_pages(tmp_path, config)
+    site.ensure_generated_pages(tmp_path, config)
     gen = tmp_path / "book" / ledger.GENERATED_DIR
     info = (gen / buildinfo.BUILD_INFO).read_text()
     assert "Built without `fmask book`" in info and "profile | not recorded" in info  # placeholder not shown
     assert "not found" in (gen / ledger.CLAIMS_TABLE).read_text()
     # a later bare build refreshes its own fallback pages ...
-    site._ensure_generated_pages(tmp_path, SimpleNamespace(myst_substitutions={"profile": "smoke"}))
+    site.ensure_generated_pages(tmp_path, SimpleNamespace(myst_substitutions={"profile": "smoke"}))
     assert "| profile | `smoke`" in (gen / buildinfo.BUILD_INFO).read_text()
     # ... but keeps what the runner wrote
     buildinfo.write_build_info(tmp_path / "book", repo_root=ROOT, profile="cpu")
     runner = {p.name: p.read_text() for p in gen.iterdir()}
-    site._ensure_generated_pages(tmp_path, SimpleNamespace(myst_substitutions={"profile": "smoke"}))
+    site.ensure_generated_pages(tmp_path, SimpleNamespace(myst_substitutions={"profile": "smoke"}))
     assert {p.name: p.read_text() for p in gen.iterdir()} == runner
     assert not any(t.startswith(site.FALLBACK_MARK) for t in runner.values())

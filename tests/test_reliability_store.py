@@ -579,7 +579,7 @@ def test_default_root_is_the_same_from_any_cwd(tmp_path, monkeypatch):
         (tmp_path / d).mkdir()
         monkeypatch.chdir(tmp_path / d)
         # `fmask train` (ArtifactStore(None)) and `fmask book` (the folder it hands the notebooks) agree
-        roots.append((default_root(), ArtifactStore().root, Path(book_runner._resolve_artifacts(None))))
+        roots.append((default_root(), ArtifactStore().root, Path(book_runner.resolve_artifacts(None))))
     assert roots[0] == roots[1] == (repo / "artifacts",) * 3
 
     monkeypatch.setenv("FMASK_ARTIFACTS", "rel/store")  # explicit relative choices become absolute at once

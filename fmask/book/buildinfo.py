@@ -7,6 +7,10 @@
   ``book/_generated/``), or ``None`` outside a git checkout;
 * ``date``: the build time, UTC, ISO 8601;
 * ``versions``: python, torch, torchvision, numpy, fmask, jupyter-book, papermill (installed distributions);
+* ``machine``: what computed the numbers (:func:`fmask.infra.host.machine`): CPU model and the kernel flags
+  that pick torch's code paths (``avx512f``, ``avx512_bf16``, ``amx_*``), the torch build with its BLAS, MKL
+  and oneDNN versions, the torch thread count of the chapters and the CPU kind key under which two builds
+  are expected to give bitwise equal numbers (:mod:`fmask.book.determinism`);
 * ``profile``: its name and, when it is a profile file (``fmask/params/<name>.yaml`` or a YAML path), that
   file's SHA-256;
 * ``data``: which Imagenette copy: folder name, absolute path, SHA-256 of its sorted relative file list
@@ -29,6 +33,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Mapping
 
+from fmask.infra import host
 from fmask.infra.host import REPO_ROOT
 
 __all__ = [
@@ -39,6 +44,7 @@ __all__ = [
     "package_versions",
     "profile_info",
     "data_fingerprint",
+    "render_machine",
     "build_info",
     "render_build_info",
     "write_build_info",
@@ -149,10 +155,30 @@ def data_fingerprint(data_root: str | os.PathLike[str]) -> dict[str, Any]:
             "splits": dict(sorted(splits.items()))}
 
 
+def render_machine(m: Mapping[str, Any]) -> str:
+    """One line naming a :func:`fmask.infra.host.machine` record: CPU model, kernel flags present and absent,
+    the CPU capability torch dispatches to, the torch build with BLAS / MKL / oneDNN, and the thread count."""
+    cpu = m.get("cpu", {})
+    have = list(cpu.get("flags", []))
+    lacks = [f for f in host.KERNEL_FLAGS if f not in have]
+    flags = ", ".join(have) if have else "none of " + ", ".join(host.KERNEL_FLAGS)
+    if have and lacks:
+        flags += f" (no {', '.join(lacks)})"
+    libs = ", ".join(x for x in (
+        f"BLAS {m['blas']}" + (f" (MKL {m['mkl']})" if m.get("mkl") else "") if m.get("blas") else None,
+        f"oneDNN {m['onednn']}" if m.get("onednn") else None) if x)
+    cap = f"; torch dispatches to {m['cpu_capability']}" if m.get("cpu_capability") else ""
+    threads = m.get("threads")
+    return (f"{cpu.get('model', 'unknown CPU')} ({cpu.get('vendor', 'unknown vendor')}), kernel flags {flags}{cap}; "
+            f"torch {m.get('torch', '?')}" + (f" with {libs}" if libs else "") +
+            f"; {threads} torch thread{'s' if threads != 1 else ''}")
+
+
 def build_info(repo_root: str | os.PathLike[str] = REPO_ROOT, profile: str | None = None,
                data_root: str | os.PathLike[str] | None = None, *,
-               now: _dt.datetime | None = None) -> dict[str, Any]:
-    """Everything :func:`render_build_info` shows (see the module docstring). ``now`` fixes the date (tests)."""
+               now: _dt.datetime | None = None, threads: int | None = None) -> dict[str, Any]:
+    """Everything :func:`render_build_info` shows (see the module docstring). ``now`` fixes the date (tests);
+    ``threads``: the torch thread count the chapters ran with (default: this process's)."""
     now = now or _dt.datetime.now(_dt.timezone.utc)
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (UTC)")
@@ -165,6 +191,7 @@ def build_info(repo_root: str | os.PathLike[str] = REPO_ROOT, profile: str | Non
         "git": git_state(repo_root),
         "date": now.astimezone(_dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": package_versions(),
+        "machine": host.machine(threads),
         "profile": profile_info(profile, repo_root),
         "data": data,
     }
@@ -201,33 +228,40 @@ def render_build_info(info: Mapping[str, Any]) -> str:
         ("data", data_txt),
         ("software", ver_txt),
     ]
+    if info.get("machine"):
+        rows.append(("machine", render_machine(info["machine"])))
     lines = ["| | |", "| --- | --- |"]
     lines += [f"| {k} | {v.replace('|', chr(92) + '|')} |" for k, v in rows]
     if g:
         lines += ["", f"Full commit: `{g['full']}`."]
     if d is not None:
         lines += [f"Data fingerprint (full): `{d['sha256']}`."]
+    if info.get("machine"):
+        lines += [f"CPU kind (results are bitwise comparable only within one kind): `{info['machine']['kind']}`."]
     return "\n".join(lines) + "\n"
 
 
 def write_build_info(book_dir: str | os.PathLike[str], *, repo_root: str | os.PathLike[str] = REPO_ROOT,
                      profile: str | None = None, data_root: str | os.PathLike[str] | None = None,
                      claims_path: str | os.PathLike[str] | None = None,
-                     notebooks_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+                     notebooks_dir: str | os.PathLike[str] | None = None,
+                     threads: int | None = None) -> dict[str, Any]:
     """Write ``book_dir/_generated/build_info.md`` and ``book_dir/_generated/claims_table.md``; return the info.
 
     The runner calls this once, after the notebooks ran and before ``jupyter-book build``::
 
-        buildinfo.write_build_info(book_dir, repo_root=REPO_ROOT, profile=profile, data_root=data_root)
+        buildinfo.write_build_info(book_dir, repo_root=REPO_ROOT, profile=profile, data_root=data_root,
+                                   notebooks_dir=src, threads=n_threads)
 
     ``claims_path`` defaults to ``book_dir/results/claims.json``; ``notebooks_dir`` (default
-    ``repo_root/notebooks``) supplies chapter titles for chapters not executed in this build.
+    ``repo_root/notebooks``) supplies chapter titles for chapters not executed in this build; ``threads``:
+    the torch thread count the chapters ran with.
     """
     from fmask.claims import ledger
     from fmask.infra.atomic import atomic_write
 
     book_dir = Path(book_dir)
-    info = build_info(repo_root, profile, data_root)
+    info = build_info(repo_root, profile, data_root, threads=threads)
     text = render_build_info(info)
     dest = book_dir / ledger.GENERATED_DIR / BUILD_INFO
     atomic_write(dest, lambda fh: fh.write(text), binary=False)

@@ -182,8 +182,18 @@ def open(profile: str | os.PathLike[str], *, data_root: str | os.PathLike[str] |
          artifacts_dir: str | os.PathLike[str] | None = None,
          results_dir: str | os.PathLike[str] = report.RESULTS_SUBDIR, device: str | None = None,
          **ignored: Any) -> Chapter:
-    """Open a chapter from its papermill parameters: glue ``profile``, silence page noise, return a
-    :class:`Chapter`. Extra keyword arguments (chapter-specific parameters) are ignored."""
+    """Open a chapter from its papermill parameters: check the artifact store is writable, glue ``profile``,
+    silence page noise, return a :class:`Chapter`. Extra keyword arguments (chapter-specific parameters) are
+    ignored.
+
+    ``artifacts_dir`` (None: :func:`fmask.infra.store.default_root`) goes through the same check as the command
+    line (:meth:`fmask.infra.store.ArtifactStore.check_writable`): a folder that cannot be created or written
+    raises :class:`fmask.infra.store.StoreError` (an ``OSError``) here, in one line naming the folder, before
+    any data is loaded or model trained.
+    """
+    from fmask.infra.store import ArtifactStore
+
+    ArtifactStore(artifacts_dir).check_writable()
     warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
     os.environ.setdefault("TQDM_DISABLE", "1")  # a chapter run by hand in Jupyter: no widget bars either
     from fmask.infra.runtime import apply_thread_env

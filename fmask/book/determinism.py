@@ -1,22 +1,27 @@
-"""Run the book twice and compare the result files: the check behind issue #9 §5 ("same profile, same
-machine, run twice -> identical result files").
+"""Run the book twice, or once against a reference, and compare the result files.
 
 :func:`check_determinism` (``fmask check-determinism``, ``make determinism``) executes the chosen chapters
 twice with :func:`fmask.book.run_book`, each time into its own fresh temporary output root *and* its own fresh,
-empty artifact store (so nothing computed by an older code version, or by the first run, is reused), with the
-same pinned torch thread count (:func:`fmask.infra.runtime.book_threads`), and then compares every result JSON file
-of the two runs (:func:`compare_results`).
+empty artifact store (so nothing computed by other code, or by the first run, is reused), with the same
+pinned torch thread count (:func:`fmask.infra.runtime.book_threads`), and then compares every result JSON file
+of the two runs (:func:`compare_results`): same profile, same machine, run twice -> identical result files.
 
 What is compared: every ``*.json`` under ``<out>/book/results/`` (the result files of :mod:`fmask.experiment.results`
 and the claims ledger ``claims.json``), value by value, floats *exactly* (bitwise equality of the stored
 decimal; NaN equals NaN). What is not compared is listed in ONE place, here:
 
 * :data:`IGNORED_KEYS` -- dictionary keys, at any depth, whose values are wall-clock times, durations,
-  library versions or machine paths (they legitimately differ between two runs);
+  library versions, the machine or machine paths (they legitimately differ between two runs);
 * :data:`IGNORED_DIRS` -- sub-folders of the results folder that hold only such data (per-stage runtimes).
 
 Anything else that differs is reported with its file, its key path (``table1.json: values.vanilla.masked``),
 both values and, for numbers, the absolute and relative difference; the exit status of the command is 1.
+
+``against=DIR`` (:func:`compare_with_reference`) runs once and compares with a reference results folder. Bitwise
+equality is expected only when the reference was computed on the same CPU kind
+(:func:`fmask.book.drift.results_kind`); on another kind, or when the reference records no machine, the
+report is :func:`fmask.book.drift.drift` (largest relative difference per file, changed verdicts, ledger
+values against their spread) and fails only on a changed verdict or a ledger value beyond its spread.
 """
 from __future__ import annotations
 
@@ -27,10 +32,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+from fmask.book.drift import UNKNOWN_KIND, DriftReport, drift, results_kind
 
 __all__ = ["IGNORED_KEYS", "IGNORED_DIRS", "Difference", "Comparison", "DeterminismReport", "compare_values",
-           "compare_results", "result_files", "check_determinism"]
+           "compare_results", "result_files", "compare_with_reference", "check_determinism"]
 
 #: keys (at any depth of a result file) that are not compared, with the reason. Times and durations differ
 #: on every run, versions and paths between machines; none of them is a result.
@@ -39,6 +46,7 @@ IGNORED_KEYS: Mapping[str, str] = {
     "seconds": "wall-clock duration of a stage (training, mask learning)",
     "train_ms_per_image_epoch": "wall-clock training cost per image and epoch (chapter 11's cost column)",
     "versions": "library versions (meta); equal on one machine, but not a result",
+    "machine": "the CPU, torch build and thread count that computed the file (meta); compared as the CPU kind",
     "data_root": "machine path of the Imagenette copy",
     "artifacts_dir": "machine path of the artifact store",
     "checkpoint": "machine path of a model file",
@@ -227,7 +235,10 @@ def compare_results(a_dir: str | Path, b_dir: str | Path, *, ignored: Iterable[s
 
 @dataclass
 class DeterminismReport:
-    """What :func:`check_determinism` did: the comparison, the two run roots, threads and timings (s)."""
+    """What :func:`check_determinism` did: the comparison, the two roots, threads and timings (s).
+
+    With a reference (``against``): ``reference_kind`` / ``run_kind`` (:func:`fmask.book.drift.results_kind`) and,
+    when they differ, ``drift`` (:class:`fmask.book.drift.DriftReport`)."""
 
     comparison: Comparison
     roots: tuple[Path, Path]
@@ -235,10 +246,37 @@ class DeterminismReport:
     chapters: list[str]
     seconds: tuple[float, ...]
     against: Path | None = None
+    reference_kind: str | None = None
+    run_kind: str | None = None
+    drift: DriftReport | None = None
 
     @property
     def identical(self) -> bool:
         return self.comparison.identical
+
+    @property
+    def same_kind(self) -> bool:
+        """True for two runs on this machine, or a reference of this run's CPU kind."""
+        return self.drift is None
+
+    @property
+    def passed(self) -> bool:
+        """The verdict behind the exit status: bitwise identical on one CPU kind; on another, no changed
+        verdict and no ledger value beyond its spread."""
+        return self.identical if self.drift is None else self.drift.ok
+
+    def case(self) -> str:
+        """The first line of the report: which comparison applies and why."""
+        if self.against is None:
+            return "case: two runs on this machine -> every value must be bitwise equal"
+        if self.drift is None:
+            return (f"case: SAME CPU KIND -- the reference was computed on {self.reference_kind}, like this run "
+                    f"-> every value must be bitwise equal")
+        ref = ("records no machine (unknown kind)" if self.reference_kind == UNKNOWN_KIND
+               else f"was computed on {self.reference_kind}")
+        return (f"case: OTHER CPU KIND -- the reference {ref}; this run on {self.run_kind} -> bitwise equality "
+                f"is not expected: drift is reported, and the check fails only on a changed verdict or a "
+                f"ledger value beyond its seed-to-seed spread")
 
     def format(self) -> str:
         chapters = f"{len(self.chapters)} chapter(s) ({', '.join(self.chapters)})"
@@ -249,7 +287,38 @@ class DeterminismReport:
         else:
             head = (f"determinism check: {chapters}, run twice with {self.threads} torch thread(s), fresh output "
                     f"and fresh artifact store each ({self.seconds[0]:.0f} s + {self.seconds[1]:.0f} s)")
-        return head + "\n" + self.comparison.format()
+        if self.drift is not None:
+            return "\n".join([self.case(), head, f"compared {len(self.comparison.files)} result file(s): "
+                              f"{self.comparison.a}  vs  {self.comparison.b}", self.drift.format()])
+        return "\n".join([self.case(), head, self.comparison.format()])
+
+
+def compare_with_reference(run_results: str | Path, against: str | Path, *, threads: int,
+                           chapters: Sequence[str] = (), seconds: tuple[float, ...] = (0.0,),
+                           run_kind: str | None = None, restrict_to_run: bool = False,
+                           run_root: str | Path | None = None) -> DeterminismReport:
+    """Compare a run's results folder with a reference results folder ``against``.
+
+    The CPU kinds come from the result files' machine records (:func:`fmask.book.drift.results_kind`);
+    ``run_kind`` is used when the run's files record none (:func:`check_determinism` passes this machine's
+    kind with the pinned thread count). Same kind: the bitwise :class:`Comparison`; another kind (the
+    reference's ``unknown kind`` included): also the :class:`fmask.book.drift.DriftReport`.
+    ``restrict_to_run``: compare only the files the run wrote (``--only``).
+    """
+    run_results, against = Path(run_results), Path(against)
+    cmp = compare_results(run_results, against)
+    if restrict_to_run:  # the other chapters' files are in `against` only: not part of this check
+        cmp.differences = [d for d in cmp.differences if d.kind != "only_b"]
+        cmp.files = [f for f in cmp.files if (run_results / f).is_file()]
+    both = [f for f in cmp.files if (run_results / f).is_file() and (against / f).is_file()]
+    ref_kind = results_kind(against, both)
+    found = results_kind(run_results, both)
+    kind = found if found != UNKNOWN_KIND or run_kind is None else run_kind
+    rep = DeterminismReport(cmp, (Path(run_root) if run_root is not None else run_results, against), threads,
+                            list(chapters), seconds, against, reference_kind=ref_kind, run_kind=kind)
+    if ref_kind != kind or ref_kind == UNKNOWN_KIND:
+        rep.drift = drift(cmp.differences, cmp.files, run_results, against)
+    return rep
 
 
 def check_determinism(
@@ -273,7 +342,8 @@ def check_determinism(
     shapes the results). A chapter that fails raises :class:`fmask.book.BookError`.
 
     ``against`` (a results folder, e.g. the committed ``book/results``): run only once and compare that
-    fresh run with the folder -- "does a fresh clone reproduce the committed book?". With ``only``, result
+    fresh run with the folder -- "does a fresh clone reproduce the committed book?" -- bitwise when the folder
+    was computed on this CPU kind, by drift otherwise (:func:`compare_with_reference`). With ``only``, result
     files the chosen chapters did not write are not compared (they exist in ``against`` only).
     """
     from fmask import book
@@ -304,11 +374,12 @@ def check_determinism(
             roots.append(run.root)
             chapters = list(run.notebooks)
         if against is not None:
-            cmp = compare_results(roots[0] / "book" / "results", against)
-            if only is not None:  # the other chapters' files are in `against` only: not part of this check
-                cmp.differences = [d for d in cmp.differences if d.kind != "only_b"]
-                cmp.files = [f for f in cmp.files if (roots[0] / "book" / "results" / f).is_file()]
-            return DeterminismReport(cmp, (roots[0], against), n_threads, chapters, (secs[0],), against)
+            from fmask.infra import host
+
+            return compare_with_reference(roots[0] / "book" / "results", against, threads=n_threads,
+                                          chapters=chapters, seconds=(secs[0],),
+                                          run_kind=host.cpu_kind(host.machine(n_threads)),
+                                          restrict_to_run=only is not None, run_root=roots[0])
         cmp = compare_results(roots[0] / "book" / "results", roots[1] / "book" / "results")
         return DeterminismReport(cmp, (roots[0], roots[1]), n_threads, chapters, (secs[0], secs[1]))
     finally:

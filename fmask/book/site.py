@@ -35,7 +35,7 @@ from urllib.parse import quote
 
 import yaml
 
-from fmask.book.buildinfo import REPO_ROOT  # the one definition (re-exported here)
+from fmask.infra.host import REPO_ROOT
 
 __all__ = [
     "REPO_ROOT",
@@ -43,6 +43,7 @@ __all__ = [
     "binder_url",
     "readme_badge",
     "configure_site",
+    "ensure_generated_pages",
     "setup",
     "render_dom",
     "visible_text",
@@ -117,7 +118,7 @@ def configure_site(theme_options: dict[str, Any]) -> dict[str, Any]:
 def _config_inited(app: Any, config: Any) -> None:
     opts = dict(config.html_theme_options or {})
     config.html_theme_options = configure_site(opts)
-    _ensure_generated_pages(Path(app.srcdir), config)
+    ensure_generated_pages(Path(app.srcdir), config)
 
 
 FALLBACK_MARK = "% written by fmask.book.site (a MyST comment): this build did not run through fmask book"
@@ -130,7 +131,7 @@ def _is_fallback_or_missing(path: Path) -> bool:
         return fh.readline().rstrip("\n") == FALLBACK_MARK
 
 
-def _ensure_generated_pages(srcdir: Path, config: Any) -> None:
+def ensure_generated_pages(srcdir: Path, config: Any) -> None:
     """Write the fallback build-info / claims pages unless the runner wrote them.
 
     Pages written by :func:`fmask.book.buildinfo.write_build_info` are kept; missing pages, and fallback pages of an

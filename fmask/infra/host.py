@@ -59,11 +59,16 @@ def _torch_build() -> dict[str, Any]:
             "cpu_capability": capability, "threads": torch.get_num_threads()}
 
 
-def machine() -> dict[str, Any]:
+def machine(threads: int | None = None) -> dict[str, Any]:
     """What computed a result: the CPU (model, vendor, kernel flags), the torch build (version, BLAS,
     MKL, oneDNN, the CPU capability torch dispatches to), the torch thread count and the
-    :func:`cpu_kind` key."""
+    :func:`cpu_kind` key.
+
+    ``threads``: the thread count to record instead of this process's own (the book runner's kernels run
+    with a pinned count that the runner process itself need not use)."""
     out = {"cpu": cpu_info(), **_torch_build()}
+    if threads is not None:
+        out["threads"] = int(threads)
     out["kind"] = cpu_kind(out)
     return out
 
