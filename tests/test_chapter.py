@@ -134,3 +134,24 @@ def test_class_specificity_study_records_split_sizes_chance_and_null():
     assert probe.class_specificity_study(masks, labels, seed=3, umap_neighbors=5).summary()["null_permutations"] == 0
     with pytest.raises(ValueError, match="null_permutations"):
         probe.class_specificity_study(masks, labels, seed=3, null_permutations=-1)
+
+
+def test_a_chapter_run_with_another_profile_than_the_books_says_so(tmp_path, displayed):
+    shown, _ = displayed
+    chapter.open(profile="smoke", results_dir=tmp_path)
+    text = shown[-1][0][0].data
+    assert "`smoke` profile" in text and "profile cpu" in text and "not the book's" in text
+    shown.clear()
+    assert chapter.profile_banner("cpu") is None
+
+
+def test_every_chapter_source_defaults_to_the_smoke_profile():
+    """"Run all" in Binder or a plain papermill call finishes in minutes; the runner passes the book's profile."""
+    import re
+    from pathlib import Path
+
+    sources = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.py"))
+    assert sources
+    for src in sources:
+        m = re.search(r'(?m)^profile: str = "([^"]+)"', src.read_text(encoding="utf-8"))
+        assert m and m.group(1) == "smoke", src.name

@@ -225,3 +225,15 @@ def test_a_result_is_read_by_its_file_name(tmp_path):
     (tmp_path / "table2.json").write_text(json.dumps({"name": "table3", "values": {}}))
     with pytest.raises(ValueError, match=r"table2\.json says it holds result 'table3'"):
         report.load_result(tmp_path, "table2")
+
+
+def test_every_result_file_names_the_machine_that_computed_it(tmp_path):
+    import torch
+
+    from fmask.infra.host import KERNEL_FLAGS, cpu_kind
+
+    path = report.save_result(tmp_path, "anything", {"a": 1}, profile="smoke")
+    m = json.loads(path.read_text())["meta"]["machine"]
+    assert m["cpu"]["model"] and set(m["cpu"]["flags"]) <= set(KERNEL_FLAGS)
+    assert m["torch"] == torch.__version__ and m["threads"] == torch.get_num_threads()
+    assert m["kind"] == cpu_kind(m) and m["cpu"]["model"] in m["kind"]

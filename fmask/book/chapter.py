@@ -34,7 +34,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from fmask.experiment import results as report
 
-__all__ = ["Chapter", "open", "figure_png"]
+__all__ = ["Chapter", "open", "figure_png", "profile_banner", "BOOK_PROFILE"]
 
 _SCREEN_DPI = 96.0
 
@@ -201,4 +201,24 @@ def open(profile: str | os.PathLike[str], *, data_root: str | os.PathLike[str] |
     apply_thread_env()  # the runner's fixed thread count ($FMASK_THREADS): CPU results depend on it
     ch = Chapter(profile, data_root=data_root, artifacts_dir=artifacts_dir, results_dir=results_dir, device=device)
     ch.glue("profile", ch.name)
+    banner = profile_banner(ch.name)
+    if banner:
+        from IPython.display import Markdown, display
+
+        display(Markdown(banner))
     return ch
+
+
+#: the profile the committed book was executed with (:data:`fmask.book.runner.DEFAULT_PROFILE`)
+BOOK_PROFILE = "cpu"
+
+
+def profile_banner(name: str) -> str | None:
+    """The note a chapter shows when it runs with another profile than the book's: which profile ran, that its
+    numbers are not the book's, and how to get them. None for the book's own profile."""
+    if name == BOOK_PROFILE:
+        return None
+    return (f"**This chapter ran with the `{name}` profile**, a small run that finishes in minutes; its numbers "
+            f"are not the book's. The book's numbers come from the `{BOOK_PROFILE}` profile: set "
+            f"`profile = \"{BOOK_PROFILE}\"` in the parameters cell, or run `papermill ... -p profile "
+            f"{BOOK_PROFILE}` or `fmask book --profile {BOOK_PROFILE}` (one to two hours on a 2-core CPU).")

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
+from fmask.book.chapter import BOOK_PROFILE as DEFAULT_PROFILE  # the profile of the committed book
 from fmask.book.errors import BookError
 from fmask.book.execute import execute_notebook, path_replacements
 from fmask.book.publish import build_book, ensure_writable, prepare_book_dir
@@ -51,7 +52,6 @@ __all__ = [
 ]
 
 NOTEBOOK_RE = re.compile(r"^(\d\d)_[A-Za-z0-9_]+$")
-DEFAULT_PROFILE = "cpu"
 
 
 @dataclass

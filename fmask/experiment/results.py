@@ -80,7 +80,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import yaml
 
 from fmask.experiment.records import SCHEMAS, check_values
-from fmask.infra.host import REPO_ROOT
+from fmask.infra.host import REPO_ROOT, machine
 
 __all__ = [
     "RESULTS_SUBDIR",
@@ -180,6 +180,7 @@ def _meta(profile: str, extra: Mapping[str, Any] | None) -> dict[str, Any]:
         "profile": profile,
         "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": library_versions(),
+        "machine": machine(),
     }
     if extra:
         meta.update(dict(extra))
@@ -196,7 +197,8 @@ def save_result(
 ) -> Path:
     """Write ``values`` (a JSON-serialisable mapping) atomically to ``<results_dir>/<name>.json``.
 
-    ``meta`` adds entries (e.g. parameters, seed) to the recorded metadata (profile, UTC time, versions).
+    ``meta`` adds entries (e.g. parameters, seed) to the recorded metadata (profile, UTC time, versions, and the
+    machine: CPU model and kernel flags, torch build, thread count, :func:`fmask.infra.host.machine`).
     A result the claims ledger reads (a name in :data:`fmask.experiment.records.SCHEMAS`) is checked against
     its schema first. Returns the path written. Raises ``ValueError`` for a bad name, profile or non-mapping
     values, or a record that breaks its schema (naming the file and the key path); nothing is written then.

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import json
 import os
 import re
@@ -360,18 +359,3 @@ class ArtifactStore:
         claim shares it until the child exits.
         """
         return exclusive_lock(self.path(kind, params, ".lock"), timeout)
-
-
-#: atomic writers that live in :mod:`fmask.infra.atomic` (this module does not use them itself)
-_MOVED = {"fmask.infra.atomic": ("atomic_write", "atomic_torch_save")}
-
-
-def __getattr__(name: str) -> Any:
-    """``fmask.infra.store.<name>`` of a name listed in ``_MOVED``: fetched from its module with a
-    :class:`DeprecationWarning` naming that module."""
-    for module, names in _MOVED.items():
-        if name in names:
-            warnings.warn(f"fmask.infra.store.{name} moved to {module}.{name}; import it from there",
-                          DeprecationWarning, stacklevel=2)
-            return getattr(importlib.import_module(module), name)
-    raise AttributeError(f"module 'fmask.infra.store' has no attribute {name!r}")

@@ -41,6 +41,7 @@ import torch.nn as nn
 
 from fmask.learners.distributed_shards import gather_results, merge_results, shard_bounds
 from fmask.learners.distributed_args import HEARTBEAT_S, add_distribute_arguments
+from fmask.data.images import load_tensor_file
 from fmask.learners.distributed_wait import GRACE_S, StoreSync, default_timeout, wait_for_ranks
 
 __all__ = [
@@ -174,53 +175,6 @@ def learn_masks_distributed(
 # ----------------------------------------------------------------------------------------------- CLI
 
 
-def _load_images(path: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Read ``{"images": (N, C, H, W) float in [0, 1], "targets": (N,) int}`` (or a 2-tuple) from a torch file.
-
-    ``targets`` may be absent (None: the model's own predictions are used)."""
-    data = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(data, dict):
-        if "images" not in data:
-            raise ValueError(f"{path}: expected a dict with 'images' (and optionally 'targets'), got keys {sorted(data)}")
-        x, t = data["images"], data.get("targets")
-    elif isinstance(data, (tuple, list)) and len(data) == 2:
-        x, t = data
-    else:
-        raise ValueError(f"{path}: expected {{'images': (N,C,H,W), 'targets': (N,)}}")
-    for name, v in (("images", x), ("targets", t)):
-        if v is not None and not isinstance(v, torch.Tensor):
-            raise ValueError(f"{path}: '{name}' must be a tensor, got {type(v).__name__}")
-    return x.float(), (None if t is None else t)
-
-
-def _find_key(obj: Any, key: str, depth: int = 0) -> Any:
-    """First value stored under ``key`` in nested dicts (breadth first, skipping state dicts)."""
-    if not isinstance(obj, dict) or depth > 4:
-        return None
-    if key in obj and not isinstance(obj[key], torch.Tensor):
-        return obj[key]
-    for k, v in obj.items():
-        if isinstance(v, dict) and k not in ("state_dict", "model_state"):
-            found = _find_key(v, key, depth + 1)
-            if found is not None:
-                return found
-    return None
-
-
-def _find_state_dict(obj: Any, depth: int = 0) -> dict[str, torch.Tensor] | None:
-    if not isinstance(obj, dict) or depth > 4:
-        return None
-    for k in ("state_dict", "model_state", "model"):
-        v = obj.get(k)
-        if isinstance(v, dict) and v and all(isinstance(t, torch.Tensor) for t in v.values()):
-            return v
-    for v in obj.values():
-        found = _find_state_dict(v, depth + 1)
-        if found is not None:
-            return found
-    return None
-
-
 def load_model_checkpoint(path: str, arch: str | None = None) -> nn.Module:
     """Rebuild an :func:`fmask.models.zoo.build_model` network from a checkpoint file (``weights_only=True``):
     :func:`fmask.models.checkpoint.load_model_checkpoint` (layouts: ``{"arch", "state_dict", ["in_channels",
@@ -255,10 +209,11 @@ def check_inputs(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor, tor
     ``ValueError`` / ``OSError`` / ``pickle.UnpicklingError`` whose one-line message names the file or option.
     """
     from fmask.learners.base import check_images, check_targets
-    from fmask.learners.per_image import DEFAULTS, PerImageMasks
+    from fmask.core.objective import PER_IMAGE_DEFAULTS as DEFAULTS
+    from fmask.learners.per_image import PerImageMasks
 
     model = _load(args.checkpoint, "checkpoint", lambda: load_model_checkpoint(args.checkpoint, arch=args.arch))
-    images, targets = _load(args.images, "images", lambda: _load_images(args.images))
+    images, targets = _load(args.images, "images", lambda: load_tensor_file(args.images))
     check_images(images, name=f"{args.images}: images")
     for flag in ("timeout", "heartbeat"):
         v = getattr(args, flag, None)

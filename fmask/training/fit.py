@@ -61,7 +61,8 @@ from fmask.training.attacks import PGD, pgd_settings, robust_accuracy
 from fmask.training.config import DataConfig, FitConfig, TrainingConfig, as_training_config
 from fmask.training.loop import eval_tensors, nhwc, train_epoch
 from fmask.infra.runtime import progress_bar, resolve_device, seeded
-from fmask.infra.store import ArtifactStore, read_artifact, versions
+from fmask.infra.integrity import versions
+from fmask.infra.store import ArtifactStore
 
 __all__ = [
     "REGIMES",
@@ -234,7 +235,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device | None = "cpu")
     """A finished model straight from its ``model/<key>.pt`` file (parameters are read from the file).
 
     The file is read with :func:`fmask.models.checkpoint.read_checkpoint` (``verify=True``: through
-    :func:`fmask.infra.store.read_artifact`, sidecar ``<key>.json`` present, size and SHA-256 match,
+    :func:`fmask.infra.integrity.read_artifact`, sidecar ``<key>.json`` present, size and SHA-256 match,
     ``torch.load(..., weights_only=True)``); a missing file raises ``FileNotFoundError``, a damaged file raises
     :class:`fmask.infra.store.ArtifactCorruptError` naming the file and the reason (the file is left in place),
     a file that is not a trained model raises ``ValueError``.
