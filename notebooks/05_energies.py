@@ -122,6 +122,20 @@ def _compare(r):
 
 ch.glue("rot_vs_vanilla", _compare("rotate"))
 ch.glue("adv_vs_vanilla", _compare("adversarial"))
+
+# %% [markdown]
+# **Where a mask puts its weight, not how much it keeps.** A denser mask has a larger share of its energy at
+# high frequencies simply because the high bands cover most of the spectrum. The ledger therefore reads each
+# mask at the same number of entries: of its top {glue:text}`top_fraction` entries (by value), the share that
+# lies in the lower half of the radial bands. The table gives, over the {glue:text}`n_masks` dataset masks of
+# this build, the correlation of each statistic with the mask's mean.
+
+# %% tags=["hide-input"]
+density = bands.density_correlations(replicates)
+ch.glue("top_fraction", f"{100 * bands.TOP_FRACTION:g}%")
+ch.glue("n_masks", str(density["n_masks"]))
+ch.table([{"statistic": name, "correlation with the mask mean": v}
+          for name, v in density["correlation"].items()], digits=2)
 ch.save(
     "energies",
     {
@@ -137,6 +151,7 @@ ch.save(
         "high_frequency_share": high_share,
         "high_frequency_share_replicates": {r: v.tolist() for r, v in high_seeds.items()},
         "angular_max_over_mean": ang_spread,
+        "density_correlation": density,
     },
 )
 

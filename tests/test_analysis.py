@@ -392,3 +392,33 @@ def test_analysis_and_plots_modules_are_small_and_share_no_private_names():
                   and not (isinstance(node.value, ast.Name) and node.value.id == "self")):
                 private.append(f"{f.name}: {ast.unparse(node)}")
     assert private == []
+
+
+def test_top_fraction_low_share_reads_where_the_largest_entries_are_not_how_many():
+    from fmask.analysis.bands import top_fraction_low_share
+    from fmask.core.spectral import radial_bands, uncentered
+
+    bands = radial_bands(64, 64, 32)
+    ones = torch.ones(1, 1, 64, 64)
+    area_low = float((bands < 16).double().mean())
+    assert top_fraction_low_share(ones, 32, q=0.05)[0] == pytest.approx(area_low)  # ties: the area share
+    graded = uncentered((1.0 - bands.double() / 32).float()[None, None])  # larger towards DC
+    dense = 0.5 + 0.5 * graded  # the same order of entries, a denser mask
+    assert top_fraction_low_share(graded, 32, q=0.05)[0] == pytest.approx(1.0)
+    assert top_fraction_low_share(dense, 32, q=0.05)[0] == pytest.approx(1.0)  # density does not move it
+    highpass = uncentered((bands.double() / 32).float()[None, None])
+    assert top_fraction_low_share(highpass, 32, q=0.05)[0] == pytest.approx(0.0)
+    with pytest.raises(ValueError):
+        top_fraction_low_share(ones, 32, q=0.0)
+
+
+def test_density_correlations_cover_every_mask_and_name_both_statistics():
+    from fmask.analysis.bands import density_correlations, replicate_band_energies
+
+    g = torch.Generator().manual_seed(0)
+    masks = {r: [torch.rand(1, 1, 32, 32, generator=g) ** k for k in (1, 2, 3)] for r in ("vanilla", "rotate")}
+    d = density_correlations(replicate_band_energies(masks, 16))
+    assert d["n_masks"] == 6 and len(d["correlation"]) == 2
+    assert all(v is None or -1 <= v <= 1 for v in d["correlation"].values())
+    same = {r: [torch.ones(1, 1, 32, 32)] * 3 for r in ("vanilla", "rotate")}
+    assert set(density_correlations(replicate_band_energies(same, 16))["correlation"].values()) == {None}

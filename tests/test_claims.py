@@ -12,8 +12,10 @@ import pytest
 from fmask.claims import ledger
 
 from fmask import claims
+from fmask.claims import base as claims_base
 
 from fmask.experiment import results as report
+from fmask.data.regimes import PAPER_LETTERS as REGIME_LETTERS
 from fmask.data.regimes import REGIMES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,7 +110,8 @@ def test_schema_and_ids():
         assert e["interval"] is None or (len(e["interval"]) == 2 and e["interval"][0] <= e["interval"][1])
     json.dumps(entries)  # plain JSON types
     # nothing recorded: every claim is inconclusive and says what is missing
-    assert {e["verdict"] for e in entries} == {claims.INCONCLUSIVE}
+    assert {e["verdict"] for e in entries if e["id"] != "fig5.texture_like"} == {claims.INCONCLUSIVE}
+    assert by_id(entries)["fig5.texture_like"]["verdict"] == claims_base.NOT_TESTABLE
     assert all(e["missing"] for e in entries)
     assert all(e["ours"] is None for e in entries)
 
@@ -146,7 +149,13 @@ def test_write_claims_is_atomic_json(tmp_path):
     assert [e["id"] for e in ledger.load_claims(out)] == list(claims.ORDER)  # the renderer reads it back, in order
     assert set(doc) == {"claims", "counts", "results_dir"}
     # one cell recorded, far from the paper's 58.83%: one claim decided, nothing invented for the others
-    assert doc["counts"] == {claims.REPRODUCED: 0, claims.NOT_REPRODUCED: 1, claims.INCONCLUSIVE: len(claims.ORDER) - 1}
+    n_checks = sum(c["kind"] == claims_base.CHECK for c in claims.CLAIMS)
+    assert n_checks == 5
+    assert doc["counts"] == {
+        "claims": {claims.REPRODUCED: 0, claims.NOT_REPRODUCED: 1, claims.INCONCLUSIVE: len(claims.ORDER) - n_checks - 2,
+                   claims_base.NOT_TESTABLE: 1},
+        "checks": {claims.REPRODUCED: 0, claims.NOT_REPRODUCED: 0, claims.INCONCLUSIVE: n_checks,
+                   claims_base.NOT_TESTABLE: 0}}
     assert by_id(doc["claims"])["table2.attack_reversal"]["verdict"] == claims.NOT_REPRODUCED
     assert not list(tmp_path.glob(".claims.json.*"))  # no temporary file left behind
     with pytest.raises(ValueError):
@@ -232,11 +241,21 @@ def test_table1_ranking_rule():
     assert verdict(results(reverse, n), cid) == N
     assert verdict(results(same, 10), cid) == I
     assert verdict(results(same, n, seeds=0), cid) == I  # one training seed: undecided
+    # seed by seed: the order holding in two seeds and reversed in the third is not a reproduction
+    mixed = results(same, n)
+    first, second = ranked[0], ranked[1]
+    for row, accs in ((first, (0.9, 0.9, 0.7)), (second, (0.8, 0.8, 0.8))):
+        rep = mixed["table1"][row]["replicates"]
+        rep["standard"] = list(accs)
+        rep["correct"]["standard"] = [round(a * n) for a in accs]
+    e = by_id(claims.evaluate_claims(mixed))[cid]
+    pair = e["details"][f"{REGIME_LETTERS[first]}>{REGIME_LETTERS[second]}"]
+    assert pair["per_seed_verdicts"] == [R, R, N] and pair["verdict"] == I and e["verdict"] == I
 
 
 def _energies(deltas, n_bands=8, regime="adversarial"):
     """Radial shares per seed: vanilla uniform; ``regime`` moves ``delta`` of energy from the upper to the
-    lower half of the bands (Δ_low = delta)."""
+    lower half of the bands (Δ_low = delta), and its top entries' low-half share is ``delta`` higher (Δ_top)."""
     base = np.full(n_bands, 1.0 / n_bands)
     half = n_bands // 2
     van, reg = [], []
@@ -248,9 +267,13 @@ def _energies(deltas, n_bands=8, regime="adversarial"):
         shifted[:half] += d / half
         shifted[half:] -= d / half
         reg.append(shifted)
+    top_van = [0.5 + 1e-3 * i for i in range(len(deltas))]  # low-half share of the top entries
+    top_reg = [t + d for t, d in zip(top_van, deltas)]
     return {"energies": {"n_bands": n_bands, "radial_share": {"vanilla": van[0].tolist(), regime: reg[0].tolist()},
-                         "replicates": {"vanilla": {"radial_share": np.array(van).tolist()},
-                                        regime: {"radial_share": np.array(reg).tolist()}}}}
+                         "replicates": {"vanilla": {"radial_share": np.array(van).tolist(), "top_low_share": top_van,
+                                                    "mask_mean": [0.7] * len(deltas)},
+                                        regime: {"radial_share": np.array(reg).tolist(), "top_low_share": top_reg,
+                                                 "mask_mean": [0.2] * len(deltas)}}}}
 
 
 @pytest.mark.parametrize("regime,cid,sign", [("adversarial", "fig4.adversarial_low_frequency", +1),
@@ -266,11 +289,28 @@ def test_radial_bias_rules(regime, cid, sign):
     assert verdict(_energies([0.1, -0.1, 0.05, -0.05], regime=regime), cid) == I  # straddles 0
 
 
-def test_translate_rule_is_contradicted_only_by_a_clear_low_frequency_bias():
+def test_translate_rule_is_an_equivalence_test_with_a_margin_fixed_in_advance():
     cid = "fig4.translate_no_clear_bias"
-    assert verdict(_energies([0.02, -0.03, 0.01, -0.01], regime="translate"), cid) == R
-    assert verdict(_energies([0.10, 0.12, 0.11, 0.09], regime="translate"), cid) == N
-    assert verdict(_energies([0.0, 0.01], regime="translate"), cid) == I
+    assert claims_base.FIG4_EQUIVALENCE_MARGIN == 0.05
+    assert verdict(_energies([0.02, -0.03, 0.01, -0.01], regime="translate"), cid) == R  # inside ±0.05
+    assert verdict(_energies([0.10, 0.12, 0.11, 0.09], regime="translate"), cid) == N  # a clear bias
+    assert verdict(_energies([-0.10, -0.12, -0.11, -0.09], regime="translate"), cid) == N  # either direction
+    assert verdict(_energies([0.04, 0.06, 0.02, 0.08], regime="translate"), cid) == I  # straddles the margin
+    assert verdict(_energies([0.0, 0.01], regime="translate"), cid) == I  # too few seeds
+
+
+def test_radial_rules_read_the_top_entries_not_the_energy_share():
+    """A regime whose energy share moves (a sparser mask) but whose top entries sit where the vanilla mask's do
+    gets no bias: the statistic does not follow the density."""
+    res = _energies([0.10, 0.12, 0.11, 0.09])
+    reps = res["energies"]["replicates"]
+    reps["adversarial"]["top_low_share"] = list(reps["vanilla"]["top_low_share"])
+    e = by_id(claims.evaluate_claims(res))["fig4.adversarial_low_frequency"]
+    assert e["verdict"] == I and e["ours"] == pytest.approx(0.0)
+    assert e["details"]["energy_share_delta_per_seed"] == pytest.approx([0.10, 0.12, 0.11, 0.09])
+    del reps["adversarial"]["top_low_share"]
+    e = by_id(claims.evaluate_claims(res))["fig4.adversarial_low_frequency"]
+    assert e["verdict"] == I and any("top_low_share" in m for m in e["missing"])
 
 
 def _angular(bump, regimes=("adversarial",), seeds=4, n_bands=8):
@@ -415,7 +455,7 @@ def test_geometry_rule():
     assert e["n"] == int(128 * 0.85) and e["verdict"] == N
 
 
-def test_texture_proxy_rule():
+def test_texture_claim_is_not_testable_as_stated_and_shows_its_proxy():
     cid = "fig5.texture_like"
     rng = np.random.default_rng(0)
     low, high = rng.uniform(0.0, 0.2, 100), rng.uniform(0.6, 0.9, 100)
@@ -424,6 +464,27 @@ def test_texture_proxy_rule():
         return {"single_image": {"per_image": {"pixel_correlation": {"masked": list(masked),
                                                                      "complement": list(complement)}}}}
 
-    assert verdict(res(low, high), cid) == R
-    assert verdict(res(high, low), cid) == N
-    assert verdict(res(low[:3], high[:3]), cid) == I
+    for masked, complement, proxy in ((low, high, R), (high, low, N), (low[:3], high[:3], I)):
+        e = by_id(claims.evaluate_claims(res(masked, complement)))[cid]
+        assert e["verdict"] == claims_base.NOT_TESTABLE and e["details"]["pixel_correlation_proxy"] == proxy
+
+
+def test_equivalence_verdict_has_three_outcomes():
+    assert claims_base.equivalence_verdict([-0.01, 0.02], 0.05) == R
+    assert claims_base.equivalence_verdict([0.06, 0.2], 0.05) == N
+    assert claims_base.equivalence_verdict([-0.3, -0.06], 0.05) == N
+    assert claims_base.equivalence_verdict([0.0, 0.08], 0.05) == I
+    assert claims_base.equivalence_verdict(None, 0.05) == I
+
+
+def test_a_check_must_say_why_and_is_never_counted():
+    with pytest.raises(ValueError, match="why"):
+        claims_base.spec("x", "c", "p", "r", "ch", lambda R: None, kind=claims_base.CHECK)
+    with pytest.raises(ValueError, match="why"):
+        claims_base.spec("x", "c", "p", "r", "ch", lambda R: None, why="because")
+    checks = {c["id"] for c in claims.CLAIMS if c["kind"] == claims_base.CHECK}
+    assert checks == {"fig1.blue_shift", "table1.masked_matches_standard", "table2.selection",
+                      "table2.masked_preserves", "table2.complement_necessary"}
+    entries = [{"verdict": R, "kind": claims_base.CHECK}, {"verdict": N, "kind": claims_base.CLAIM}]
+    t = claims.evaluation.tally(entries)
+    assert t["claims"][R] == 0 and t["claims"][N] == 1 and t["checks"][R] == 1

@@ -246,15 +246,15 @@ def _distribute_files(tmp_path, images=None, targets=None, raw=None):
 @pytest.mark.parametrize("case, extra, needles", [
     ("rgb images for a grey model", [], ["model.pt", "images.pt", "does not take"]),
     ("targets beyond the classes", [], ["images.pt", "targets", "[0, 5)"]),
-    ("targets of the wrong length", [], ["images.pt", "targets", "(4,)"]),
+    ("targets of the wrong length", [], ["images.pt", "labels", "N = 4", "(2,)"]),
     ("pixels in 0..255", [], ["images.pt", "[0, 1]"]),
-    ("not a torch file", [], ["images.pt", "cannot read"]),
+    ("not a torch file", [], ["images.pt", "could not read"]),
     ("no 'images' key", [], ["images.pt", "'images'"]),
     ("missing checkpoint", [], ["nope.pt", "no such"]),
-    ("zero steps", ["--steps", "0"], ["--steps must", ">= 1"]),
+    ("zero steps", ["--steps", "0"], ["--steps must", "positive integer"]),
     ("negative lambda", ["--lam", "-1"], ["--lam", ">= 0"]),
     ("zero timeout", ["--timeout", "0"], ["--timeout", "> 0"]),
-    ("zero batch", ["--batch-size", "0"], ["--batch-size must", ">= 1"]),
+    ("zero batch", ["--batch-size", "0"], ["--batch-size must", "positive integer"]),
 ])
 def test_distribute_bad_input_is_one_line_before_any_rank_starts(tmp_path, monkeypatch, capsys, case, extra,
                                                                    needles):

@@ -227,13 +227,31 @@ def test_arch_claim_reads_architectures_json():
                            (_summary([-0.01, 0.02, -0.01, -0.03], 0.01, 0.9, 0.3, 0.0, 0.5), claims.INCONCLUSIVE),
                            (_summary([-0.01, -0.02, 0.01, 0.03], 0.2, 0.9, 0.3, 0.0, 0.5), claims.NOT_REPRODUCED)):
         items = compare.similarity_items(vgg, other, 0.05)
-        e = _claim({"architectures": {"values": {"items": items}, "meta": {"first": "vgg", "second": "resnet"}}})
+        e = _claim({"architectures": {"values": {"items": items, "first": vgg, "second": other},
+                                      "meta": {"first": "vgg", "second": "resnet"}}})
         assert e["verdict"] == verdict and e["chapter"] == "11_architectures"
         assert e["ours"] == pytest.approx(sum(i["agree"] is True for i in items) / len(items))
         assert e["n"] == len(items)
     e = _claim({})
     assert e["verdict"] == claims.INCONCLUSIVE and e["missing"]
     assert claims.CLAIMS[-1]["id"] == "sec2.resnet_similar"
+
+
+def test_arch_claim_is_inconclusive_when_the_premise_of_comparable_accuracy_fails():
+    vgg = _summary([0.01, 0.02, -0.01, -0.03], 0.01, 0.9, 0.3, 0.0, 0.5)
+    items = compare.similarity_items(vgg, copy.deepcopy(vgg), 0.05)  # every item agrees
+    weak = copy.deepcopy(vgg)
+    for r in REGIMES:
+        weak["table1"][r]["standard"] = 0.6 - 0.051  # just over 5 points below the main network
+    e = _claim({"architectures": {"values": {"items": items, "first": vgg, "second": weak}, "meta": {}}})
+    assert e["verdict"] == claims.INCONCLUSIVE and "premise fails" in e["details"]["premise"]
+    weak_ok = copy.deepcopy(vgg)
+    for r in REGIMES:
+        weak_ok["table1"][r]["standard"] = 0.6 - 0.049
+    e = _claim({"architectures": {"values": {"items": items, "first": vgg, "second": weak_ok}, "meta": {}}})
+    assert e["verdict"] == claims.REPRODUCED and "premise" not in e["details"]
+    e = _claim({"architectures": {"values": {"items": items}, "meta": {}}})  # accuracies not recorded
+    assert e["verdict"] == claims.INCONCLUSIVE and any("premise" in m for m in e["missing"])
 
 
 # ------------------------------------------------------------------------------------------- figures

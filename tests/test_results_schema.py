@@ -206,4 +206,5 @@ def test_committed_book_results_give_the_committed_ledger():
     plain = by_id(claims.evaluate_claims(report.load_results(BOOK_RESULTS)))
     assert plain["table2.attack_reversal"]["n"] == report.load_result(BOOK_RESULTS, "table2")["values"]["vanilla"]["n"]
     md = ledger.claims_table_markdown(entries)  # the one renderer (intro and chapter 8)
-    assert sum(line.startswith("| ") for line in md.splitlines()) == len(entries) + 2  # header, rule, rows
+    # two tables (claims, checks), each with a header and a rule line above its rows
+    assert sum(line.startswith("| ") for line in md.splitlines()) == len(entries) + 4

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from fmask.analysis.maps import as_4d
-from fmask.core.spectral import band_energy, centered
+from fmask.core.spectral import band_energy, centered, radial_bands
 
 __all__ = [
     "band_energies",
@@ -94,6 +94,38 @@ def ring_averaged(masks: Tensor) -> Tensor:
     return uncentered(avg)
 
 
+#: the fraction of a mask's entries whose location the density-fair Fig. 4 statistic reads (fixed in advance)
+TOP_FRACTION = 0.05
+
+
+def top_fraction_low_share(masks: Tensor, n_bands: int, q: float = TOP_FRACTION) -> np.ndarray:
+    """Per mask, the share of its top-``q`` entries (by value) that lie in the lower half of the ``n_bands``
+    radial bands: (N, C, H, W) fft2 layout -> (N,) in [0, 1].
+
+    Unlike the band energy shares, this does not grow with how much of the spectrum a mask keeps: every mask
+    is read at the same number of entries, ``round(q · C·H·W)``, so a dense and a sparse mask are compared
+    by where they put their largest values. Entries tied with the ``k``-th largest value count with equal
+    weight (the expected share under a random tie break), so a mask of ones gives the low half's area share.
+    """
+    m = as_4d(masks, "masks").detach().double().cpu()
+    if not 0 < q <= 1:
+        raise ValueError(f"q must be in (0, 1], got {q}")
+    n, c, h, w = m.shape
+    low = (radial_bands(h, w, int(n_bands)) < int(n_bands) // 2).double()  # centred layout
+    low = low.expand(c, h, w).reshape(-1)
+    flat = centered(m).reshape(n, -1)
+    k = max(1, int(round(q * flat.shape[1])))
+    out = np.empty(n)
+    for i in range(n):
+        v = flat[i]
+        t = torch.topk(v, k).values[-1]
+        above = v > t
+        tied = v == t
+        weight = above.double() + tied.double() * (k - int(above.sum())) / int(tied.sum())
+        out[i] = float((weight * low).sum() / k)
+    return out
+
+
 def replicate_band_energies(masks: Mapping[str, Sequence[Tensor]], n_bands: int = 64) -> dict[str, dict[str, np.ndarray]]:
     """Band-energy shares of every replicate's dataset mask, the ``energies.json`` ``replicates`` arrays.
 
@@ -101,8 +133,9 @@ def replicate_band_energies(masks: Mapping[str, Sequence[Tensor]], n_bands: int 
     (row ``i`` = seed ``profile.seed + i`` for every regime, so rows are paired across regimes). Every regime
     must have the same number of replicates. Returns regime -> ``{"radial_share", "angular_share",
     "angular_share_isotropic"}``, each a (replicates, n_bands) float array of :func:`band_energies` rows
-    (each row sums to 1); ``angular_share_isotropic`` is the angular share of :func:`ring_averaged` masks.
-    This is exactly what :mod:`fmask.claims.rules` reads (``energies.replicates.<regime>.<key>``).
+    (each row sums to 1); ``angular_share_isotropic`` is the angular share of :func:`ring_averaged` masks;
+    plus ``"top_low_share"`` (:func:`top_fraction_low_share`) and ``"mask_mean"``, each (replicates,). This is
+    exactly what :mod:`fmask.claims.energies` reads (``energies.replicates.<regime>.<key>``).
     """
     if not masks:
         raise ValueError("masks is empty")
@@ -114,7 +147,9 @@ def replicate_band_energies(masks: Mapping[str, Sequence[Tensor]], n_bands: int 
         stack = torch.cat([_single(m, f"{r}[{i}]") for i, m in enumerate(reps)])
         out[r] = {"radial_share": band_energies(stack, n_bands, "radial").numpy(),
                   "angular_share": band_energies(stack, n_bands, "angular").numpy(),
-                  "angular_share_isotropic": band_energies(ring_averaged(stack), n_bands, "angular").numpy()}
+                  "angular_share_isotropic": band_energies(ring_averaged(stack), n_bands, "angular").numpy(),
+                  "top_low_share": top_fraction_low_share(stack, n_bands),
+                  "mask_mean": stack.double().mean(dim=(1, 2, 3)).numpy()}
     return out
 
 
@@ -178,3 +213,23 @@ def low_frequency_share(masks: Tensor, n_bands: int) -> np.ndarray:
         raise ValueError(f"n_bands must be >= 2 for a lower half; got {n_bands}")
     e = band_energies(as_4d(masks, "masks"), int(n_bands), "radial")
     return e[:, : int(n_bands) // 2].sum(dim=1).double().numpy()
+
+
+def density_correlations(replicates: Mapping[str, Mapping[str, np.ndarray]]) -> dict:
+    """How much each Fig. 4 statistic follows the mask's density: over every dataset mask in ``replicates``
+    (:func:`replicate_band_energies`; all regimes and seeds), the Pearson correlation of the mask mean with
+    the low-half energy share (the paper's unit-norm energies) and with :func:`top_fraction_low_share`.
+    Returns ``{"n_masks": int, "correlation": {statistic: r or None}}`` (None when a statistic is constant)."""
+    mean = np.concatenate([np.asarray(rep["mask_mean"], float) for rep in replicates.values()])
+    stats_ = {
+        "low-half energy share (paper's unit-norm energies)": np.concatenate(
+            [np.asarray(rep["radial_share"], float)[:, : np.asarray(rep["radial_share"]).shape[1] // 2].sum(axis=1)
+             for rep in replicates.values()]),
+        f"low-half share of the top {100 * TOP_FRACTION:g}% entries": np.concatenate(
+            [np.asarray(rep["top_low_share"], float) for rep in replicates.values()]),
+    }
+    out = {}
+    for name, v in stats_.items():
+        ok = mean.size >= 2 and np.std(mean) > 0 and np.std(v) > 0
+        out[name] = float(np.corrcoef(mean, v)[0, 1]) if ok else None
+    return {"n_masks": int(mean.size), "correlation": out}

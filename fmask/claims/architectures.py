@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from fmask.claims.base import (INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Results, outcome, spec)
+from fmask.claims.base import (ARCHITECTURE_PREMISE_POINTS, INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Results,
+                               outcome, spec)
 
 __all__ = ["specs"]
 
@@ -27,6 +28,16 @@ def _architectures_similar(R: Results) -> dict[str, Any]:
         verdict = INCONCLUSIVE
     details = {"disagree": [i.get("item") for i in items if i.get("agree") is False],
                "first": R.meta_value("architectures", "first"), "second": R.meta_value("architectures", "second")}
+    acc = {side: R.number("architectures", side, "table1", "vanilla", "standard") for side in ("first", "second")}
+    details["vanilla_accuracy"] = acc
+    if acc["first"] is None or acc["second"] is None:
+        missing.append("architectures.{first,second}.table1.vanilla.standard (the premise: comparable accuracy)")
+        verdict = INCONCLUSIVE
+    elif acc["first"] - acc["second"] > ARCHITECTURE_PREMISE_POINTS:
+        details["premise"] = (f"the second network's vanilla accuracy ({100 * acc['second']:.1f}%) is more than "
+                              f"{100 * ARCHITECTURE_PREMISE_POINTS:g} points below the main network's "
+                              f"({100 * acc['first']:.1f}%): the comparison's premise fails")
+        verdict = INCONCLUSIVE
     return outcome(ours=agree / n, n=n, verdict=verdict, missing=missing, details=details)
 
 
@@ -40,7 +51,10 @@ def specs() -> list[dict[str, Any]]:
              "Chapter 11's items, computed the same way for the main network and the compare section's second "
              "architecture (one seed each; fmask.experiment.compare.VERDICT_RULE): sign of Δ_low for B, C, D, E; Table 1 "
              "|masked - clean| within compare.verdict_margin for every network; sign of M(X) - M'(X); sign of "
-             "M(X_A) - X_A (Table 2 subset). Ours: the share of items on which the two agree. All agree -> "
-             "reproduced; more than half disagree -> not reproduced; otherwise inconclusive.",
+             "M(X_A) - X_A (Table 2 subset). Ours: the share of items on which the two agree. The premise is "
+             "'comparable performance': if the second network's vanilla accuracy is more than "
+             f"{100 * ARCHITECTURE_PREMISE_POINTS:g} points below the main network's, inconclusive whatever the "
+             "items say. Otherwise all agree -> reproduced; more than half disagree -> not reproduced; otherwise "
+             "inconclusive.",
              "11_architectures", _architectures_similar),
     ]

@@ -53,6 +53,12 @@ __all__ = [
     "REPRODUCED",
     "NOT_REPRODUCED",
     "INCONCLUSIVE",
+    "NOT_TESTABLE",
+    "CLAIM",
+    "CHECK",
+    "FIG4_EQUIVALENCE_MARGIN",
+    "ARCHITECTURE_PREMISE_POINTS",
+    "equivalence_verdict",
     "VERDICTS",
     "FIELDS",
     "RESULT_NAMES",
@@ -65,8 +71,15 @@ __all__ = [
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
 INCONCLUSIVE = "inconclusive"
-VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)
-FIELDS = ("id", "claim", "paper", "ours", "interval", "n", "verdict", "rule", "chapter", "missing", "details")
+#: a statement the book cannot measure as the paper makes it (the rule says why); never counted
+NOT_TESTABLE = "not testable as stated"
+VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_TESTABLE)
+#: what an entry of the ledger is: a ``claim`` could have come out either way; a ``check`` holds by construction
+#: or by selection (the objective, the image selection or mathematics makes it true), so it is reported apart and
+#: never counted as a reproduction
+CLAIM, CHECK = "claim", "check"
+FIELDS = ("id", "claim", "paper", "ours", "interval", "n", "verdict", "rule", "chapter", "missing", "details", "kind",
+          "why")
 #: the result files the rules read (``<name>.json`` in a results directory; schemas in
 #: :mod:`fmask.experiment.records`)
 RESULT_NAMES = ("blue_shift", "table1", "energies", "table2", "single_image", "table3", "class_specificity",
@@ -86,6 +99,12 @@ PRESERVED_ACCURACY = 0.95
 SPARSE_KEPT_FRACTION = 0.10
 #: ... where "kept" is the paper's own threshold for the complement mask (Sec. 3.2: M^c = 1 where M < 1e-8)
 KEPT_THRESHOLD = 1e-8
+#: Fig. 4's "no clear bias" (translation): the difference of the low-half share of each mask's top entries
+#: (``fmask.analysis.bands.top_fraction_low_share``) to the vanilla mask's lies within ±0.05 -> equivalent
+FIG4_EQUIVALENCE_MARGIN = 0.05
+#: a second architecture's premise ("comparable performance", Sec. 2): its vanilla accuracy within 5 points
+#: of the main network's
+ARCHITECTURE_PREMISE_POINTS = 0.05
 #: seed replicates needed for a t interval of a dataset-mask quantity (Fig. 4 has one mask per network)
 MIN_REPLICATES = 3
 #: null samples needed so that a permutation p-value can reach 0.05 (smallest p = 1/(B+1))
@@ -231,6 +250,19 @@ def includes_verdict(iv: Sequence[float] | None, target: float) -> str:
     return REPRODUCED if half_width(iv) <= MAX_HALF_WIDTH else INCONCLUSIVE
 
 
+def equivalence_verdict(iv: Sequence[float] | None, margin: float) -> str:
+    """"No effect" with an equivalence margin fixed in advance: the interval inside [-margin, margin] ->
+    reproduced; entirely outside it (a clear effect) -> not reproduced; otherwise inconclusive."""
+    if iv is None:
+        return INCONCLUSIVE
+    lo, hi = float(iv[0]), float(iv[1])
+    if -margin <= lo and hi <= margin:
+        return REPRODUCED
+    if lo > margin or hi < -margin:
+        return NOT_REPRODUCED
+    return INCONCLUSIVE
+
+
 def combine(verdicts: Sequence[str]) -> str:
     """All parts reproduced -> reproduced; any part not reproduced -> not reproduced; else inconclusive."""
     if verdicts and all(v == REPRODUCED for v in verdicts):
@@ -276,7 +308,13 @@ def pct(v: float | None) -> str:
 
 
 
-def spec(id, claim, paper, rule, chapter, evaluate):  # noqa: A002 - "id" is the schema's field name
-    """One claim: its static text (``id``, ``claim``, ``paper``, ``rule``, ``chapter``) and its rule
-    ``evaluate(Results) -> outcome``."""
-    return {"id": id, "claim": claim, "paper": paper, "rule": rule, "chapter": chapter, "evaluate": evaluate}
+def spec(id, claim, paper, rule, chapter, evaluate, *, kind=CLAIM, why=None):  # noqa: A002 - schema's field name
+    """One entry: its static text (``id``, ``claim``, ``paper``, ``rule``, ``chapter``), its rule
+    ``evaluate(Results) -> outcome``, and its ``kind``: :data:`CLAIM` (could have come out either way) or
+    :data:`CHECK` (holds by construction or selection; ``why`` says which, and it is never counted)."""
+    if kind not in (CLAIM, CHECK):
+        raise ValueError(f"kind must be {CLAIM!r} or {CHECK!r}, got {kind!r}")
+    if (kind == CHECK) != bool(why):
+        raise ValueError(f"{id}: a check needs `why` (what makes it hold), a claim has none")
+    return {"id": id, "claim": claim, "paper": paper, "rule": rule, "chapter": chapter, "evaluate": evaluate,
+            "kind": kind, "why": why}

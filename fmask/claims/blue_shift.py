@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fmask.claims.base import (NOT_REPRODUCED, REPRODUCED, SPECTRAL_TOL, Results, outcome, spec)
+from fmask.claims.base import (CHECK, NOT_REPRODUCED, REPRODUCED, SPECTRAL_TOL, Results, outcome, spec)
 
 __all__ = ["specs"]
 
@@ -37,5 +37,7 @@ def specs() -> list[dict[str, Any]]:
              "Deterministic: reproduced if each of the four activations leaves more than the identity's share "
              f"(+{SPECTRAL_TOL:g}) of the non-DC energy above the input frequency AND all four intermodulation "
              "products 2f1, 2f2, f1+f2, f2-f1 are present after ReLU; otherwise not reproduced.",
-             "01_blue_shift", _blue_shift),
+             "01_blue_shift", _blue_shift, kind=CHECK,
+             why="mathematics: any pointwise nonlinearity that is not affine adds harmonics and mixes two input "
+                 "frequencies, so the computed spectra cannot come out otherwise"),
     ]

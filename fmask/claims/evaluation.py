@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from fmask.claims import architectures, blue_shift, energies, single_image, table1, table2, table3
-from fmask.claims.base import RESULT_NAMES, VERDICTS, Results
+from fmask.claims.base import CHECK, CLAIM, RESULT_NAMES, VERDICTS, Results
 
-__all__ = ["ORDER", "CLAIMS", "claim_specs", "evaluate_claims", "write_claims"]
+__all__ = ["ORDER", "CLAIMS", "claim_specs", "evaluate_claims", "tally", "write_claims"]
 
 #: the ledger's order of the claims: the paper's
 ORDER = (
@@ -88,16 +88,23 @@ def evaluate_claims(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         entry = {k: spec[k] for k in ("id", "claim", "paper")}
         entry.update({"ours": res["ours"], "interval": res["interval"], "n": res["n"], "verdict": res["verdict"],
                       "rule": spec["rule"], "chapter": spec["chapter"], "missing": res["missing"],
-                      "details": res["details"]})
+                      "details": res["details"], "kind": spec["kind"], "why": spec["why"]})
         assert entry["verdict"] in VERDICTS, entry
         out.append(entry)
     return out
 
 
+def tally(entries: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    """``{"claims": {verdict: n}, "checks": {verdict: n}}``: the tally of the claims that could have come out
+    either way, and apart from it that of the checks (which hold by construction or selection)."""
+    return {group: {v: sum(e["verdict"] == v and e.get("kind", CLAIM) == kind for e in entries) for v in VERDICTS}
+            for group, kind in (("claims", CLAIM), ("checks", CHECK))}
+
+
 def write_claims(results_dir: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
     """Evaluate the claims on the result files in ``results_dir`` and write them to ``path`` atomically.
 
-    The file is ``{"claims": [...], "counts": {verdict: number}, "results_dir": str}`` (``results_dir``
+    The file is ``{"claims": [...], "counts": {"claims"|"checks": {verdict: number}}, "results_dir": str}`` (``results_dir``
     relative to the file's folder, so no machine-local path is written). Exactly the files
     ``<name>.json`` of :data:`fmask.claims.base.RESULT_NAMES` are read, with their metadata so that the sample
     sizes the chapters store there are used (``fmask.experiment.results.load_results(results_dir,
@@ -116,7 +123,7 @@ def write_claims(results_dir: str | os.PathLike[str], path: str | os.PathLike[st
         raise ValueError(f"{target.name} in the results directory {results_dir} would be read back as a result "
                          f"file by fmask.experiment.results.load_results; use one of {sorted(NOT_RESULTS)} or another folder")
     entries = evaluate_claims(load_results(results_dir, with_meta=True, names=RESULT_NAMES))
-    counts = {v: sum(e["verdict"] == v for e in entries) for v in VERDICTS}
+    counts = tally(entries)
     rel = os.path.relpath(Path(results_dir).resolve(), target.parent.resolve())
     payload = {"claims": entries, "counts": counts, "results_dir": Path(rel).as_posix()}
     return atomic_write_json(payload, path)

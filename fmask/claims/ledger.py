@@ -40,14 +40,15 @@ __all__ = [
     "format_value",
     "format_ours",
     "claims_table_markdown",
+    "tally_sentence",
     "write_claims_table",
 ]
 
-VERDICTS = ("reproduced", "not reproduced", "inconclusive")
+VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not testable as stated")
 REQUIRED_KEYS = ("id", "claim", "paper", "ours", "interval", "n", "verdict", "rule", "chapter")
 GENERATED_DIR = "_generated"            # under book/; included by intro.md
 CLAIMS_TABLE = "claims_table.md"
-_VERDICT_MARK = {"reproduced": "✓", "not reproduced": "✗", "inconclusive": "?"}
+_VERDICT_MARK = {"reproduced": "✓", "not reproduced": "✗", "inconclusive": "?", "not testable as stated": "–"}
 _HEADING = re.compile(r"^\s{0,3}#\s+(.+?)\s*#*\s*$")
 _PY_HEADING = re.compile(r"^#\s+#\s+(.+?)\s*$")  # jupytext percent markdown: "# # 4. Dataset masks"
 
@@ -225,7 +226,8 @@ def _cell(text: str) -> str:
 
 def claims_table_markdown(claims: Sequence[Mapping[str, Any]], titles: Mapping[str, str | None] | None = None,
                           *, linked: Iterable[str] | None = None, source: str = "results/claims.json") -> str:
-    """MyST markdown: the claims table, a one-line tally, and a dropdown with each verdict's rule.
+    """MyST markdown: the tally (:func:`tally_sentence`) first, the table of the claims that could fail, the
+    table of the checks (entries of kind ``check``, with why each must hold), and a dropdown with each rule.
 
     ``titles`` maps chapter names to titles (:func:`chapter_titles`). A chapter with a title that is in
     ``linked`` (default: every chapter with a title) is linked as ``[title](chapter)`` (a document link,
@@ -237,27 +239,48 @@ def claims_table_markdown(claims: Sequence[Mapping[str, Any]], titles: Mapping[s
     linked = set(titles) if linked is None else set(linked)
     if not claims:
         return f"*The claims ledger (`{source}`) lists no claims for this build.*\n"
-    lines = [
-        "| claim | paper | ours [interval] | verdict | chapter |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for e in claims:
+
+    def link(e):
         title = titles.get(e["chapter"])
         if title and e["chapter"] in linked:
-            link = f"[{_cell(title)}]({e['chapter']})"
-        else:
-            link = _cell(title) if title else f"`{_cell(e['chapter'])}`"
-        verdict = f"{_VERDICT_MARK[e['verdict']]} {e['verdict']}"
-        lines.append("| " + " | ".join([_cell(e["claim"]), _cell(format_value(e["paper"])),
-                                         _cell(format_ours(e)), verdict, link]) + " |")
-    counts = {v: sum(e["verdict"] == v for e in claims) for v in VERDICTS}
-    tally = ", ".join(f"{counts[v]} {v}" for v in VERDICTS)
-    lines += ["", f"*{len(claims)} claims: {tally}. Intervals and verdict rules are computed by the chapters "
-                  f"(`{source}`).*", ""]
+            return f"[{_cell(title)}]({e['chapter']})"
+        return _cell(title) if title else f"`{_cell(e['chapter'])}`"
+
+    def rows(entries, last):
+        out = [f"| claim | paper | ours [interval] | verdict | {last} |", "| --- | --- | --- | --- | --- |"]
+        for e in entries:
+            verdict = f"{_VERDICT_MARK[e['verdict']]} {e['verdict']}"
+            tail = link(e) if last == "chapter" else _cell(e.get("why") or "")
+            out.append("| " + " | ".join([_cell(e["claim"]), _cell(format_value(e["paper"])), _cell(format_ours(e)),
+                                          verdict, tail]) + " |")
+        return out
+
+    tested = [e for e in claims if e.get("kind", "claim") == "claim"]
+    checks = [e for e in claims if e.get("kind", "claim") == "check"]
+    lines = [f"*{tally_sentence(claims)} Intervals and verdict rules are computed by the chapters (`{source}`).*", ""]
+    lines += rows(tested, "chapter") + [""]
+    if checks:
+        lines += ["**Checks.** These statements of the paper hold by construction or by selection in its method, so "
+                  "they cannot fail and are not counted as reproductions; they are shown to confirm the pipeline "
+                  "did what it should.", ""]
+        lines += rows(checks, "why it must hold") + [""]
     lines += [":::{dropdown} How each verdict was decided", ""]
     lines += [f"- **{_cell(e['id'])}**: {_cell(e['rule'])}" for e in claims]
     lines += ["", ":::", ""]
     return "\n".join(lines)
+
+
+def tally_sentence(claims: Sequence[Mapping[str, Any]]) -> str:
+    """One sentence: how many of the claims that could fail came out each way, and how many checks held."""
+    tested = [e for e in claims if e.get("kind", "claim") == "claim"]
+    checks = [e for e in claims if e.get("kind", "claim") == "check"]
+    counts = {v: sum(e["verdict"] == v for e in tested) for v in VERDICTS}
+    parts = [f"{counts[v]} {v}" for v in VERDICTS if counts[v] or v != "not testable as stated"]
+    text = f"Of {len(tested)} claims that could have come out either way: {', '.join(parts)}."
+    if checks:
+        held = sum(e["verdict"] == "reproduced" for e in checks)
+        text += f" {held} of {len(checks)} checks that hold by construction held."
+    return text
 
 
 def write_claims_table(book_dir: str | os.PathLike[str], claims_path: str | os.PathLike[str] | None = None,

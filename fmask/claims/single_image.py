@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from fmask.analysis import stats
-from fmask.claims.base import (BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CONFIDENCE, INCONCLUSIVE, KEPT_THRESHOLD,
+from fmask.claims.base import (NOT_TESTABLE, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CONFIDENCE, INCONCLUSIVE, KEPT_THRESHOLD,
                                NOT_REPRODUCED, REPRODUCED, SPARSE_KEPT_FRACTION, Results, as_interval, outcome,
                                sign_verdict, spec)
 
@@ -83,14 +83,15 @@ def _texture_proxy(R: Results) -> dict[str, Any]:
     cm = R.array("single_image", "per_image", "pixel_correlation", "masked")
     cc = R.array("single_image", "per_image", "pixel_correlation", "complement")
     if cm is None or cc is None or cm.shape != cc.shape:
-        return outcome(missing=["single_image.per_image.pixel_correlation{masked, complement} (n,): Pearson "
+        return outcome(verdict=NOT_TESTABLE,
+                       missing=["single_image.per_image.pixel_correlation{masked, complement} (n,): Pearson "
                                 "correlation of each image x with M(x) and with M^c(x)"])
     k, n = int(np.sum(cm < cc)), int(cm.size)
     iv = stats.wilson_interval(k, n, CONFIDENCE)
-    verdict = REPRODUCED if iv[0] > 0.5 else NOT_REPRODUCED if iv[1] < 0.5 else INCONCLUSIVE
-    return outcome(ours=k / n, interval=iv, n=n, verdict=verdict,
+    proxy = REPRODUCED if iv[0] > 0.5 else NOT_REPRODUCED if iv[1] < 0.5 else INCONCLUSIVE
+    return outcome(ours=k / n, interval=iv, n=n, verdict=NOT_TESTABLE,
                    details={"median_corr_masked": float(np.median(cm)),
-                             "median_corr_complement": float(np.median(cc))})
+                            "median_corr_complement": float(np.median(cc)), "pixel_correlation_proxy": proxy})
 
 
 def specs() -> list[dict[str, Any]]:
@@ -120,8 +121,9 @@ def specs() -> list[dict[str, Any]]:
              "Images filtered by their masks are not recognisable and resemble texture-like patterns, while "
              "complement-filtered images stay recognisable (Sec. 3.2, Fig. 5 bottom; abstract).",
              "qualitative (Fig. 5B, 5C); no number printed",
-             "Proxy (the claim itself is visual): share of images whose pixel correlation with M(x) is below "
-             "their correlation with M^c(x); 95% Wilson interval above 50% -> reproduced; below 50% -> not "
-             "reproduced; otherwise inconclusive.",
+             "Not testable as stated: 'recognisable' and 'texture-like' are judgements of human viewers, and the "
+             "paper gives no measure; no computed number can decide them. Shown for the reader (not a verdict): "
+             "the share of images whose pixel correlation with M(x) is below their correlation with M^c(x), with "
+             "its 95% Wilson interval, and what a 50% threshold on it would say (details).",
              "06_single_image_masks", _texture_proxy),
     ]

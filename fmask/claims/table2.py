@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from fmask.analysis import stats
-from fmask.claims.base import (CONFIDENCE, INCONCLUSIVE, NOT_REPRODUCED, PRESERVED_ACCURACY, MAX_HALF_WIDTH, REPRODUCED,
+from fmask.claims.base import (CHECK, CONFIDENCE, INCONCLUSIVE, NOT_REPRODUCED, PRESERVED_ACCURACY, MAX_HALF_WIDTH, REPRODUCED,
                                Results, accuracy_count, as_interval, includes_verdict, outcome, paired_table,
                                paper_value, pct, sign_verdict, spec, to_int)
 
@@ -90,7 +90,8 @@ def specs() -> list[dict[str, Any]]:
              "(paper Table 2)",
              "By construction: reproduced if the vanilla network's accuracy is exactly 100% on x and exactly 0% "
              "on x_A; not reproduced otherwise.",
-             "06_single_image_masks", _table2_selection),
+             "06_single_image_masks", _table2_selection, kind=CHECK,
+             why="the selection: only images the vanilla network gets right and its attack gets wrong are used"),
         spec("table2.masked_preserves",
              "Filtering an image with its own mask M_N,x does not alter the network's decision (Sec. 1, "
              "Sec. 3.2, Table 2: M_N,x(x)).",
@@ -98,7 +99,8 @@ def specs() -> list[dict[str, Any]]:
              f"95% Wilson interval of the accuracy on M(x): lower end >= {100 * PRESERVED_ACCURACY:g}% -> "
              f"reproduced; upper end below {100 * PRESERVED_ACCURACY:g}% -> not reproduced; otherwise "
              "inconclusive.",
-             "06_single_image_masks", _make_table2_cell("masked", "preserved")),
+             "06_single_image_masks", _make_table2_cell("masked", "preserved"), kind=CHECK,
+             why="the objective: each single-image mask is learned to keep its image's prediction"),
         spec("table2.complement_drop",
              "Accuracy drops by ~45% on images filtered by the complementary masks M^c_N,x (Sec. 3.2, Table 2).",
              f"{pct(pv('table2', 'vanilla', 'complement'))} (paper Table 2, M^c_N,x(x))",
@@ -114,7 +116,8 @@ def specs() -> list[dict[str, Any]]:
              "95% interval of accuracy(M(x)) - accuracy(M^c(x)) on the same images (paired when the discordant "
              "counts are known or implied, else Newcombe): excludes 0 and is positive -> reproduced; excludes 0 "
              "and is negative -> not reproduced; otherwise inconclusive.",
-             "06_single_image_masks", _complement_necessary),
+             "06_single_image_masks", _complement_necessary, kind=CHECK,
+             why="the objective: M(x) keeps the prediction by construction, so any drop on M^c(x) makes it hold"),
         spec("table2.attack_reversal",
              "Filtering adversarial examples with the clean image's mask reverses the attack in ~60% of the "
              "samples (Sec. 3.2, Table 2: M_N,x(x_A)).",

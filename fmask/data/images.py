@@ -164,7 +164,7 @@ def load_tensor_file(path: str | os.PathLike) -> tuple[Tensor, Tensor | None]:
     if labels is not None:
         labels = torch.as_tensor(labels)
         if labels.dim() != 1 or labels.shape[0] != x.shape[0] or labels.is_floating_point():
-            raise ValueError(f"{path}: 'labels' must be integer (N,) with N = {x.shape[0]}, got "
+            raise ValueError(f"{path}: the labels ('labels' or 'targets') must be integer (N,) with N = {x.shape[0]}, got "
                              f"{labels.dtype} {tuple(labels.shape)}")
         labels = labels.long()
     if x.dim() == 3:

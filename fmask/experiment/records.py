@@ -101,6 +101,8 @@ SCHEMAS: dict[str, tuple[Field, ...]] = {
         Field("replicates.*.angular_share", "fraction_rows", width="n_bands"),
         Field("replicates.*.angular_share_isotropic", "fraction_rows", width="n_bands",
               length="replicates.*.angular_share"),
+        Field("replicates.*.top_low_share", "fractions", length="replicates.*.radial_share"),
+        Field("replicates.*.mask_mean", "fractions", length="replicates.*.radial_share"),
     ),
     "table2": (
         Field(_T2ROW, "mapping"),
