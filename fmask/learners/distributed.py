@@ -314,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m fmask.learners.distributed`` (what every rank runs).
 
     An expected failure (bad input, a file error, a rank that timed out) is one line
-    ``fmask: error: rank R: ...`` on stderr and exit status 2 (``FMASK_DEBUG=1``: the traceback).
+    ``fmask: error: ...`` on stderr (naming the rank) and exit status 2 (``FMASK_DEBUG=1``: the traceback).
     """
     args = build_worker_parser().parse_args(argv)
     try:
@@ -323,7 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("FMASK_DEBUG"):
             raise
         text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-        print(f"fmask: error: rank {world_info()[0]}: {text}", file=sys.stderr, flush=True)
+        where = "" if isinstance(exc, TimeoutError) else f"rank {world_info()[0]}: "  # a timeout names its ranks
+        print(f"fmask: error: {where}{text}", file=sys.stderr, flush=True)
         return 2
 
 
