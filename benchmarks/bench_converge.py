@@ -65,10 +65,8 @@ def final_objective(model, images, targets, masks, lam, space):
     return obj.double().numpy(), logits.argmax(1).numpy(), comp.numpy()
 
 
-def run_solver(name, over, model, images, targets, base, seed, n_bands):
-    settings = dict(base)
-    if over is not None:
-        settings.update({k: v for k, v in over.items()})
+def run_solver(over, model, images, targets, base, seed, n_bands):
+    settings = {**base, **(over or {})}
     learner = PerImageMasks(model, **settings, seed=seed, progress=False)
     t0 = time.perf_counter()
     res = learner(images, targets)
@@ -76,7 +74,7 @@ def run_solver(name, over, model, images, targets, base, seed, n_bands):
     obj, pred, comp = final_objective(model.eval(), images, targets, res.masks, settings["lam"], learner.space)
     steps = res.steps.numpy().astype(int)
     return {
-        "settings": {k: v for k, v in settings.items()},
+        "settings": settings,
         "seconds": secs,
         "steps": steps.tolist(),
         "passes": (steps + 1).tolist(),
@@ -140,18 +138,17 @@ def main(argv=None):
     base = dict(run.single_mask_params)
     n_bands = int(run.profile["analysis"]["n_bands"])
 
-    records = {}
-    for name in args.solvers:
-        records[name] = run_solver(name, SOLVERS[name], model, images, targets, base, args.seed, n_bands)
-        s = summarise(records[name], records.get("original") if name != "original" else None, targets.numpy())
+    records, summary = {}, {}
+    for name in sorted(args.solvers, key=lambda n: n != "original"):  # the reference first
+        records[name] = run_solver(SOLVERS[name], model, images, targets, base, args.seed, n_bands)
+        summary[name] = s = summarise(records[name], records.get("original") if name != "original" else None,
+                                      targets.numpy())
         print(f"{name:>10}: {s['seconds']:7.1f} s, passes {s['passes_total']}, steps median {s['steps_median']:.0f} "
               f"p90 {s['steps_p90']:.0f} max {s['steps_max']}, converged {s['converged_share']:.1%}, "
               f"objective {s['objective_mean']:.4f}, mask mean {s['mask_mean']:.3f}, "
               f"low half {s['low_half_share']:.3f}, complement acc {s['complement_accuracy']:.3f}", flush=True)
-    summary = {n: summarise(r, records.get("original") if n != "original" and "original" in records else None,
-                            targets.numpy()) for n, r in records.items()}
     doc = {"benchmark": "bench_converge", "profile": args.profile, "n": args.n, "seed": args.seed, "tol": TOL,
-           "selection_indices": sel.idx[pick].tolist() if hasattr(sel, "idx") else pick.tolist(),
+           "selection_indices": sel.idx[pick].tolist(),
            "machine": machine(), "summary": summary, "per_mask": records}
     if args.out:
         Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")

@@ -44,6 +44,7 @@ import numpy as np
 from fmask import plots
 
 from fmask.analysis import bands, stats
+from fmask.analysis.density import TOP_FRACTION, density_correlations
 from fmask.data.regimes import PAPER_LETTERS, REGIMES
 
 run = ch.run
@@ -131,8 +132,8 @@ ch.glue("adv_vs_vanilla", _compare("adversarial"))
 # this build, the correlation of each statistic with the mask's mean.
 
 # %% tags=["hide-input"]
-density = bands.density_correlations(replicates)
-ch.glue("top_fraction", f"{100 * bands.TOP_FRACTION:g}%")
+density = density_correlations(replicates)
+ch.glue("top_fraction", f"{100 * TOP_FRACTION:g}%")
 ch.glue("n_masks", str(density["n_masks"]))
 ch.table([{"statistic": name, "correlation with the mask mean": v}
           for name, v in density["correlation"].items()], digits=2)

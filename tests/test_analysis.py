@@ -413,7 +413,8 @@ def test_top_fraction_low_share_reads_where_the_largest_entries_are_not_how_many
 
 
 def test_density_correlations_cover_every_mask_and_name_both_statistics():
-    from fmask.analysis.bands import density_correlations, replicate_band_energies
+    from fmask.analysis.bands import replicate_band_energies
+    from fmask.analysis.density import density_correlations
 
     g = torch.Generator().manual_seed(0)
     masks = {r: [torch.rand(1, 1, 32, 32, generator=g) ** k for k in (1, 2, 3)] for r in ("vanilla", "rotate")}

@@ -3,7 +3,9 @@
 * :mod:`~fmask.analysis.maps` -- the shape check of mask inputs, centred mask maps, differences between masks;
 * :mod:`~fmask.analysis.complements` -- the complement threshold, binarised and complement masks, kept shares;
 * :mod:`~fmask.analysis.bands` -- band energies, their differences between regimes and spread over seeds, band
-  dominance;
+  dominance, the low-half share of each mask's top entries;
+* :mod:`~fmask.analysis.density` -- the density-fair Fig. 4 setting (numpy only) and how each statistic follows
+  mask density;
 * :mod:`~fmask.analysis.accuracy` -- predictions, masked accuracies, per-image outcomes and the Table 1 / Table 2
   counts;
 * :mod:`~fmask.analysis.probe` -- class specificity: the linear probe, its permutation null, UMAP, the study;

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fmask.analysis.density import TOP_FRACTION
 from fmask.analysis.maps import as_4d
 from fmask.core.spectral import band_energy, centered, radial_bands
 
@@ -93,9 +94,6 @@ def ring_averaged(masks: Tensor) -> Tensor:
     avg = (sums / counts)[:, ring].reshape(m.shape)
     return uncentered(avg)
 
-
-#: the fraction of a mask's entries whose location the density-fair Fig. 4 statistic reads (fixed in advance)
-TOP_FRACTION = 0.05
 
 
 def top_fraction_low_share(masks: Tensor, n_bands: int, q: float = TOP_FRACTION) -> np.ndarray:
@@ -214,22 +212,3 @@ def low_frequency_share(masks: Tensor, n_bands: int) -> np.ndarray:
     e = band_energies(as_4d(masks, "masks"), int(n_bands), "radial")
     return e[:, : int(n_bands) // 2].sum(dim=1).double().numpy()
 
-
-def density_correlations(replicates: Mapping[str, Mapping[str, np.ndarray]]) -> dict:
-    """How much each Fig. 4 statistic follows the mask's density: over every dataset mask in ``replicates``
-    (:func:`replicate_band_energies`; all regimes and seeds), the Pearson correlation of the mask mean with
-    the low-half energy share (the paper's unit-norm energies) and with :func:`top_fraction_low_share`.
-    Returns ``{"n_masks": int, "correlation": {statistic: r or None}}`` (None when a statistic is constant)."""
-    mean = np.concatenate([np.asarray(rep["mask_mean"], float) for rep in replicates.values()])
-    stats_ = {
-        "low-half energy share (paper's unit-norm energies)": np.concatenate(
-            [np.asarray(rep["radial_share"], float)[:, : np.asarray(rep["radial_share"]).shape[1] // 2].sum(axis=1)
-             for rep in replicates.values()]),
-        f"low-half share of the top {100 * TOP_FRACTION:g}% entries": np.concatenate(
-            [np.asarray(rep["top_low_share"], float) for rep in replicates.values()]),
-    }
-    out = {}
-    for name, v in stats_.items():
-        ok = mean.size >= 2 and np.std(mean) > 0 and np.std(v) > 0
-        out[name] = float(np.corrcoef(mean, v)[0, 1]) if ok else None
-    return {"n_masks": int(mean.size), "correlation": out}

@@ -7,7 +7,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from fmask.analysis import stats
-from fmask.analysis.bands import TOP_FRACTION
+from fmask.analysis.density import TOP_FRACTION
 from fmask.claims.base import (CONFIDENCE, FIG4_EQUIVALENCE_MARGIN, INCONCLUSIVE, MIN_REPLICATES, NOT_REPRODUCED,
                                REPRODUCED, Results, equivalence_verdict,
                                as_interval, combine, hull, outcome, sign_verdict, spec)

@@ -21,11 +21,21 @@ std 0.226) is NOT applied here; it lives in :class:`fmask.models.zoo.Normalized`
 """
 from __future__ import annotations
 
-from fmask.data.augment import REGIME_AFFINE, BatchTrainTransform, eval_transform, pil_transform, train_transform
-from fmask.data.datasets import CACHE_VERSION, TensorImageDataset, content_key, decode_image, load_split
-from fmask.data.imagenette import (CLASS_NAMES, FIRST5_CLASSES, IMAGE_EXTENSIONS, IMAGENETTE_URLS, IMAGENETTE_WNIDS,
-                         PAPER_CLASSES, CorruptImageError, ImagenetteUnavailable, download_imagenette,
-                         find_data_root, list_split, resolve_classes)
+import importlib
+from typing import Any
+
+#: each public name -> the module that defines it; looked up on first use, so that importing a light module
+#: of this package (``fmask.data.regimes``) does not import torch through the package
+_HOMES: dict[str, str] = {
+    **{n: "augment" for n in ("REGIME_AFFINE", "BatchTrainTransform", "eval_transform", "pil_transform",
+                              "train_transform")},
+    **{n: "datasets" for n in ("CACHE_VERSION", "TensorImageDataset", "content_key", "decode_image", "load_split")},
+    **{n: "imagenette" for n in ("CLASS_NAMES", "FIRST5_CLASSES", "IMAGE_EXTENSIONS", "IMAGENETTE_URLS",
+                                 "IMAGENETTE_WNIDS", "PAPER_CLASSES", "CorruptImageError", "ImagenetteUnavailable",
+                                 "download_imagenette", "find_data_root", "list_split", "resolve_classes")},
+    "planted_frequency_dataset": "synthetic",
+    "write_fake_imagenette": "fake",
+}
 
 __all__ = [
     "IMAGENETTE_WNIDS",
@@ -55,19 +65,13 @@ __all__ = [
 ]
 
 
-def planted_frequency_dataset(*args, **kwargs):
-    """Re-export of :func:`fmask.data.synthetic.planted_frequency_dataset` (imported lazily)."""
-    from fmask.data.synthetic import planted_frequency_dataset as _pfd
-
-    return _pfd(*args, **kwargs)
-
-
-def write_fake_imagenette(*args, **kwargs):
-    """Re-export of :func:`fmask.data.fake.write_fake_imagenette` (imported lazily)."""
-    from fmask.data.fake import write_fake_imagenette as _w
-
-    return _w(*args, **kwargs)
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'fmask.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"fmask.data.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value
 
 
-write_fake_imagenette.__doc__ = "Re-export of :func:`fmask.data.fake.write_fake_imagenette`: " + (
-    "a tiny Imagenette-layout folder (all 10 wnids, RGB JPEGs) for tests and demos.")
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -43,7 +43,10 @@ def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
             "flags": [f for f in KERNEL_FLAGS if f in flags]}
 
 
-def _torch_build() -> dict[str, Any]:
+@functools.lru_cache(maxsize=1)
+def _torch_build() -> tuple[tuple[str, Any], ...]:
+    """The torch build's fixed facts as ``(key, value)`` pairs, read once per process (every saved result
+    file records them)."""
     import torch
 
     cfg = torch.__config__.show()
@@ -54,9 +57,9 @@ def _torch_build() -> dict[str, Any]:
         capability = torch.backends.cpu.get_cpu_capability()
     except Exception:  # pragma: no cover - very old torch
         capability = None
-    return {"torch": torch.__version__, "blas": blas.group(1) if blas else None,
-            "mkl": mkl.group(1) if mkl else None, "onednn": dnn.group(1) if dnn else None,
-            "cpu_capability": capability, "threads": torch.get_num_threads()}
+    return (("torch", torch.__version__), ("blas", blas.group(1) if blas else None),
+            ("mkl", mkl.group(1) if mkl else None), ("onednn", dnn.group(1) if dnn else None),
+            ("cpu_capability", capability))
 
 
 def machine(threads: int | None = None) -> dict[str, Any]:
@@ -66,9 +69,10 @@ def machine(threads: int | None = None) -> dict[str, Any]:
 
     ``threads``: the thread count to record instead of this process's own (the book runner's kernels run
     with a pinned count that the runner process itself need not use)."""
-    out = {"cpu": cpu_info(), **_torch_build()}
-    if threads is not None:
-        out["threads"] = int(threads)
+    import torch
+
+    out = {"cpu": cpu_info(), **dict(_torch_build()),
+           "threads": int(threads) if threads is not None else torch.get_num_threads()}
     out["kind"] = cpu_kind(out)
     return out
 
